@@ -1,0 +1,3 @@
+from synthmix.cli import main
+
+main()

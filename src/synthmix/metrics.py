@@ -1,0 +1,85 @@
+"""Classification metrics for one run, and their mean with a confidence interval over seeds."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+
+def evaluate(
+    y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy, F1-macro, weighted F1, per-class precision/recall/F1/support and the
+    confusion matrix (rows = true class, columns = predicted, in `classes` order).
+
+    A class never predicted gets precision 0 (scikit-learn's zero_division=0), which is what a
+    reader of a per-class table expects rather than a warning and NaN.
+    """
+    labels = list(classes)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    macro = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="macro", zero_division=0
+    )
+    weighted = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="weighted", zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_macro": float(macro[2]),
+        "f1_weighted": float(weighted[2]),
+        "precision_macro": float(macro[0]),
+        "recall_macro": float(macro[1]),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "classes": labels,
+    }
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Mean over seeds with a two-sided 95% Student-t confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    std: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def format(self, digits: int = 3) -> str:
+        if self.n < 2:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f}"
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """With one value the interval collapses to the point: there is no spread to estimate."""
+    array = np.asarray(values, dtype=float)
+    n = len(array)
+    if n == 0:
+        raise ValueError("no values")
+    mean = float(array.mean())
+    if n == 1:
+        return Estimate(mean, mean, mean, 1, 0.0)
+    std = float(array.std(ddof=1))
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n, std)

@@ -1,0 +1,109 @@
+"""The results store of an experiment run, and per-cell summaries over seeds.
+
+A run directory holds `run.json` (the resolved config, data fingerprints, package versions)
+and `results.jsonl`, one line per finished (cell, seed), appended and fsynced as soon as it
+finishes. A killed run leaves at most a torn last line, which is ignored; rerunning skips
+every key already present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthmix.errors import SynthmixError
+from synthmix.metrics import mean_ci
+
+RUN_FILE = "run.json"
+RESULTS_FILE = "results.jsonl"
+SUMMARY_METRICS = ("f1_macro", "f1_weighted", "accuracy")
+
+
+class ResultsStore:
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / RESULTS_FILE
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        records = []
+        with self.path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill mid-write; that cell simply reruns
+        return records
+
+    def finished_keys(self) -> set[str]:
+        return {record["key"] for record in self.records()}
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self.path.open("a", encoding="utf-8") as handle:
+            if handle.tell() > 0 and not self._ends_with_newline():
+                handle.write("\n")  # isolate a torn line left by a previous kill
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with self.path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+
+
+def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / (RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.replace(run_dir / RUN_FILE)
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    if not path.exists():
+        raise SynthmixError(f"{run_dir}: not an experiment run directory (no {RUN_FILE})")
+    info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return info
+
+
+def summarize(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell: mean and 95% CI over seeds of F1-macro, weighted F1 and accuracy
+    (columns `<metric>`, `<metric>_low`, `<metric>_high`), plus mean per-class F1
+    (columns `f1[<class>]`) and the number of seeds."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[record["cell_key"]].append(record)
+    rows = []
+    for cell_key, group in groups.items():
+        cell = group[0]["cell"]
+        row: dict[str, Any] = {
+            "cell_key": cell_key,
+            "plan": cell["plan"],
+            "source": cell["source"],
+            "real_fraction": cell["real_fraction"],
+            "synthetic_ratio": cell["synthetic_ratio"],
+            "title": cell["title"],
+            "seeds": len(group),
+            "train_size": sum(r["train_size"] for r in group) / len(group),
+            "shortfall": max(sum(r["shortfall"].values()) for r in group),
+        }
+        for metric in SUMMARY_METRICS:
+            estimate = mean_ci([r["metrics"][metric] for r in group])
+            row[metric] = estimate.mean
+            row[f"{metric}_low"] = estimate.low
+            row[f"{metric}_high"] = estimate.high
+        for label in group[0]["metrics"]["classes"]:
+            row[f"f1[{label}]"] = sum(r["metrics"]["per_class"][label]["f1"] for r in group) / len(
+                group
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)

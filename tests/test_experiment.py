@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from synthmix.config import load_experiment
+from synthmix.data import LabeledData, sample_per_class, stratified_fraction
+from synthmix.errors import ConfigError, DataError
+from synthmix.experiment import run_experiment
+from synthmix.results import ResultsStore, read_run_info
+
+
+@pytest.fixture(scope="module")
+def experiment_files(
+    cedr_train: LabeledData, cedr_test: LabeledData, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A small real experiment: 10% of CEDR train as the real data, another disjoint part of
+    CEDR train standing in for a synthetic source, 300 test sentences."""
+    folder = tmp_path_factory.mktemp("experiment")
+    real = stratified_fraction(cedr_train, 0.1, seed=0)
+    rest = cedr_train.frame[~cedr_train.frame["text"].isin(set(real.texts))].reset_index(drop=True)
+    stand_in = sample_per_class(LabeledData(rest, "rest"), real.class_counts(), seed=1)
+    real.frame.to_csv(folder / "train.csv", index=False)
+    stand_in.frame.assign(generator="held-out-real", strategy="none").to_csv(
+        folder / "synth.csv", index=False
+    )
+    test = stratified_fraction(cedr_test, 300 / len(cedr_test), seed=0)
+    test.frame.to_csv(folder / "test.csv", index=False)
+    config = {
+        "name": "small",
+        "data": {"train": "train.csv", "test": "test.csv"},
+        "sources": [{"path": "synth.csv", "name": "heldout"}],
+        "plans": {"learning_curve": [0.5, 1.0], "synthetic_ratios": [0.5, 1.0]},
+        "seeds": 2,
+        "classifier": {"name": "tfidf_logreg", "params": {"max_iter": 200}},
+    }
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return folder
+
+
+def test_full_run_records_everything(experiment_files: Path, tmp_path: Path) -> None:
+    config = load_experiment(experiment_files / "experiment.yaml")
+    outcome = run_experiment(config, tmp_path / "run", jobs=2, progress=False)
+    # real: 0.1 (small-real reference), 0.5, 1.0; source: 3 fixed plans + 2 ratios
+    assert (outcome.total, outcome.ran, outcome.reused) == (16, 16, 0)
+    records = ResultsStore(tmp_path / "run").records()
+    assert len({r["key"] for r in records}) == 16
+    all_real = [r for r in records if r["cell_key"] == "real_only|-|1|0"]
+    assert {r["seed"] for r in all_real} == {0, 1}
+    assert all(0.2 < r["metrics"]["f1_macro"] < 0.9 for r in records)
+    info = read_run_info(tmp_path / "run")
+    assert info["config"]["seeds"] == [0, 1]
+    assert info["data"]["train"]["rows"] == 742
+    assert info["data"]["sources"]["heldout"]["rows"] == 742
+    assert {"python", "scikit-learn", "numpy", "synthmix"} <= set(info["versions"])
+    assert info["classifier"] == {"name": "tfidf_logreg", "params": {"max_iter": 200}}
+
+
+def test_rerun_skips_finished_cells_and_extra_seeds_extend(
+    experiment_files: Path, tmp_path: Path
+) -> None:
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.plans.learning_curve = [1.0]
+    config.sources = []
+    first = run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    again = run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    assert (first.ran, again.ran, again.reused) == (2, 0, 2)
+    config.seeds = [0, 1, 2]
+    more = run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    assert (more.ran, more.reused) == (1, 2)
+
+
+def test_changed_config_refuses_the_old_run_dir(experiment_files: Path, tmp_path: Path) -> None:
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.plans.learning_curve = [1.0]
+    config.sources = []
+    config.seeds = [0]
+    run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    config.classifier.params = {"C": 1.0}
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    assert str(caught.value) == (
+        f"{tmp_path / 'run'}: holds results of a different experiment (config or data changed); "
+        "pass another --out or delete that folder"
+    )
+
+
+def test_resume_after_kill(experiment_files: Path, tmp_path: Path) -> None:
+    """SIGKILL mid-run, then rerun: finished fits are reused, none is lost or doubled, and the
+    resumed results equal an uninterrupted run's."""
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "synthmix.cli",
+        "experiment",
+        str(experiment_files / "experiment.yaml"),
+        "--out",
+        str(run_dir),
+        "--jobs",
+        "1",
+        "--no-report",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = run_dir / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if results.exists() and len(results.read_text(encoding="utf-8").splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = {
+        json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()
+    }
+    assert 3 <= len(done_before) < 16, "the kill should land mid-run"
+    with results.open("a", encoding="utf-8") as handle:
+        handle.write('{"key": "torn')  # what a kill during a write leaves behind
+
+    config = load_experiment(experiment_files / "experiment.yaml")
+    outcome = run_experiment(config, run_dir, jobs=1, progress=False)
+    assert outcome.reused == len(done_before)
+    assert outcome.ran == 16 - len(done_before)
+    records = ResultsStore(run_dir).records()
+    assert sorted(r["key"] for r in records) == sorted({r["key"] for r in records})
+    assert len(records) == 16
+
+    fresh = tmp_path / "fresh"
+    run_experiment(config, fresh, jobs=2, progress=False)
+    scores = {r["key"]: r["metrics"]["f1_macro"] for r in ResultsStore(fresh).records()}
+    assert {r["key"]: r["metrics"]["f1_macro"] for r in records} == pytest.approx(scores)
+
+
+def test_bad_source_label_fails_before_training(experiment_files: Path, tmp_path: Path) -> None:
+    synthetic = pd.read_csv(experiment_files / "synth.csv")
+    synthetic.loc[2, "label"] = "happiness"
+    path = tmp_path / "synth.csv"
+    synthetic.to_csv(path, index=False)
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.sources[0].path = str(path)
+    with pytest.raises(DataError) as caught:
+        run_experiment(config, tmp_path / "run", progress=False)
+    assert str(caught.value) == (
+        f"{path}: row 3: label 'happiness' does not occur in the training data "
+        f"({experiment_files / 'train.csv'})"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_single_class_source_fails_before_training(experiment_files: Path, tmp_path: Path) -> None:
+    synthetic = pd.read_csv(experiment_files / "synth.csv")
+    path = tmp_path / "synth.csv"
+    synthetic[synthetic["label"] == "anger"].to_csv(path, index=False)
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.sources[0].path = str(path)
+    with pytest.raises(DataError) as caught:
+        run_experiment(config, tmp_path / "run", progress=False)
+    assert str(caught.value) == (f"{path}: only one class ('anger'); a classifier needs at least 2")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("name: x\n", "missing 'data'"),
+        (
+            "name: x\ndata: {train: a.csv}\nplans: {learnin_curve: [1]}\n",
+            "plans: unknown key 'learnin_curve' (allowed: learning_curve, synthetic_only, "
+            "half_and_half, real_plus_equal, small_real_fraction, synthetic_ratios)",
+        ),
+        (
+            "name: x\ndata: {train: a.csv}\nseeds: [0, one]\n",
+            "seeds[1]: expected int, got str 'one'",
+        ),
+        ("name: x\ndata: {train: a.csv}\nseeds: []\n", "'seeds' must name at least one seed"),
+        ("name: x\ndata: [train]\n", "data: expected a mapping, got list ['train']"),
+        ("name: x\ndata: {train: a.csv\n", "invalid YAML"),
+    ],
+)
+def test_config_errors_are_one_line(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml_text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert expected in message
