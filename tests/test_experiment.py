@@ -10,41 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from synthmix.config import load_experiment
-from synthmix.data import LabeledData, sample_per_class, stratified_fraction
 from synthmix.errors import ConfigError, DataError
 from synthmix.experiment import run_experiment
 from synthmix.results import ResultsStore, read_run_info
-
-
-@pytest.fixture(scope="module")
-def experiment_files(
-    cedr_train: LabeledData, cedr_test: LabeledData, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """A small real experiment: 10% of CEDR train as the real data, another disjoint part of
-    CEDR train standing in for a synthetic source, 300 test sentences."""
-    folder = tmp_path_factory.mktemp("experiment")
-    real = stratified_fraction(cedr_train, 0.1, seed=0)
-    rest = cedr_train.frame[~cedr_train.frame["text"].isin(set(real.texts))].reset_index(drop=True)
-    stand_in = sample_per_class(LabeledData(rest, "rest"), real.class_counts(), seed=1)
-    real.frame.to_csv(folder / "train.csv", index=False)
-    stand_in.frame.assign(generator="held-out-real", strategy="none").to_csv(
-        folder / "synth.csv", index=False
-    )
-    test = stratified_fraction(cedr_test, 300 / len(cedr_test), seed=0)
-    test.frame.to_csv(folder / "test.csv", index=False)
-    config = {
-        "name": "small",
-        "data": {"train": "train.csv", "test": "test.csv"},
-        "sources": [{"path": "synth.csv", "name": "heldout"}],
-        "plans": {"learning_curve": [0.5, 1.0], "synthetic_ratios": [0.5, 1.0]},
-        "seeds": 2,
-        "classifier": {"name": "tfidf_logreg", "params": {"max_iter": 200}},
-    }
-    (folder / "experiment.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return folder
 
 
 def test_full_run_records_everything(experiment_files: Path, tmp_path: Path) -> None:

@@ -137,3 +137,21 @@ def test_titles() -> None:
     assert Cell(SMALL_REAL_PLUS_SYNTHETIC, 0.1, 0.25, "s").title == "10% real + 25% synthetic"
     assert Cell(REAL_ONLY, 0.05).title == "5% real"
     assert Cell(HALF_AND_HALF, 0.5, 0.5, "s").title == "half real + half synthetic"
+
+
+def test_deriver_sees_only_the_cells_real_sample(real: LabeledData) -> None:
+    """Synthetic texts derived for a '10% real' cell must come from those 10% only; deriving
+    them from all real data would leak the other 90% into the cell."""
+    seen: list[LabeledData] = []
+
+    def deriver(visible: LabeledData, per_class: int, seed: int) -> LabeledData:
+        seen.append(visible)
+        return visible  # the visible texts themselves stand in for derived ones
+
+    mix = compose(Cell(SMALL_REAL_PLUS_SYNTHETIC, 0.1, 1.0, "s"), real, deriver, seed=2)
+    real_texts = mix.data.frame.loc[mix.data.frame["origin"] == "real", "text"]
+    assert sorted(seen[0].texts) == sorted(real_texts)
+    assert mix.shortfall == {k: n - TEN_PERCENT[k] for k, n in REAL_COUNTS.items()}
+
+    compose(Cell(SYNTHETIC_ONLY, 0.0, 1.0, "s"), real, deriver, seed=2)
+    assert len(seen[1]) == len(real)

@@ -26,7 +26,7 @@ from synthmix.errors import ConfigError
 from synthmix.metrics import evaluate
 from synthmix.mixing import Cell, compose, plan_cells
 from synthmix.results import RUN_FILE, ResultsStore, read_run_info, write_run_info
-from synthmix.sources import load_sources
+from synthmix.sources import DerivedSource, derived_sources, load_sources
 
 RECORDED_PACKAGES = (
     "synthmix",
@@ -44,7 +44,7 @@ RECORDED_PACKAGES = (
 class ExperimentData:
     train: LabeledData
     test: LabeledData
-    sources: dict[str, LabeledData]
+    sources: dict[str, LabeledData | DerivedSource]
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,12 @@ def load_experiment_data(config: ExperimentConfig) -> ExperimentData:
     check_test_labels(train, test)
     if config.card is not None:
         load_card(config.resolve(config.card)).check_covers(train, config.card)
-    sources = load_sources(config.sources, config.base_dir, train)
-    return ExperimentData(train=train, test=test, sources=sources)
+    files = load_sources(config.sources, config.base_dir, train)
+    derived = derived_sources(config.sources)
+    clash = sorted(set(files) & set(derived))
+    if clash:
+        raise ConfigError(f"two synthetic sources are named {clash[0]!r}; set 'name'")
+    return ExperimentData(train=train, test=test, sources={**files, **derived})
 
 
 def run_experiment(
@@ -202,7 +206,12 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
     described = {
         "train": _describe(data.train),
         "test": _describe(data.test),
-        "sources": {name: _describe(source) for name, source in data.sources.items()},
+        "sources": {
+            name: _describe(source)
+            if isinstance(source, LabeledData)
+            else {"source": f"rule-based augmentation per cell: {source.settings}"}
+            for name, source in data.sources.items()
+        },
     }
     # Seeds are left out: adding seeds to a finished run extends it instead of refusing it.
     settings = {k: v for k, v in config.to_dict().items() if k != "seeds"}

@@ -18,6 +18,7 @@ them are used and the shortfall is recorded with the cell's result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -128,10 +129,21 @@ class TrainingMix:
     shortfall: dict[str, int]
 
 
-def compose(cell: Cell, real: LabeledData, synthetic: LabeledData | None, seed: int) -> TrainingMix:
+class SyntheticDeriver(Protocol):
+    """Makes synthetic texts from the real texts a cell may see (e.g. rule-based EDA)."""
+
+    def __call__(self, visible: LabeledData, per_class: int, seed: int) -> LabeledData: ...
+
+
+def compose(
+    cell: Cell,
+    real: LabeledData,
+    synthetic: LabeledData | SyntheticDeriver | None,
+    seed: int,
+) -> TrainingMix:
     """Build the training set of one cell for one seed. The real sample for a fraction is
     the same in every cell with that fraction and seed, so mixes differ only in what is
-    added."""
+    added. A deriver sees only the cell's real sample (all real data for synthetic-only)."""
     want_real, want_synthetic = planned_counts(cell, real.class_counts())
     parts: list[pd.DataFrame] = []
     real_part = sample_per_class(real, want_real, seed) if any(want_real.values()) else None
@@ -142,6 +154,9 @@ def compose(cell: Cell, real: LabeledData, synthetic: LabeledData | None, seed: 
     if any(want_synthetic.values()):
         if synthetic is None:
             raise ValueError(f"cell {cell.key} needs a synthetic source")
+        if not isinstance(synthetic, LabeledData):
+            visible = real_part if real_part is not None else real
+            synthetic = synthetic(visible, max(want_synthetic.values()), seed)
         synthetic_part = sample_per_class(synthetic, want_synthetic, seed + _SYNTHETIC_SEED_OFFSET)
         got_synthetic = synthetic_part.class_counts()
         shortfall = {

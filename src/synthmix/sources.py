@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from synthmix.augment import AugmentConfig, augment
 from synthmix.data import LABEL, TEXT, LabeledData, load_labeled
 from synthmix.errors import ConfigError, DataError
 
@@ -19,14 +21,58 @@ PROVENANCE_COLUMNS = ("generator", "strategy", "temperature", "prompt_hash", "se
 
 @dataclass
 class SourceConfig:
-    """A synthetic data file. `split_by` names provenance columns whose value combinations
-    become separate sources (one file from `synthmix generate` can hold several)."""
+    """A synthetic source: a file (`path`), or rule-based augmentation (`augment`, with
+    AugmentConfig settings such as alpha and operations) derived in every cell from the real
+    texts that cell may see.
 
-    path: str
+    `split_by` names provenance columns of a file whose value combinations become separate
+    sources (one file from `synthmix generate` can hold several).
+    """
+
+    path: str | None = None
     name: str | None = None
+    augment: dict[str, Any] | None = None
     split_by: list[str] = field(default_factory=list)
     text_column: str = TEXT
     label_column: str = LABEL
+
+
+class DerivedSource:
+    """Synthetic texts made per cell from the real texts the cell trains on (or, for
+    synthetic-only cells, from all real texts). A source file made once from the whole
+    training set would leak the other 90% of the real data into a "10% real" cell."""
+
+    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+        self.name = name
+        self.settings = dict(settings)
+        if "operations" in self.settings:
+            self.settings["operations"] = tuple(self.settings["operations"])
+        self.config(per_class=1, seed=0)  # reject bad settings before any training
+
+    def config(self, per_class: int, seed: int) -> AugmentConfig:
+        try:
+            return AugmentConfig(per_class=per_class, seed=seed, **self.settings)
+        except TypeError as exc:
+            raise ConfigError(f"source {self.name!r}: augment: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"source {self.name!r}: augment: {exc}") from None
+
+    def __call__(self, visible: LabeledData, per_class: int, seed: int) -> LabeledData:
+        return augment(visible, self.config(per_class, seed))
+
+
+def derived_sources(configs: list[SourceConfig]) -> dict[str, DerivedSource]:
+    sources = {}
+    for config in configs:
+        if config.augment is None:
+            continue
+        if config.path is not None:
+            raise ConfigError("a source has either 'path' or 'augment', not both")
+        name = config.name or "eda"
+        if name in sources:
+            raise ConfigError(f"two synthetic sources are named {name!r}; set 'name'")
+        sources[name] = DerivedSource(name, config.augment)
+    return sources
 
 
 def load_sources(
@@ -36,6 +82,10 @@ def load_sources(
     Source names must be unique across the experiment."""
     sources: dict[str, LabeledData] = {}
     for config in configs:
+        if config.augment is not None:
+            continue
+        if config.path is None:
+            raise ConfigError("a source needs 'path' (a file) or 'augment' (rule-based)")
         path = Path(config.path)
         if not path.is_absolute():
             path = base_dir / path

@@ -1,0 +1,373 @@
+"""Client for OpenAI-compatible HTTP servers (OpenAI, vLLM, llama.cpp, TGI, LM Studio...).
+
+Calls survive the usual trouble of long generation runs: rate limits (429 with
+Retry-After), overloaded servers (5xx), hangs (timeouts), dropped connections and garbled
+bodies are retried with exponential backoff and full jitter; mistakes that retrying
+cannot fix (bad key, unknown model, bad request) fail at once with a one-line error.
+
+The API key is read from an environment variable at call time and only ever placed in
+the Authorization header: it is not an attribute, so it cannot leak through repr, config
+dumps, cache keys or error messages (server error texts are scrubbed of it too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from synthmix.llm.backend import BackendError, CompletionRequest, CompletionResult
+
+log = logging.getLogger("synthmix")
+
+# 408/409/425 are transient by definition; 429 is a rate limit; 5xx is the server's fault.
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+_RETRY_AFTER_STATUS = frozenset({429, 503})
+_MAX_SERVER_MESSAGE = 200
+# Rough characters-per-token for the TPM limiter's estimate before usage is known;
+# Cyrillic tokenises worse than English, so err on the high side of tokens.
+_CHARS_PER_TOKEN = 3.0
+_DEFAULT_COMPLETION_ESTIMATE = 512
+
+
+class TokenBucket:
+    """Async token bucket: `per_minute` units refill continuously, bursts up to
+    `capacity` (default: one second's worth, at least one unit).
+
+    `acquire(amount)` waits until the bucket holds `amount`; `charge(delta)` corrects a
+    guess afterwards (the TPM limiter only learns real usage from the response) and may
+    drive the level negative, so later callers wait the debt off.
+    """
+
+    def __init__(self, per_minute: float, capacity: float | None = None) -> None:
+        if per_minute <= 0:
+            raise ValueError(f"rate must be > 0 per minute, got {per_minute}")
+        self.rate = per_minute / 60.0
+        self.capacity = capacity if capacity is not None else max(1.0, self.rate)
+        self.level = self.capacity
+        self._updated = time.monotonic()
+        self._lock: asyncio.Lock | None = None
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self._updated) * self.rate)
+        self._updated = now
+
+    async def acquire(self, amount: float = 1.0) -> None:
+        amount = min(amount, self.capacity)  # a request bigger than a burst waits for a full one
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # FIFO: waiters are served in arrival order
+            while True:
+                self._refill()
+                if self.level >= amount:
+                    self.level -= amount
+                    return
+                await asyncio.sleep((amount - self.level) / self.rate)
+
+    def charge(self, delta: float) -> None:
+        self._refill()
+        self.level = min(self.capacity, self.level - delta)
+
+
+@dataclass
+class BackendStats:
+    """Totals over the backend's life, for run reports."""
+
+    requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+    def count_error(self, kind: str) -> None:
+        self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+
+
+class _Retry(Exception):
+    """A failed attempt worth repeating; `wait_s` is the server's Retry-After if any."""
+
+    def __init__(self, reason: str, wait_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait_s = wait_s
+
+
+@dataclass
+class _LoopState:
+    """Objects bound to one event loop. Each asyncio.run() gets a fresh set, so one
+    backend can serve several runs (tests, notebooks) without 'attached to a different
+    loop' errors."""
+
+    loop: asyncio.AbstractEventLoop
+    client: httpx.AsyncClient
+    semaphore: asyncio.Semaphore
+    rpm: TokenBucket | None
+    tpm: TokenBucket | None
+
+
+class OpenAICompatibleBackend:
+    """`/v1/chat/completions` (chat=True) or `/v1/completions` (chat=False) client.
+
+    `base_url` is the server root, with or without a trailing `/v1`. Prices are per 1000
+    tokens and only feed cost reports and budgets.
+    """
+
+    name = "openai-http"
+    is_remote = True
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        chat: bool = True,
+        max_concurrency: int = 8,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 6,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        price_per_1k_prompt: float = 0.0,
+        price_per_1k_completion: float = 0.0,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.model = model
+        self.api_key_env = api_key_env
+        self.chat = chat
+        self.max_concurrency = max_concurrency
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.price_per_1k_prompt = price_per_1k_prompt
+        self.price_per_1k_completion = price_per_1k_completion
+        self.stats = BackendStats()
+        self._state: _LoopState | None = None
+        self._jitter = random.Random()  # jitter must differ between processes, not repeat
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAICompatibleBackend(base_url={self.base_url!r}, model={self.model!r}, "
+            f"chat={self.chat}, api_key_env={self.api_key_env!r})"
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base_url}/v1/{'chat/completions' if self.chat else 'completions'}"
+
+    def cache_identity(self) -> dict[str, str]:
+        return {"kind": self.name, "base_url": self.base_url, "model": self.model}
+
+    def config(self) -> dict[str, Any]:
+        """Settings for run records: names the key's environment variable, never the key."""
+        return {
+            "backend": self.name,
+            "base_url": self.base_url,
+            "model": self.model,
+            "chat": self.chat,
+            "api_key_env": self.api_key_env,
+            "max_concurrency": self.max_concurrency,
+            "requests_per_minute": self.requests_per_minute,
+            "tokens_per_minute": self.tokens_per_minute,
+            "timeout_s": self.timeout_s,
+            "max_retries": self.max_retries,
+            "price_per_1k_prompt": self.price_per_1k_prompt,
+            "price_per_1k_completion": self.price_per_1k_completion,
+        }
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.price_per_1k_prompt
+            + completion_tokens * self.price_per_1k_completion
+        ) / 1000.0
+
+    # ------------------------------------------------------------------ event-loop state
+
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        if self._state is None or self._state.loop is not loop:
+            limits = httpx.Limits(max_connections=self.max_concurrency)
+            self._state = _LoopState(
+                loop=loop,
+                client=httpx.AsyncClient(timeout=self.timeout_s, limits=limits),
+                semaphore=asyncio.Semaphore(self.max_concurrency),
+                rpm=TokenBucket(self.requests_per_minute) if self.requests_per_minute else None,
+                tpm=TokenBucket(self.tokens_per_minute) if self.tokens_per_minute else None,
+            )
+        return self._state
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the current event loop (optional: they are
+        dropped with the loop anyway)."""
+        if self._state is not None and self._state.loop is asyncio.get_running_loop():
+            await self._state.client.aclose()
+            self._state = None
+
+    # --------------------------------------------------------------------------- calls
+
+    def _api_key(self) -> str:
+        if self.api_key_env is None:
+            return ""
+        return os.environ.get(self.api_key_env, "")
+
+    def _headers(self) -> dict[str, str]:
+        key = self._api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _scrub(self, text: str) -> str:
+        """One line, without the key (servers echo a rejected key back, partly or not)."""
+        key = self._api_key()
+        if key:
+            text = text.replace(key, "***")
+        return " ".join(text.split())
+
+    def _payload(self, request: CompletionRequest) -> dict[str, Any]:
+        if self.chat != request.is_chat:
+            want = "messages" if self.chat else "a prompt"
+            raise BackendError(f"{self.endpoint}: this backend sends {want}; request has not")
+        body: dict[str, Any] = {"model": self.model, **request.sampling()}
+        if request.messages is not None:
+            body["messages"] = request.messages
+        else:
+            body["prompt"] = request.prompt
+        return body
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        body = self._payload(request)
+        state = self._loop_state()
+        estimate = len(request.input_text()) / _CHARS_PER_TOKEN + (
+            request.max_tokens or _DEFAULT_COMPLETION_ESTIMATE
+        )
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if state.rpm is not None:
+                await state.rpm.acquire()
+            if state.tpm is not None:
+                await state.tpm.acquire(estimate)
+            try:
+                result = await self._attempt(state, body)
+            except _Retry as exc:
+                last = exc.reason
+                self.stats.count_error(exc.reason.split(" ", 1)[0])
+                if attempt == self.max_retries:
+                    break
+                delay = exc.wait_s if exc.wait_s is not None else self._backoff(attempt)
+                self.stats.retries += 1
+                log.info("%s: %s; retry %d in %.1fs", self.model, last, attempt + 1, delay)
+                await asyncio.sleep(delay)
+                continue
+            if state.tpm is not None:
+                state.tpm.charge(result.prompt_tokens + result.completion_tokens - estimate)
+            return result
+        raise BackendError(
+            f"{self.endpoint} (model {self.model}): gave up after "
+            f"{self.max_retries + 1} attempts; last error: {last}"
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter (AWS architecture blog): spreads retries of many concurrent callers
+        # so they do not hit a recovering server in lockstep.
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0**attempt)
+        return self._jitter.uniform(0.0, ceiling)
+
+    async def _attempt(self, state: _LoopState, body: dict[str, Any]) -> CompletionResult:
+        async with state.semaphore:
+            self.stats.requests += 1
+            try:
+                response = await state.client.post(
+                    self.endpoint, json=body, headers=self._headers()
+                )
+            except httpx.TimeoutException:
+                raise _Retry(f"timeout after {self.timeout_s}s") from None
+            except httpx.TransportError as exc:
+                reason = self._scrub(str(exc)) or type(exc).__name__
+                raise _Retry(f"connection error: {reason}") from None
+        return self._handle(response)
+
+    def _handle(self, response: httpx.Response) -> CompletionResult:
+        status = response.status_code
+        if status == 200:
+            return self._parse(response)
+        message = self._server_message(response)
+        if status in _RETRYABLE_STATUS or status >= 500:
+            wait = _retry_after(response) if status in _RETRY_AFTER_STATUS else None
+            raise _Retry(f"HTTP {status}: {message}", wait)
+        raise BackendError(f"HTTP {status} from {self.endpoint} (model {self.model}): {message}")
+
+    def _server_message(self, response: httpx.Response) -> str:
+        try:
+            body = response.json()
+            error = body.get("error", body) if isinstance(body, dict) else body
+            text = error.get("message", error) if isinstance(error, dict) else error
+            text = str(text)
+        except (ValueError, AttributeError):
+            text = response.text
+        text = self._scrub(text) or response.reason_phrase
+        if len(text) > _MAX_SERVER_MESSAGE:
+            text = text[:_MAX_SERVER_MESSAGE] + "…"
+        return text
+
+    def _parse(self, response: httpx.Response) -> CompletionResult:
+        try:
+            raw = response.json()
+            choices = raw["choices"]
+            if self.chat:
+                texts = [str(c["message"]["content"] or "") for c in choices]
+            else:
+                texts = [str(c["text"]) for c in choices]
+        except (ValueError, KeyError, TypeError, IndexError):
+            # A proxy cut the body short or the server sent HTML: the next try may work.
+            raise _Retry("malformed response body") from None
+        if not isinstance(raw, dict) or not texts:
+            raise _Retry("malformed response body (no choices)")
+        usage = raw.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+        cost = self.cost(prompt_tokens, completion_tokens)
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += completion_tokens
+        self.stats.cost += cost
+        return CompletionResult(
+            texts=texts,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            raw=self._scrub_raw(raw),
+            cost=cost,
+        )
+
+    def _scrub_raw(self, raw: dict[str, Any]) -> dict[str, Any]:
+        # The raw body goes into the cache file; a key echoed in it must not.
+        key = self._api_key()
+        dumped = json.dumps(raw, ensure_ascii=False)
+        if key and key in dumped:
+            scrubbed: dict[str, Any] = json.loads(dumped.replace(key, "***"))
+            return scrubbed
+        return raw
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds; the HTTP-date form is rare from API servers and ignored
+    (the caller falls back to its own backoff)."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import synthmix
+from llm_server import ScriptedServer, cedr_answerer, serve
+from synthmix.augment import normalize
+from synthmix.cards import ClassCard, TaskCard, load_card
+from synthmix.data import LabeledData
+from synthmix.generate import (
+    PROVENANCE,
+    GenerationConfig,
+    generate_until_unique,
+    write_generation_report,
+)
+from synthmix.llm import (
+    AnswerCache,
+    CachedBackend,
+    CompletionRequest,
+    CompletionResult,
+    OpenAICompatibleBackend,
+)
+
+CARD_PATH = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
+CLASSES = ["anger", "fear", "joy"]
+
+
+class ScriptedBackend:
+    """In-process backend: answers from a function of the call number; costs 1.0."""
+
+    name = "scripted"
+    model = "scripted-model"
+    chat = True
+    is_remote = False
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    def cache_identity(self) -> dict[str, str]:
+        return {"kind": self.name, "model": self.model}
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        self.calls += 1
+        text = self.answer(self.calls)  # type: ignore[operator]
+        return CompletionResult(texts=[text], prompt_tokens=10, completion_tokens=20, cost=1.0)
+
+
+def _tiny_card() -> TaskCard:
+    classes = [
+        ClassCard("joy", "Радость.", examples=["Ура, каникулы!"]),
+        ClassCard("fear", "Страх.", examples=["Боюсь темноты."]),
+    ]
+    return TaskCard(task="emotions", language="ru", classes=classes)
+
+
+def test_yield_duplicates_and_leaks_are_counted_exactly() -> None:
+    # Every answer: a copy of a real text (leak), a repeated text (duplicate after the
+    # first call) and one new text; asks for 3 texts per call.
+    def answer(n: int) -> str:
+        return f"Вот:\n1. «Ура, каникулы!»\n2. Общий текст.\n3. Новый текст номер {n}."
+
+    backend = ScriptedBackend(answer)
+    config = GenerationConfig(
+        strategy="zero-shot", per_class=5, texts_per_call=3, concurrency=1, classes=["joy"]
+    )
+    result = asyncio.run(
+        generate_until_unique(backend, "zero-shot", _tiny_card(), None, config, progress=False)
+    )
+    joy = result.classes["joy"]
+    # call 1 keeps 2 (shared + new); then ceil(3/3)=1 call at a time, each keeps 1 new.
+    assert (joy.calls, joy.texts_returned, joy.leaks, joy.duplicates) == (4, 12, 4, 3)
+    assert (joy.unique, joy.kept, joy.stopped_by) == (5, 5, "target")
+    assert joy.yield_ == pytest.approx(5 / 12)
+    assert joy.cost == 4.0 and joy.prompt_tokens == 40
+    assert len(result.data) == 5 and result.data.class_counts() == {"joy": 5}
+
+
+def test_call_budget_and_cost_budget_stop_generation(tmp_path: Path) -> None:
+    same = ScriptedBackend(lambda n: "1. Один и тот же текст.")
+    config = GenerationConfig(strategy="zero-shot", per_class=10, max_calls_per_class=4)
+    result = asyncio.run(
+        generate_until_unique(same, "zero-shot", _tiny_card(), None, config, progress=False)
+    )
+    assert [r.stopped_by for r in result.classes.values()] == ["max_calls", "max_calls"]
+    assert result.classes["joy"].calls == 4 and result.classes["joy"].kept == 1
+    assert result.classes["fear"].kept == 0  # same text again: duplicate across classes
+
+    fresh = ScriptedBackend(lambda n: f"1. Текст {n}.\n2. Ещё текст {n}.")
+    config = GenerationConfig(strategy="zero-shot", per_class=100, max_cost=2.5, concurrency=1)
+    result = asyncio.run(
+        generate_until_unique(fresh, "zero-shot", _tiny_card(), None, config, progress=False)
+    )
+    assert result.classes["joy"].calls == 3 and result.classes["joy"].stopped_by == "max_cost"
+    assert result.classes["fear"].calls == 0 and result.classes["fear"].stopped_by == "max_cost"
+    assert result.totals()["cost"] == 3.0
+    write_generation_report(result, tmp_path / "report.json")
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["classes"]["joy"]["kept"] == 6 and report["totals"]["calls"] == 3
+
+
+@pytest.fixture
+def cedr_server(cedr_train: LabeledData) -> Iterator[ScriptedServer]:
+    with serve(cedr_answerer(cedr_train)) as server:
+        yield server
+
+
+def test_cedr_generation_reaches_exact_counts(
+    cedr_server: ScriptedServer, cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    backend = CachedBackend(
+        OpenAICompatibleBackend(cedr_server.url, "test-model", api_key_env=None),
+        AnswerCache(tmp_path / "cache.db"),
+    )
+    config = GenerationConfig(strategy="fskw", per_class=12, k=4, seed=3, classes=CLASSES)
+    card = load_card(CARD_PATH)
+    result = asyncio.run(
+        generate_until_unique(backend, "fskw", card, cedr_train, config, progress=False)
+    )
+    data = result.data
+    assert data.class_counts() == dict.fromkeys(CLASSES, 12)
+    assert list(data.frame.columns) == ["text", "label", *PROVENANCE]
+    assert set(data.frame["generator"]) == {"test-model"}
+    assert set(data.frame["strategy"]) == {"fskw"}
+    assert data.frame["call_id"].is_unique
+    keys = [normalize(t) for t in data.texts]
+    assert len(set(keys)) == len(keys)
+    assert not set(keys) & {normalize(t) for t in cedr_train.texts}
+    for label in CLASSES:
+        report = result.classes[label]
+        assert report.kept == 12 and report.texts_returned == 5 * report.calls
+        assert report.unique == report.texts_returned - report.duplicates - report.leaks
+        assert report.yield_ == pytest.approx(report.unique / report.texts_returned)
+    assert result.totals()["calls"] == cedr_server.count
+    # Same settings again: everything from the cache, same rows, no request.
+    again = asyncio.run(
+        generate_until_unique(backend, "fskw", card, cedr_train, config, progress=False)
+    )
+    pd.testing.assert_frame_equal(again.data.frame, data.frame)
+    assert cedr_server.count == result.totals()["calls"]
+
+
+def test_leaked_real_texts_are_dropped(cedr_train: LabeledData) -> None:
+    with serve(cedr_answerer(cedr_train, leak=True)) as server:
+        backend = OpenAICompatibleBackend(server.url, "test-model", api_key_env=None)
+        config = GenerationConfig(
+            strategy="few-shot", per_class=5, max_calls_per_class=2, classes=["joy"]
+        )
+        card = load_card(CARD_PATH)
+        result = asyncio.run(
+            generate_until_unique(backend, "few-shot", card, cedr_train, config, progress=False)
+        )
+    joy = result.classes["joy"]
+    assert joy.kept == 0 and joy.leaks == joy.texts_returned == 10
+
+
+_SCRIPT = """
+import asyncio, sys
+from synthmix.cards import load_card
+from synthmix.data import load_labeled
+from synthmix.generate import GenerationConfig, generate_until_unique
+from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
+
+url, cache, out, card, train = sys.argv[1:6]
+backend = CachedBackend(
+    OpenAICompatibleBackend(url, "test-model", api_key_env=None, max_concurrency=2),
+    AnswerCache(cache),
+)
+config = GenerationConfig(
+    strategy="few-shot", per_class=15, k=3, seed=7, concurrency=2,
+    classes=["anger", "fear", "joy"],
+)
+result = asyncio.run(generate_until_unique(
+    backend, "few-shot", load_card(card), load_labeled(train), config, progress=False
+))
+result.data.frame.to_csv(out, index=False)
+"""
+
+
+def _start(script: Path, server: ScriptedServer, cache: Path, out: Path, train: Path):
+    args = [sys.executable, str(script), server.url, str(cache), str(out)]
+    return subprocess.Popen([*args, str(CARD_PATH), str(train)])
+
+
+def test_kill_minus_9_then_rerun_reuses_every_cached_answer(
+    cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(_SCRIPT, encoding="utf-8")
+    train = Path(cedr_train.source)
+    with serve(cedr_answerer(cedr_train), delay_s=0.1) as server:
+        full = _start(script, server, tmp_path / "full.db", tmp_path / "full.csv", train)
+        assert full.wait(timeout=30) == 0
+        full_requests = server.count
+
+        killed = _start(script, server, tmp_path / "resume.db", tmp_path / "resume.csv", train)
+        deadline = time.monotonic() + 20
+        while server.count < full_requests + 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(killed.pid, signal.SIGKILL)
+        assert killed.wait(timeout=10) == -signal.SIGKILL
+        assert not (tmp_path / "resume.csv").exists()  # killed before it finished
+        time.sleep(0.2)  # let the server finish replies to the dead client
+        before_rerun = server.count
+        cached = len(AnswerCache(tmp_path / "resume.db"))  # opens fine after kill -9
+        assert 0 < cached < full_requests
+
+        rerun = _start(script, server, tmp_path / "resume.db", tmp_path / "resume.csv", train)
+        assert rerun.wait(timeout=30) == 0
+        rerun_requests = server.count - before_rerun
+
+    assert rerun_requests == full_requests - cached  # nothing cached was asked again
+    full_rows = pd.read_csv(tmp_path / "full.csv")
+    resumed_rows = pd.read_csv(tmp_path / "resume.csv")
+    pd.testing.assert_frame_equal(resumed_rows, full_rows)
+    assert full_rows["label"].value_counts().to_dict() == dict.fromkeys(CLASSES, 15)

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llm_server import Reply, ScriptedServer, completion_body, serve
+from synthmix.llm import (
+    AnswerCache,
+    CachedBackend,
+    CompletionRequest,
+    OpenAICompatibleBackend,
+    cache_key,
+)
+
+KEY = "sk-test-SECRET-cache-9876543210"
+
+
+def _answer(body: dict) -> str:
+    return "1. Какой чудесный день!\n2. Мы победили!"
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with serve(_answer) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHMIX_TEST_KEY", KEY)
+
+
+def _backend(server: ScriptedServer) -> OpenAICompatibleBackend:
+    return OpenAICompatibleBackend(
+        server.url, "test-model", api_key_env="SYNTHMIX_TEST_KEY", backoff_base_s=0.01
+    )
+
+
+def _request(sample_index: int = 0, text: str = "Напиши радостный текст.") -> CompletionRequest:
+    messages = [{"role": "user", "content": text}]
+    return CompletionRequest(messages=messages, temperature=1.0, sample_index=sample_index)
+
+
+def test_sample_index_is_part_of_the_key(server: ScriptedServer, tmp_path: Path) -> None:
+    cached = CachedBackend(_backend(server), AnswerCache(tmp_path / "cache.db"))
+
+    async def run() -> list[bool]:
+        flags = []
+        for index in (0, 1, 2, 2, 0, 1):
+            flags.append((await cached.complete(_request(index))).cached)
+        return flags
+
+    assert asyncio.run(run()) == [False, False, False, True, True, True]
+    assert server.count == 3
+    assert (cached.stats.hits, cached.stats.misses, cached.stats.requests) == (3, 3, 3)
+
+
+def test_key_covers_model_endpoint_prompt_and_sampling() -> None:
+    identity = {"kind": "openai-http", "base_url": "http://127.0.0.1:1", "model": "a"}
+    base = cache_key(identity, _request())
+    assert base == cache_key(dict(identity), _request())
+    assert base != cache_key({**identity, "model": "b"}, _request())
+    assert base != cache_key({**identity, "base_url": "http://127.0.0.1:2"}, _request())
+    assert base != cache_key(identity, _request(text="Другой текст"))
+    other = CompletionRequest(messages=_request().messages, temperature=0.5)
+    assert base != cache_key(identity, other)
+
+
+def test_answers_survive_reopening(server: ScriptedServer, tmp_path: Path) -> None:
+    path = tmp_path / "cache.db"
+    first = CachedBackend(_backend(server), AnswerCache(path))
+    result = asyncio.run(first.complete(_request()))
+    second = CachedBackend(_backend(server), AnswerCache(path))  # first still open: WAL
+    again = asyncio.run(second.complete(_request()))
+    assert again.cached and again.texts == result.texts
+    assert (again.prompt_tokens, again.completion_tokens) == (
+        result.prompt_tokens,
+        result.completion_tokens,
+    )
+    assert server.count == 1
+    assert len(second.cache) == 1
+
+
+def test_answer_is_stored_before_the_caller_uses_it(server: ScriptedServer, tmp_path: Path) -> None:
+    cache = AnswerCache(tmp_path / "cache.db")
+    cached = CachedBackend(_backend(server), cache)
+
+    async def crash_while_parsing() -> None:
+        await cached.complete(_request())
+        raise RuntimeError("parser bug")
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(crash_while_parsing())
+    assert cached.key(_request()) in AnswerCache(tmp_path / "cache.db")
+
+
+def test_concurrent_identical_misses_share_one_request(tmp_path: Path) -> None:
+    with serve(_answer, delay_s=0.2) as server:
+        cached = CachedBackend(_backend(server), AnswerCache(tmp_path / "cache.db"))
+
+        async def run() -> None:
+            await asyncio.gather(*(cached.complete(_request()) for _ in range(4)))
+
+        asyncio.run(run())
+        assert server.count == 1
+
+
+def test_api_key_is_nowhere_in_cache_files(server: ScriptedServer, tmp_path: Path) -> None:
+    # Even an answer that echoes the key (a misbehaving proxy) is stored without it.
+    def echo(body: dict) -> dict:
+        answer = completion_body(body, "1. Текст")
+        answer["system_fingerprint"] = f"key={KEY}"
+        return answer
+
+    server.script = [Reply(body=echo({"messages": _request().messages}))]
+    cache = AnswerCache(tmp_path / "cache.db")
+    backend = _backend(server)
+    cached = CachedBackend(backend, cache)
+    asyncio.run(cached.complete(_request(0)))
+    asyncio.run(cached.complete(_request(1)))
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert server.auth_headers[0] == f"Bearer {KEY}"  # the key was used...
+    assert KEY.encode() not in stored  # ...but not written down
+    assert KEY not in repr(cached) and KEY not in repr(backend)
