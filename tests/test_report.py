@@ -262,3 +262,18 @@ def test_single_seed_cells_render_without_interval(tmp_path: Path) -> None:
     table = ranking_table(cell_summaries(make_run_records(tmp_path, scores)))
 
     assert table.rows[0][3] == "0.700"
+
+
+def test_headline_names_the_minimum_real_fraction(tmp_path: Path) -> None:
+    scores = {
+        SMALL_REAL: [0.50, 0.51, 0.52],
+        Cell(REAL_ONLY, 0.5): [0.69, 0.70, 0.71],
+        Cell(REAL_ONLY, 0.8): [0.70, 0.71, 0.72],
+        ALL_REAL: [0.70, 0.71, 0.72],
+    }
+    html_text = write_report(make_run(tmp_path / "a", scores)).html.read_text()
+    assert "Minimum real data: 50% of the real data is within noise of all of it" in html_text
+    scores[Cell(REAL_ONLY, 0.5)] = [0.60, 0.61, 0.62]
+    scores[Cell(REAL_ONLY, 0.8)] = [0.64, 0.65, 0.66]
+    html_text = write_report(make_run(tmp_path / "b", scores)).html.read_text()
+    assert "every fraction up to 80% scores below all real data beyond noise" in html_text

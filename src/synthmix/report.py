@@ -272,6 +272,7 @@ def _describe(cell: CellSummary) -> str:
 def headline(cells: Sequence[CellSummary]) -> list[Finding]:
     reference = find_reference(cells)
     findings = [_reference_finding(reference)]
+    findings.extend(_minimum_real_finding(cells, reference))
     findings.extend(_best_findings(cells, reference))
     if _sources(cells):
         findings.extend(_small_real_findings(cells))
@@ -291,6 +292,37 @@ def _reference_finding(reference: CellSummary | None) -> Finding:
         f"All real data (the reference): F1-macro {reference.f1_macro.format()} "
         f"over {reference.seeds} seed{'' if reference.seeds == 1 else 's'}."
     )
+
+
+def _minimum_real_finding(
+    cells: Sequence[CellSummary], reference: CellSummary | None
+) -> list[Finding]:
+    """The smallest real fraction whose CI overlaps all-real: below it, more real data (or
+    something else) is needed."""
+    if reference is None:
+        return []
+    curve = sorted(
+        (c for c in cells if c.plan == REAL_ONLY and not c.is_reference),
+        key=lambda c: c.real_fraction,
+    )
+    enough = [c for c in curve if c.f1_macro.overlaps(reference.f1_macro)]
+    if not curve:
+        return []
+    if not enough:
+        largest = curve[-1]
+        return [
+            Finding(
+                f"Minimum real data: every fraction up to {largest.real_fraction:.0%} scores "
+                "below all real data beyond noise."
+            )
+        ]
+    first = enough[0]
+    return [
+        Finding(
+            f"Minimum real data: {first.real_fraction:.0%} of the real data is within noise of "
+            f"all of it (F1-macro {first.f1_macro.format()})."
+        )
+    ]
 
 
 def _best_findings(cells: Sequence[CellSummary], reference: CellSummary | None) -> list[Finding]:
@@ -607,7 +639,13 @@ def _heatmap_rows(cells: Sequence[CellSummary], reference: CellSummary | None) -
             c.key,
         ),
     )
-    return ([reference] if reference is not None else []) + mixes
+    # The small real fraction alone is the row the small-real mixes must beat.
+    fraction = small_real_fraction(cells)
+    small_alone = real_only_cell(cells, fraction) if fraction is not None else None
+    baselines = [reference] if reference is not None else []
+    if small_alone is not None and small_alone is not reference:
+        baselines.append(small_alone)
+    return baselines + mixes
 
 
 def _per_class_plot(cells: Sequence[CellSummary], reference: CellSummary | None) -> Plot | None:
@@ -628,7 +666,8 @@ def _per_class_plot(cells: Sequence[CellSummary], reference: CellSummary | None)
     return Plot(
         FIGURE_NAMES[2],
         "Per-class F1",
-        "Which classes each mix helps or hurts, against all real data in the first row.",
+        "Which classes each mix helps or hurts, against all real data (first row) and the small "
+        "real fraction alone (second row).",
         _png(figure),
     )
 
