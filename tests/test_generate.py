@@ -225,3 +225,23 @@ def test_kill_minus_9_then_rerun_reuses_every_cached_answer(
     resumed_rows = pd.read_csv(tmp_path / "resume.csv")
     pd.testing.assert_frame_equal(resumed_rows, full_rows)
     assert full_rows["label"].value_counts().to_dict() == dict.fromkeys(CLASSES, 15)
+
+
+def test_key_points_runs_its_preparation_call_first() -> None:
+    prompts: list[str] = []
+
+    class Recording(ScriptedBackend):
+        async def complete(self, request: CompletionRequest) -> CompletionResult:
+            assert request.messages is not None
+            prompts.append(request.messages[-1]["content"])
+            return await super().complete(request)
+
+    backend = Recording(lambda n: f"1. отпуск {n}\n2. подарки {n}\n3. встреча {n}")
+    config = GenerationConfig(strategy="key-points", per_class=6, texts_per_call=3)
+    config.classes = ["joy"]
+    result = asyncio.run(
+        generate_until_unique(backend, "key-points", _tiny_card(), None, config, progress=False)
+    )
+    assert "характерных для класса «joy»" in prompts[0]  # step 1: key points
+    assert "отпуск 1" in prompts[1]  # step 2 writes about the points found
+    assert result.classes["joy"].calls == 3 and result.classes["joy"].kept == 6
