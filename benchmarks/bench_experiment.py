@@ -1,5 +1,5 @@
-"""Wall time of the demo grid (shipped CEDR, rule-based source, 1 seed) with one worker vs one
-per core, and the share of time spent composing mixes vs fitting.
+"""Wall time and fits per second of the demo grid (shipped CEDR, rule-based source, 1 seed)
+with one worker vs one per core, and the share of time spent composing mixes vs fitting.
 
 Run: `make bench` (or `python benchmarks/bench_experiment.py --jobs 1 2`).
 """
@@ -29,6 +29,7 @@ def time_grid(jobs: int) -> dict[str, float]:
         "jobs": jobs,
         "fits": outcome.ran,
         "wall_s": round(wall, 2),
+        "fits_per_s": round(outcome.ran / wall, 3),
         "compose_s": round(sum(r["timings"]["compose_s"] for r in records), 2),
         "fit_s": round(sum(r["timings"]["fit_s"] for r in records), 2),
         "predict_s": round(sum(r["timings"]["predict_s"] for r in records), 2),

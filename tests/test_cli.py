@@ -124,3 +124,32 @@ def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
         assert figure in markdown
     frame = pd.read_json(run / "results.jsonl", lines=True)
     assert frame["key"].is_unique
+
+
+def test_keywords_to_yaml_and_into_a_card(experiment_files: Path, tmp_path: Path) -> None:
+    train = str(experiment_files / "train.csv")
+    result = synthmix("keywords", train, "--top-k", "5", "--min-count", "2")
+    assert result.returncode == 0, result.stderr
+    words = yaml.safe_load(result.stdout)
+    assert sorted(words) == ["anger", "fear", "joy", "no_emotion", "sadness", "surprise"]
+    assert all(1 <= len(v) <= 5 for v in words.values())
+    assert "бояться" in words["fear"] or "страх" in words["fear"]
+
+    card = tmp_path / "card.yaml"
+    assert synthmix("card", "init", train, "--out", str(card)).returncode == 0
+    out = tmp_path / "card_kw.yaml"
+    updated = synthmix(
+        "keywords",
+        train,
+        "--top-k",
+        "5",
+        "--min-count",
+        "2",
+        "--card",
+        str(card),
+        "--out",
+        str(out),
+    )
+    assert updated.returncode == 0, updated.stderr
+    classes = {c["name"]: c for c in yaml.safe_load(out.read_text(encoding="utf-8"))["classes"]}
+    assert classes["fear"]["keywords"] == words["fear"]

@@ -111,6 +111,45 @@ def augment(
 
 
 @app.command()
+def keywords(
+    data: Annotated[Path, typer.Argument(help="Real labeled data to mine.")],
+    top_k: Annotated[int, typer.Option(min=1, help="Keywords per class.")] = 20,
+    min_count: Annotated[int, typer.Option(min=1, help="Least occurrences in the class.")] = 3,
+    language: Annotated[str, typer.Option(help="'ru' lemmatises with pymorphy3.")] = "ru",
+    card: Annotated[
+        Path | None, typer.Option(help="Put the keywords into this task card (written to --out).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write YAML here instead of stdout.")] = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """Class-salient keywords: log-odds ratio with an informative Dirichlet prior over lemmas."""
+    import yaml
+
+    from synthmix.cards import load_card
+    from synthmix.data import load_labeled
+    from synthmix.keywords import mine_keywords
+
+    labeled = load_labeled(data, text_column, label_column, encoding)
+    mined = mine_keywords(labeled, language=language, top_k=top_k, min_count=min_count)
+    words = {label: [word for word, _ in pairs] for label, pairs in mined.items()}
+    if card is None:
+        text = yaml.safe_dump(words, allow_unicode=True, sort_keys=True)
+    else:
+        task_card = load_card(card)
+        task_card.check_covers(labeled, str(card))
+        for class_card in task_card.classes:
+            class_card.keywords = words.get(class_card.name, class_card.keywords)
+        text = task_card.to_yaml()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's source, run and report.")] = Path(
         "runs/demo"

@@ -105,9 +105,11 @@ def run_experiment(
         unit="fit",
         disable=not progress,
     )
+    # Per record as well as in run.json: a resumed run may run under upgraded packages.
+    versions = package_versions()
     with bar:
         for record in _run_tasks(todo, data, config.classifier, workers):
-            store.append(record)
+            store.append({**record, "versions": versions})
             bar.set_postfix_str(f"{record['cell']['title']} F1={record['metrics']['f1_macro']:.3f}")
             bar.update()
     return RunOutcome(run_dir, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
