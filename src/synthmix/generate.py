@@ -27,6 +27,7 @@ from synthmix.data import LABEL, TEXT, LabeledData
 from synthmix.errors import ConfigError, SynthmixError
 from synthmix.llm.backend import Backend, CompletionResult
 from synthmix.prompts import KeyPointsStrategy, Prompt, PromptStrategy, make_strategy
+from synthmix.redact import RedactionConfig, Redactor, backend_is_remote, should_redact
 
 PROVENANCE = ["generator", "strategy", "temperature", "prompt_hash", "seed", "call_id"]
 
@@ -50,8 +51,14 @@ class GenerationConfig:
     concurrency: int = 8
     classes: list[str] | None = None
     templates: dict[str, str] = field(default_factory=dict)
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.redaction, dict):  # from YAML, or a report's config read back
+            raw = dict(self.redaction)
+            if "entity_types" in raw:
+                raw["entity_types"] = tuple(raw["entity_types"])
+            self.redaction = RedactionConfig(**raw)
         if self.per_class < 0:
             raise ConfigError(f"per_class must be >= 0, got {self.per_class}")
         if self.concurrency < 1:
@@ -103,6 +110,7 @@ class GenerationResult:
     prompt_hash: str
     backend: dict[str, str]
     cache: dict[str, int] | None = None
+    redaction: dict[str, Any] | None = None
 
     def totals(self) -> dict[str, Any]:
         reports = list(self.classes.values())
@@ -123,6 +131,7 @@ def write_generation_report(result: GenerationResult, path: str | Path) -> None:
         "backend": result.backend,
         "config": asdict(result.config),
         "cache": result.cache,
+        "redaction": result.redaction,
         "rows": len(result.data),
         "totals": result.totals(),
         "classes": {label: r.to_dict() for label, r in result.classes.items()},
@@ -184,14 +193,19 @@ async def generate_until_unique(
             strategy, texts_per_call=config.texts_per_call, k=config.k, templates=config.templates
         )
     by_class = _real_by_class(card, real)
+    leak_keys = {normalize(t) for texts in by_class.values() for t in texts}
+    keywords = {c.name: (keywords or {}).get(c.name, c.keywords) for c in card.classes}
+    by_class, keywords, redaction = _redact_inputs(backend, card, config, by_class, keywords)
+    # A model copying a redacted example back is a leak too.
+    leak_keys |= {normalize(t) for texts in by_class.values() for t in texts}
     run = _Run(
         backend=backend,
         strategy=strategy,
         card=card,
         config=config,
         real_by_class=by_class,
-        keywords={c.name: (keywords or {}).get(c.name, c.keywords) for c in card.classes},
-        leak_keys={normalize(t) for texts in by_class.values() for t in texts},
+        keywords=keywords,
+        leak_keys=leak_keys,
         progress=progress,
     )
     labels = config.classes or card.class_names
@@ -220,7 +234,34 @@ async def generate_until_unique(
         prompt_hash=strategy.recipe_hash(),
         backend=backend.cache_identity(),
         cache=cache,
+        redaction=redaction,
     )
+
+
+def _redact_inputs(
+    backend: Backend,
+    card: TaskCard,
+    config: GenerationConfig,
+    by_class: dict[str, list[str]],
+    keywords: dict[str, list[str]],
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, Any]]:
+    """Real examples (data and card) with personal data replaced by placeholders, when they
+    go to a backend off this machine (or redaction is forced on). Each example is redacted
+    once, so the counts are values found, not times sent. A keyword that would need
+    redacting (a name, an e-mail) is dropped rather than sent as "[PERSON]"."""
+    if not should_redact(config.redaction, backend_is_remote(backend)):
+        return by_class, keywords, {"applied": False}
+    redactor = Redactor(config.redaction, language=card.language)
+    redacted = {label: redactor.redact_many(texts) for label, texts in by_class.items()}
+    report: dict[str, Any] = {
+        "applied": True,
+        "texts": redactor.texts,
+        "texts_changed": redactor.changed,
+        "counts": redactor.summary(),
+    }
+    kept = {label: [k for k in kws if redactor.redact(k) == k] for label, kws in keywords.items()}
+    report["keywords_dropped"] = sum(len(keywords[c]) - len(kept[c]) for c in keywords)
+    return redacted, kept, report
 
 
 async def _generate_class(
