@@ -144,7 +144,8 @@ def test_single_class_source_fails_before_training(experiment_files: Path, tmp_p
         (
             "name: x\ndata: {train: a.csv}\nplans: {learnin_curve: [1]}\n",
             "plans: unknown key 'learnin_curve' (allowed: learning_curve, synthetic_only, "
-            "half_and_half, real_plus_equal, small_real_fraction, synthetic_ratios)",
+            "half_and_half, real_plus_equal, small_real_fraction, synthetic_ratios, "
+            "synthetic_counts)",
         ),
         (
             "name: x\ndata: {train: a.csv}\nseeds: [0, one]\n",

@@ -13,6 +13,7 @@ from synthmix.mixing import (
     HALF_AND_HALF,
     REAL_ONLY,
     REAL_PLUS_EQUAL,
+    SMALL_REAL_PLUS_COUNT,
     SMALL_REAL_PLUS_SYNTHETIC,
     SYNTHETIC_ONLY,
     Cell,
@@ -155,3 +156,27 @@ def test_deriver_sees_only_the_cells_real_sample(real: LabeledData) -> None:
 
     compose(Cell(SYNTHETIC_ONLY, 0.0, 1.0, "s"), real, deriver, seed=2)
     assert len(seen[1]) == len(real)
+
+
+def test_fixed_count_plan(real: LabeledData, cedr_test: LabeledData) -> None:
+    cell = Cell(SMALL_REAL_PLUS_COUNT, 0.1, 0.0, "s", synthetic_count=4)
+    got_real, got_synthetic = counts(cell, real, cedr_test)
+    assert got_real == TEN_PERCENT
+    assert got_synthetic == {label: 4 for label in REAL_COUNTS}
+    assert cell.title == "10% real + 4 synthetic per class"
+    assert cell.key == "small_real_plus_count|s|0.1|n=4"
+
+
+def test_sources_can_be_limited_to_some_plans() -> None:
+    plans = PlanConfig(learning_curve=[1.0], synthetic_counts=[10, 20])
+    cells = plan_cells(plans, ["eda", "llm"], {"llm": [SMALL_REAL_PLUS_COUNT]})
+    llm = [c.key for c in cells if c.source == "llm"]
+    assert llm == ["small_real_plus_count|llm|0.1|n=10", "small_real_plus_count|llm|0.1|n=20"]
+    eda_plans = {c.plan for c in cells if c.source == "eda"}
+    assert eda_plans == {
+        SYNTHETIC_ONLY,
+        HALF_AND_HALF,
+        REAL_PLUS_EQUAL,
+        SMALL_REAL_PLUS_SYNTHETIC,
+        SMALL_REAL_PLUS_COUNT,
+    }

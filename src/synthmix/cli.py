@@ -111,6 +111,146 @@ def augment(
 
 
 @app.command()
+def generate(
+    plan: Annotated[
+        Path | None, typer.Option(help="Generation plan YAML (generators x strategies x temps).")
+    ] = None,
+    card: Annotated[Path | None, typer.Option(help="Task card (without --plan).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Real labeled examples for prompts.")] = None,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="zero-shot, few-shot, fskw, paraphrase, key-points, completion-few-shot;"
+            " repeatable."
+        ),
+    ] = None,
+    temperature: Annotated[list[float] | None, typer.Option(help="Repeatable.")] = None,
+    backend: Annotated[str, typer.Option(help="llama-cpp, openai or transformers.")] = "llama-cpp",
+    model: Annotated[
+        str | None, typer.Option(help="Model name, or GGUF path (default: bundled Gemma-3-270M).")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    per_class: Annotated[int, typer.Option(min=0, help="Unique texts wanted per class.")] = 100,
+    texts_per_call: Annotated[int, typer.Option(min=1, help="Texts asked for per call.")] = 5,
+    max_calls_per_class: Annotated[int | None, typer.Option(help="Call budget per class.")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Spend budget for the run.")] = None,
+    keywords_from: Annotated[str, typer.Option(help="fskw keywords: card or mined.")] = "card",
+    seed: Annotated[int, typer.Option(help="Seed of the call sequence.")] = 0,
+    out: Annotated[Path, typer.Option(help="Source file (.jsonl, .csv, .parquet).")] = Path(
+        "synthetic.jsonl"
+    ),
+    cache: Annotated[Path, typer.Option(help="Answer cache (SQLite).")] = Path(
+        ".synthmix/llm-cache.sqlite"
+    ),
+) -> None:
+    """Generate until N unique texts per class; every answer is cached before use, so a
+    rerun after a kill pays for nothing twice."""
+    from synthmix.generation_plan import (
+        GenerationPlan,
+        GeneratorSpec,
+        check_plan,
+        load_plan,
+        run_plan,
+    )
+
+    if plan is not None:
+        loaded = load_plan(plan)
+    else:
+        if card is None:
+            raise SynthmixError("generate needs --plan, or --card (and --data for examples)")
+        loaded = GenerationPlan(
+            card=str(card),
+            data=str(data) if data is not None else None,
+            out=str(out),
+            cache=str(cache),
+            generators=[
+                GeneratorSpec(kind=backend, model=model, base_url=base_url, api_key_env=api_key_env)
+            ],
+            strategies=strategy or ["few-shot"],
+            temperatures=temperature or [0.7],
+            per_class=per_class,
+            texts_per_call=texts_per_call,
+            max_calls_per_class=max_calls_per_class,
+            max_cost=max_cost,
+            keywords=keywords_from,
+            seed=seed,
+        )
+        check_plan(loaded, "command line")
+    result = run_plan(loaded)
+    for run in result.runs:
+        totals = run.totals()
+        typer.echo(
+            f"{run.generator} {run.strategy} t={run.config.temperature}: {totals['kept']} kept, "
+            f"{totals['calls']} calls ({totals['cached_calls']} cached), "
+            f"yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
+            err=True,
+        )
+    typer.echo(f"wrote {len(result.data)} texts to {result.out}; report {result.report}")
+
+
+@app.command()
+def dedup(
+    data: Annotated[Path, typer.Argument(help="Synthetic labeled texts to deduplicate.")],
+    out: Annotated[Path, typer.Option(help="Kept texts (.csv, .jsonl, .parquet).")],
+    real: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Real train/test file; near-copies of its texts are dropped. Repeatable."
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="JSON report (default <out>.dedup.json).")
+    ] = None,
+    removed: Annotated[
+        Path | None, typer.Option(help="Also write the removed rows with reasons.")
+    ] = None,
+    minhash_threshold: Annotated[float, typer.Option(help="Jaccard for near-duplicates.")] = 0.8,
+    shingles: Annotated[str, typer.Option(help="'word' or 'char' shingles.")] = "word",
+    embedding: Annotated[bool, typer.Option(help="Also drop embedding near-duplicates.")] = False,
+    embedding_threshold: Annotated[float, typer.Option(help="Cosine for --embedding.")] = 0.92,
+    leak_threshold: Annotated[float, typer.Option(help="Jaccard to a real text = leak.")] = 0.7,
+    keep_leaks: Annotated[bool, typer.Option(help="Only flag near-copies of real texts.")] = False,
+    across_labels: Annotated[
+        bool, typer.Option(help="Dedup across labels (same text, two labels = contradiction).")
+    ] = True,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """Drop exact, near (MinHash) and optionally embedding duplicates, and copies of real data."""
+    from synthmix.augment import write_source
+    from synthmix.data import LabeledData, load_labeled
+    from synthmix.dedup import DedupConfig, Deduplicator, build_stages, write_dedup_report
+
+    labeled = load_labeled(data, text_column, label_column, encoding)
+    real_texts = [
+        text
+        for path in real or []
+        for text in load_labeled(path, text_column, label_column, encoding).texts
+    ]
+    config = DedupConfig(
+        minhash_threshold=minhash_threshold,
+        shingles=shingles,  # type: ignore[arg-type]  # MinHashDedup rejects other values
+        embedding=embedding,
+        embedding_threshold=embedding_threshold,
+        leak_minhash_threshold=leak_threshold,
+        drop_leaks=not keep_leaks,
+        across_labels=across_labels,
+    )
+    stages = build_stages(config, real_texts or None)
+    result = Deduplicator(stages, across_labels=across_labels).run(labeled)
+    write_source(result.data, out)
+    report_path = write_dedup_report(result, report or out.with_suffix(".dedup.json"), config)
+    if removed is not None:
+        write_source(LabeledData(result.removed, str(removed)), removed)
+    typer.echo(result.summary(), err=True)
+    typer.echo(f"wrote {len(result.data)} texts to {out}; report {report_path}", err=True)
+
+
+@app.command()
 def keywords(
     data: Annotated[Path, typer.Argument(help="Real labeled data to mine.")],
     top_k: Annotated[int, typer.Option(min=1, help="Keywords per class.")] = 20,

@@ -70,13 +70,13 @@ def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
     if isinstance(raw, dict) and isinstance(raw.get("seeds"), int):
         # `seeds: 5` is shorthand for seeds 0..4.
         raw = {**raw, "seeds": list(range(raw["seeds"]))}
-    config = _build(ExperimentConfig, raw, source, "")
+    config = build_dataclass(ExperimentConfig, raw, source)
     if not config.seeds:
         raise ConfigError(f"{source}: 'seeds' must name at least one seed")
     return config
 
 
-def _build(cls: type, raw: Any, source: str, where: str) -> Any:
+def build_dataclass(cls: type, raw: Any, source: str, where: str = "") -> Any:
     """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types so that a
     typo in a config is an error, not a silently ignored setting."""
     label = where or "top level"
@@ -107,7 +107,7 @@ def _coerce(hint: Any, value: Any, source: str, where: str) -> Any:
             return None
         return _coerce(options[0], value, source, where)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, source, where)  # type: ignore[arg-type]
+        return build_dataclass(hint, value, source, where)  # type: ignore[arg-type]
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {where}: expected a list, got {_kind(value)}")

@@ -24,7 +24,7 @@ from synthmix.config import ExperimentConfig
 from synthmix.data import LabeledData, check_test_labels, load_labeled, split_train_test
 from synthmix.errors import ConfigError
 from synthmix.metrics import evaluate
-from synthmix.mixing import Cell, compose, plan_cells
+from synthmix.mixing import SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.results import RUN_FILE, ResultsStore, read_run_info, write_run_info
 from synthmix.sources import DerivedSource, derived_sources, load_sources
 
@@ -90,7 +90,7 @@ def run_experiment(
     rerun: finished cells are kept and skipped."""
     run_dir = Path(run_dir)
     data = load_experiment_data(config)
-    cells = plan_cells(config.plans, list(data.sources))
+    cells = plan_cells(config.plans, list(data.sources), source_plans(config, data))
     info = _run_info(config, data, cells)
     _claim_run_dir(run_dir, info)
     store = ResultsStore(run_dir)
@@ -113,6 +113,25 @@ def run_experiment(
             bar.set_postfix_str(f"{record['cell']['title']} F1={record['metrics']['f1_macro']:.3f}")
             bar.update()
     return RunOutcome(run_dir, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
+
+
+def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, list[str] | None]:
+    """Plan restrictions by source name; a file split into several sources passes its
+    restriction to each part."""
+    restrictions: dict[str, list[str] | None] = {}
+    for spec in config.sources:
+        if spec.plans is not None:
+            unknown = sorted(set(spec.plans) - set(SOURCE_PLANS))
+            if unknown:
+                raise ConfigError(
+                    f"source {spec.name or spec.path!r}: unknown plan {unknown[0]!r} "
+                    f"(use {', '.join(SOURCE_PLANS)})"
+                )
+        base = spec.name or (Path(spec.path).stem if spec.path else "eda")
+        for name in data.sources:
+            if name == base or name.startswith(f"{base}:"):
+                restrictions[name] = spec.plans
+    return restrictions
 
 
 def result_key(cell: Cell, seed: int) -> str:
@@ -152,6 +171,7 @@ def run_cell(
             "plan": cell.plan,
             "real_fraction": cell.real_fraction,
             "synthetic_ratio": cell.synthetic_ratio,
+            "synthetic_count": cell.synthetic_count,
             "source": cell.source,
             "title": cell.title,
         },

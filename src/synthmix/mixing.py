@@ -10,6 +10,7 @@ fractions of that class's size in the full real training set:
 | half_and_half               | n_c / 2 (at least 1)  | n_c - real (same total)  |
 | real_plus_equal             | n_c                   | n_c                      |
 | small_real_plus_synthetic   | f * n_c (at least 1)  | r * n_c                  |
+| small_real_plus_count       | f * n_c (at least 1)  | N (fixed per class)      |
 
 Rounding is half-up. Where a source has fewer texts of a class than a cell asks for, all of
 them are used and the shortfall is recorded with the cell's result.
@@ -17,6 +18,7 @@ them are used and the shortfall is recorded with the cell's result.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,13 +37,17 @@ SYNTHETIC_ONLY = "synthetic_only"
 HALF_AND_HALF = "half_and_half"
 REAL_PLUS_EQUAL = "real_plus_equal"
 SMALL_REAL_PLUS_SYNTHETIC = "small_real_plus_synthetic"
+SMALL_REAL_PLUS_COUNT = "small_real_plus_count"
+SMALL_REAL_PLANS = (SMALL_REAL_PLUS_SYNTHETIC, SMALL_REAL_PLUS_COUNT)
 PLAN_TITLES = {
     REAL_ONLY: "real only",
     SYNTHETIC_ONLY: "synthetic only",
     HALF_AND_HALF: "half real + half synthetic",
     REAL_PLUS_EQUAL: "all real + equal synthetic",
     SMALL_REAL_PLUS_SYNTHETIC: "small real + synthetic",
+    SMALL_REAL_PLUS_COUNT: "small real + N synthetic per class",
 }
+SOURCE_PLANS = (SYNTHETIC_ONLY, HALF_AND_HALF, REAL_PLUS_EQUAL, *SMALL_REAL_PLANS)
 ORIGIN = "origin"
 # Offsets the synthetic sampling seed so it is independent of the real sampling seed.
 _SYNTHETIC_SEED_OFFSET = 10_007
@@ -57,6 +63,9 @@ class PlanConfig:
     real_plus_equal: bool = True
     small_real_fraction: float = 0.1
     synthetic_ratios: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
+    # Fixed numbers of synthetic texts per class added to the small real fraction: the plan
+    # for budgets ("+50 generated examples per class") and for small LLM sources.
+    synthetic_counts: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -67,10 +76,16 @@ class Cell:
     real_fraction: float
     synthetic_ratio: float = 0.0
     source: str | None = None
+    synthetic_count: int = 0
 
     @property
     def key(self) -> str:
-        return f"{self.plan}|{self.source or '-'}|{self.real_fraction:g}|{self.synthetic_ratio:g}"
+        amount = (
+            f"n={self.synthetic_count}"
+            if self.plan == SMALL_REAL_PLUS_COUNT
+            else f"{self.synthetic_ratio:g}"
+        )
+        return f"{self.plan}|{self.source or '-'}|{self.real_fraction:g}|{amount}"
 
     @property
     def title(self) -> str:
@@ -78,31 +93,50 @@ class Cell:
             return f"{self.real_fraction:.0%} real"
         if self.plan == SMALL_REAL_PLUS_SYNTHETIC:
             return f"{self.real_fraction:.0%} real + {self.synthetic_ratio:.0%} synthetic"
+        if self.plan == SMALL_REAL_PLUS_COUNT:
+            return f"{self.real_fraction:.0%} real + {self.synthetic_count} synthetic per class"
         return PLAN_TITLES[self.plan]
 
 
-def plan_cells(plans: PlanConfig, sources: list[str]) -> list[Cell]:
+def plan_cells(
+    plans: PlanConfig,
+    sources: list[str],
+    source_plans: Mapping[str, Sequence[str] | None] | None = None,
+) -> list[Cell]:
     """All cells of the grid. The real-only curve always contains 100% (the reference every
     mix is compared with) and the small real fraction (the zero-synthetic point of the
-    small-real plan)."""
+    small-real plans). `source_plans` limits a source to some plans (e.g. a small LLM
+    source to `small_real_plus_count`); None means every plan."""
     fractions = set(plans.learning_curve) | {1.0}
-    if plans.synthetic_ratios and sources:
+    if (plans.synthetic_ratios or plans.synthetic_counts) and sources:
         fractions.add(plans.small_real_fraction)
     for fraction in fractions:
         if not 0 < fraction <= 1:
             raise ValueError(f"real fractions must be in (0, 1], got {fraction}")
     cells = [Cell(REAL_ONLY, f) for f in sorted(fractions)]
     for source in sources:
-        if plans.synthetic_only:
-            cells.append(Cell(SYNTHETIC_ONLY, 0.0, 1.0, source))
-        if plans.half_and_half:
-            cells.append(Cell(HALF_AND_HALF, 0.5, 0.5, source))
-        if plans.real_plus_equal:
-            cells.append(Cell(REAL_PLUS_EQUAL, 1.0, 1.0, source))
-        cells.extend(
-            Cell(SMALL_REAL_PLUS_SYNTHETIC, plans.small_real_fraction, ratio, source)
-            for ratio in sorted(plans.synthetic_ratios)
-        )
+        allowed = (source_plans or {}).get(source) or SOURCE_PLANS
+        cells.extend(c for c in _source_cells(plans, source) if c.plan in allowed)
+    return cells
+
+
+def _source_cells(plans: PlanConfig, source: str) -> list[Cell]:
+    small = plans.small_real_fraction
+    cells = []
+    if plans.synthetic_only:
+        cells.append(Cell(SYNTHETIC_ONLY, 0.0, 1.0, source))
+    if plans.half_and_half:
+        cells.append(Cell(HALF_AND_HALF, 0.5, 0.5, source))
+    if plans.real_plus_equal:
+        cells.append(Cell(REAL_PLUS_EQUAL, 1.0, 1.0, source))
+    cells.extend(
+        Cell(SMALL_REAL_PLUS_SYNTHETIC, small, ratio, source)
+        for ratio in sorted(plans.synthetic_ratios)
+    )
+    cells.extend(
+        Cell(SMALL_REAL_PLUS_COUNT, small, 0.0, source, synthetic_count=count)
+        for count in sorted(plans.synthetic_counts)
+    )
     return cells
 
 
@@ -116,6 +150,8 @@ def planned_counts(
         real[label] = max(1, round_half_up(cell.real_fraction * n)) if cell.real_fraction > 0 else 0
         if cell.plan == HALF_AND_HALF:
             synthetic[label] = n - real[label]
+        elif cell.plan == SMALL_REAL_PLUS_COUNT:
+            synthetic[label] = cell.synthetic_count
         else:
             synthetic[label] = round_half_up(cell.synthetic_ratio * n)
     return real, synthetic

@@ -14,7 +14,7 @@ import io
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -28,6 +28,8 @@ from synthmix.mixing import (
     HALF_AND_HALF,
     REAL_ONLY,
     REAL_PLUS_EQUAL,
+    SMALL_REAL_PLANS,
+    SMALL_REAL_PLUS_COUNT,
     SMALL_REAL_PLUS_SYNTHETIC,
     SYNTHETIC_ONLY,
 )
@@ -37,8 +39,20 @@ HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
 FIGURES_DIR = "figures"
 DASH = "—"
-PLAN_ORDER = (REAL_ONLY, SYNTHETIC_ONLY, HALF_AND_HALF, REAL_PLUS_EQUAL, SMALL_REAL_PLUS_SYNTHETIC)
-FIGURE_NAMES = ("f1_vs_synthetic_ratio", "learning_curve", "per_class_f1")
+PLAN_ORDER = (
+    REAL_ONLY,
+    SYNTHETIC_ONLY,
+    HALF_AND_HALF,
+    REAL_PLUS_EQUAL,
+    SMALL_REAL_PLUS_SYNTHETIC,
+    SMALL_REAL_PLUS_COUNT,
+)
+FIGURE_NAMES = (
+    "f1_vs_synthetic_ratio",
+    "learning_curve",
+    "per_class_f1",
+    "f1_vs_synthetic_count",
+)
 _DPI = 110
 
 
@@ -78,6 +92,7 @@ class CellSummary:
     source: str | None
     real_fraction: float
     synthetic_ratio: float
+    synthetic_count: int
     title: str
     seeds: int
     train_size: float
@@ -184,6 +199,7 @@ def _cell_from_row(row: dict[str, Any]) -> CellSummary:
         source=source if isinstance(source, str) else None,
         real_fraction=float(row["real_fraction"]),
         synthetic_ratio=float(row["synthetic_ratio"]),
+        synthetic_count=int(row.get("synthetic_count", 0) or 0),
         title=str(row["title"]),
         seeds=seeds,
         train_size=float(row["train_size"]),
@@ -208,6 +224,7 @@ def build_report(info: dict[str, Any], cells: list[CellSummary]) -> Report:
             plot
             for plot in (
                 _ratio_plot(cells, reference),
+                _count_plot(cells, reference),
                 _learning_curve_plot(cells, reference),
                 _per_class_plot(cells, reference),
             )
@@ -241,7 +258,7 @@ def verdict(candidate: Score, baseline: Score) -> Verdict:
 def small_real_fraction(cells: Sequence[CellSummary]) -> float | None:
     """The real fraction of the small-real plan. A run has one; should an edited config have
     left several, the most measured one is shown and the rest still appear in the ranking."""
-    fractions = Counter(c.real_fraction for c in cells if c.plan == SMALL_REAL_PLUS_SYNTHETIC)
+    fractions = Counter(c.real_fraction for c in cells if c.plan in SMALL_REAL_PLANS)
     return fractions.most_common(1)[0][0] if fractions else None
 
 
@@ -389,7 +406,7 @@ def _best_small_real_per_source(
     best: dict[str, CellSummary] = {}
     for cell in ranked(cells):
         if (
-            cell.plan == SMALL_REAL_PLUS_SYNTHETIC
+            cell.plan in SMALL_REAL_PLANS
             and cell.source is not None
             and math.isclose(cell.real_fraction, fraction)
         ):
@@ -558,8 +575,40 @@ def _reference_band(axes: Any, reference: CellSummary | None) -> None:
 
 
 def _ratio_plot(cells: Sequence[CellSummary], reference: CellSummary | None) -> Plot | None:
+    return _small_real_plot(
+        cells,
+        reference,
+        plan=SMALL_REAL_PLUS_SYNTHETIC,
+        amount=lambda c: c.synthetic_ratio,
+        xlabel="synthetic ratio (synthetic texts per class ÷ full real class size)",
+        name=FIGURE_NAMES[0],
+        title="F1-macro vs amount of synthetic data",
+    )
+
+
+def _count_plot(cells: Sequence[CellSummary], reference: CellSummary | None) -> Plot | None:
+    return _small_real_plot(
+        cells,
+        reference,
+        plan=SMALL_REAL_PLUS_COUNT,
+        amount=lambda c: float(c.synthetic_count),
+        xlabel="synthetic texts added per class",
+        name=FIGURE_NAMES[3],
+        title="F1-macro vs synthetic texts per class",
+    )
+
+
+def _small_real_plot(
+    cells: Sequence[CellSummary],
+    reference: CellSummary | None,
+    plan: str,
+    amount: Callable[[CellSummary], float],
+    xlabel: str,
+    name: str,
+    title: str,
+) -> Plot | None:
     fraction = small_real_fraction(cells)
-    if fraction is None:
+    if fraction is None or not any(c.plan == plan for c in cells):
         return None
     baseline = real_only_cell(cells, fraction)
     figure = Figure(figsize=(7, 4.2))
@@ -569,27 +618,25 @@ def _ratio_plot(cells: Sequence[CellSummary], reference: CellSummary | None) -> 
             (
                 c
                 for c in cells
-                if c.plan == SMALL_REAL_PLUS_SYNTHETIC
-                and c.source == source
-                and math.isclose(c.real_fraction, fraction)
+                if c.plan == plan and c.source == source and math.isclose(c.real_fraction, fraction)
             ),
-            key=lambda c: c.synthetic_ratio,
+            key=amount,
         )
         if not points:
             continue
         # The 0 point of every source's line is the same real-only cell: the lines share a start.
         series = ([baseline] if baseline is not None else []) + points
-        xs = [0.0 if c is baseline else c.synthetic_ratio for c in series]
+        xs = [0.0 if c is baseline else amount(c) for c in series]
         _line_with_band(axes, xs, [c.f1_macro for c in series], colour, _mpl(source))
     _reference_band(axes, reference)
-    axes.set_xlabel("synthetic ratio (synthetic texts per class ÷ full real class size)")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("F1-macro")
     axes.set_title(f"{fraction:.0%} real data plus synthetic")
     axes.grid(alpha=0.3)
     axes.legend(loc="best")
     return Plot(
-        FIGURE_NAMES[0],
-        "F1-macro vs amount of synthetic data",
+        name,
+        title,
         f"Each line is one source; x = 0 is {fraction:.0%} real data alone. "
         "Bands are 95% CIs over seeds; the dashed line is all real data.",
         _png(figure),
@@ -636,6 +683,7 @@ def _heatmap_rows(cells: Sequence[CellSummary], reference: CellSummary | None) -
             c.source or "",
             PLAN_ORDER.index(c.plan) if c.plan in PLAN_ORDER else len(PLAN_ORDER),
             c.synthetic_ratio,
+            c.synthetic_count,
             c.key,
         ),
     )

@@ -91,6 +91,7 @@ def summarize(records: list[dict[str, Any]]) -> pd.DataFrame:
             "source": cell["source"],
             "real_fraction": cell["real_fraction"],
             "synthetic_ratio": cell["synthetic_ratio"],
+            "synthetic_count": cell.get("synthetic_count", 0),
             "title": cell["title"],
             "seeds": len(group),
             "train_size": sum(r["train_size"] for r in group) / len(group),

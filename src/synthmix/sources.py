@@ -33,6 +33,9 @@ class SourceConfig:
     name: str | None = None
     augment: dict[str, Any] | None = None
     split_by: list[str] = field(default_factory=list)
+    # Limit this source to some plans, e.g. [small_real_plus_count] for a source of a few
+    # dozen texts per class that could never fill "synthetic only".
+    plans: list[str] | None = None
     text_column: str = TEXT
     label_column: str = LABEL
 

@@ -1,0 +1,212 @@
+"""A generation plan: generators x strategies x temperatures, one synthetic source each, all
+written to one file whose provenance columns let an experiment split it back into sources."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from synthmix.cards import TaskCard, load_card
+from synthmix.config import build_dataclass
+from synthmix.data import LabeledData, load_labeled
+from synthmix.errors import ConfigError
+from synthmix.generate import GenerationConfig, GenerationResult, generate_until_unique
+from synthmix.keywords import mine_keywords
+from synthmix.llm.backend import Backend
+from synthmix.llm.cache import AnswerCache, CachedBackend
+from synthmix.llm.factory import build_backend
+
+KEYWORD_SOURCES = ("card", "mined")
+
+
+@dataclass
+class GeneratorSpec:
+    """One LLM. `kind`: llama-cpp (a GGUF file; none = the bundled Gemma-3-270M), openai (any
+    OpenAI-compatible server: OpenAI, vLLM, Ollama, llama.cpp server, OpenRouter) or
+    transformers (a local or hub model). The API key is read from the environment variable
+    named by `api_key_env`, never from this file."""
+
+    kind: str = "llama-cpp"
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    chat: bool | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationPlan:
+    card: str
+    data: str | None = None
+    out: str = "synthetic.jsonl"
+    cache: str = ".synthmix/llm-cache.sqlite"
+    generators: list[GeneratorSpec] = field(default_factory=lambda: [GeneratorSpec()])
+    strategies: list[str] = field(default_factory=lambda: ["few-shot"])
+    temperatures: list[float] = field(default_factory=lambda: [0.7])
+    per_class: int = 100
+    texts_per_call: int = 5
+    k: int = 8
+    seed: int = 0
+    max_calls_per_class: int | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = 512
+    concurrency: int = 8
+    keywords: str = "card"
+    text_column: str = "text"
+    label_column: str = "label"
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+
+def load_plan(path: str | Path) -> GenerationPlan:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    plan: GenerationPlan = build_dataclass(GenerationPlan, raw, str(path))
+    plan.base_dir = path.resolve().parent
+    check_plan(plan, str(path))
+    return plan
+
+
+def check_plan(plan: GenerationPlan, source: str) -> None:
+    if plan.keywords not in KEYWORD_SOURCES:
+        raise ConfigError(f"{source}: keywords must be one of {', '.join(KEYWORD_SOURCES)}")
+    for name, values in (
+        ("generators", plan.generators),
+        ("strategies", plan.strategies),
+        ("temperatures", plan.temperatures),
+    ):
+        if not values:
+            raise ConfigError(f"{source}: '{name}' must list at least one entry")
+    needs_data = {"few-shot", "fskw", "paraphrase", "key-points", "completion-few-shot"}
+    if plan.data is None and (needs_data & set(plan.strategies) or plan.keywords == "mined"):
+        raise ConfigError(
+            f"{source}: strategies {sorted(needs_data & set(plan.strategies))} "
+            "need real examples: set 'data'"
+        )
+
+
+@dataclass
+class PlanResult:
+    data: LabeledData
+    runs: list[GenerationResult]
+    out: Path
+    report: Path
+
+
+def open_backend(spec: GeneratorSpec, cache: AnswerCache) -> Backend:
+    options: dict[str, Any] = dict(spec.options)
+    if spec.kind == "openai":
+        if spec.base_url is None or spec.model is None:
+            raise ConfigError("an openai generator needs 'base_url' and 'model'")
+        options.update(
+            base_url=spec.base_url,
+            model=spec.model,
+            api_key_env=spec.api_key_env or "OPENAI_API_KEY",
+        )
+    elif spec.kind == "llama-cpp":
+        options.update(model_path=spec.model)
+    else:
+        options.update(model=spec.model)
+    if spec.chat is not None:
+        options["chat"] = spec.chat
+    return CachedBackend(build_backend(spec.kind, **options), cache)
+
+
+def class_keywords(
+    plan: GenerationPlan, card: TaskCard, real: LabeledData | None
+) -> dict[str, list[str]]:
+    if plan.keywords == "mined" and real is not None:
+        mined = mine_keywords(real, language=card.language, top_k=20)
+        return {label: [word for word, _ in pairs] for label, pairs in mined.items()}
+    return {c.name: c.keywords for c in card.classes}
+
+
+def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
+    """Every combination in turn; answers come from the cache where it has them, so a rerun
+    after a kill pays only for what was never answered."""
+    card = load_card(plan.resolve(plan.card))
+    real = None
+    if plan.data is not None:
+        real = load_labeled(plan.resolve(plan.data), plan.text_column, plan.label_column)
+        card.check_covers(real, plan.card)
+    keywords = class_keywords(plan, card, real)
+    cache = AnswerCache(plan.resolve(plan.cache))
+    runs = []
+    for spec in plan.generators:
+        backend = open_backend(spec, cache)
+        for strategy in plan.strategies:
+            for temperature in plan.temperatures:
+                config = GenerationConfig(
+                    strategy=strategy,
+                    per_class=plan.per_class,
+                    temperature=temperature,
+                    max_calls_per_class=plan.max_calls_per_class,
+                    max_cost=plan.max_cost,
+                    texts_per_call=plan.texts_per_call,
+                    seed=plan.seed,
+                    k=plan.k,
+                    max_tokens=plan.max_tokens,
+                    concurrency=plan.concurrency,
+                )
+                runs.append(
+                    asyncio.run(
+                        generate_until_unique(
+                            backend,
+                            strategy,
+                            card,
+                            real,
+                            config,
+                            keywords=keywords,
+                            progress=progress,
+                        )
+                    )
+                )
+    return _write(plan, runs)
+
+
+def _write(plan: GenerationPlan, runs: list[GenerationResult]) -> PlanResult:
+    from synthmix.augment import write_source
+
+    frame = pd.concat([run.data.frame for run in runs], ignore_index=True)
+    data = LabeledData(frame, "generation plan")
+    out = plan.resolve(plan.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial" + out.suffix)
+    write_source(data, partial)
+    partial.replace(out)
+    report = out.with_name(out.stem + ".report.json")
+    summary = {
+        "plan": {k: v for k, v in asdict(plan).items() if k != "base_dir"},
+        "runs": [run_summary(run) for run in runs],
+    }
+    report.write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return PlanResult(data=data, runs=runs, out=out, report=report)
+
+
+def run_summary(run: GenerationResult) -> dict[str, Any]:
+    return {
+        "generator": run.generator,
+        "strategy": run.strategy,
+        "temperature": run.config.temperature,
+        "prompt_hash": run.prompt_hash,
+        "backend": run.backend,
+        "cache": run.cache,
+        "totals": run.totals(),
+        "classes": {label: report.to_dict() for label, report in run.classes.items()},
+    }
