@@ -22,6 +22,7 @@ from synthmix.generate import (
     PROVENANCE,
     GenerationConfig,
     generate_until_unique,
+    is_degenerate,
     write_generation_report,
 )
 from synthmix.llm import (
@@ -97,7 +98,7 @@ def test_call_budget_and_cost_budget_stop_generation(tmp_path: Path) -> None:
     assert result.classes["joy"].calls == 4 and result.classes["joy"].kept == 1
     assert result.classes["fear"].kept == 0  # same text again: duplicate across classes
 
-    fresh = ScriptedBackend(lambda n: f"1. Текст {n}.\n2. Ещё текст {n}.")
+    fresh = ScriptedBackend(lambda n: f"1. Первый текст {n}.\n2. Ещё текст {n}.")
     config = GenerationConfig(strategy="zero-shot", per_class=100, max_cost=2.5, concurrency=1)
     result = asyncio.run(
         generate_until_unique(fresh, "zero-shot", _tiny_card(), None, config, progress=False)
@@ -236,12 +237,30 @@ def test_key_points_runs_its_preparation_call_first() -> None:
             prompts.append(request.messages[-1]["content"])
             return await super().complete(request)
 
-    backend = Recording(lambda n: f"1. отпуск {n}\n2. подарки {n}\n3. встреча {n}")
+    backend = Recording(
+        lambda n: f"1. долгий отпуск {n}\n2. новые подарки {n}\n3. встреча друзей {n}"
+    )
     config = GenerationConfig(strategy="key-points", per_class=6, texts_per_call=3)
     config.classes = ["joy"]
     result = asyncio.run(
         generate_until_unique(backend, "key-points", _tiny_card(), None, config, progress=False)
     )
     assert "характерных для класса «joy»" in prompts[0]  # step 1: key points
-    assert "отпуск 1" in prompts[1]  # step 2 writes about the points found
+    assert "долгий отпуск 1" in prompts[1]  # step 2 writes about the points found
     assert result.classes["joy"].calls == 3 and result.classes["joy"].kept == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "degenerate"),
+    [
+        ("1.", True),
+        ("(1) (2) (3) (4)", True),
+        ("Удивительно", True),
+        ("не побоищем , не побоищем , не побоищем , не побоищем , не побоищем", True),
+        ("А-а-а-а-а-а-а-а-а", True),
+        ("Опять кошмары мучают, хочу спать", False),
+        ("Непонятно же", False),
+    ],
+)
+def test_degenerate_outputs_are_rejected(text: str, degenerate: bool) -> None:
+    assert is_degenerate(text) is degenerate

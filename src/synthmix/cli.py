@@ -251,6 +251,47 @@ def dedup(
 
 
 @app.command()
+def quality(
+    synthetic: Annotated[Path, typer.Argument(help="Synthetic labeled data to assess.")],
+    real: Annotated[Path, typer.Option(help="Real labeled data to compare with.")],
+    out: Annotated[Path, typer.Option(help="Write the metrics JSON here.")],
+    sample_size: Annotated[int, typer.Option(min=10, help="Texts sampled per side.")] = 2000,
+    n_boot: Annotated[int, typer.Option(min=0, help="Bootstrap draws per metric.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    leak_threshold: Annotated[float, typer.Option(help="Cosine counted as a leak.")] = 0.95,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="Metric or group (diversity, fidelity, consistency, novelty); repeatable.",
+        ),
+    ] = None,
+    encoder: Annotated[
+        str, typer.Option(help="'use-multilingual' or a sentence-transformers model.")
+    ] = "use-multilingual",
+    cache: Annotated[Path | None, typer.Option(help="SQLite file caching embeddings.")] = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """Diversity, fidelity, label consistency and memorisation of a synthetic source."""
+    from synthmix.data import load_labeled
+    from synthmix.embeddings import build_encoder
+    from synthmix.quality import QualityConfig, measure_quality, write_quality
+
+    synth = load_labeled(synthetic, text_column, label_column, encoding)
+    reference = load_labeled(real, text_column, label_column, encoding)
+    config = QualityConfig(
+        sample_size=sample_size, n_boot=n_boot, seed=seed, leak_threshold=leak_threshold
+    )
+    if metrics:
+        config.metrics = tuple(metrics)
+    result = measure_quality(synth, reference, config, build_encoder(encoder, cache))
+    write_quality(result, out)
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
 def keywords(
     data: Annotated[Path, typer.Argument(help="Real labeled data to mine.")],
     top_k: Annotated[int, typer.Option(min=1, help="Keywords per class.")] = 20,

@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ class ClassReport:
     leaks: int = 0
     parse_failures: int = 0
     short_answers: int = 0
+    rejected: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -115,7 +117,8 @@ class GenerationResult:
     def totals(self) -> dict[str, Any]:
         reports = list(self.classes.values())
         keys: tuple[str, ...] = ("calls", "cached_calls", "texts_returned", "unique", "kept")
-        keys += ("duplicates", "leaks", "parse_failures", "prompt_tokens", "completion_tokens")
+        keys += ("duplicates", "leaks", "rejected", "parse_failures")
+        keys += ("prompt_tokens", "completion_tokens")
         sums: dict[str, Any] = {k: sum(getattr(r, k) for r in reports) for k in keys}
         sums["cost"] = sum(r.cost for r in reports)
         sums["yield"] = sums["unique"] / sums["texts_returned"] if sums["texts_returned"] else 0
@@ -361,6 +364,9 @@ def _collect(
         report.short_answers += int(parsed.note is not None)
         for position, text in enumerate(parsed.texts):
             report.texts_returned += 1
+            if is_degenerate(text):
+                report.rejected += 1
+                continue
             key = normalize(text)
             if key in run.leak_keys:
                 report.leaks += 1
@@ -373,6 +379,23 @@ def _collect(
             if report.kept < run.config.per_class:
                 report.kept += 1
                 rows.append(_row(run, class_card.name, text, f"{index}.{position}"))
+
+
+_WORDS = re.compile(r"[^\W\d_]{2,}")
+
+
+def is_degenerate(text: str, min_words: int = 2, max_repeat_share: float = 0.4) -> bool:
+    """Cheap guards against what small models emit: bare numbering ("1."), one-word
+    fragments, and loops ("не побоищем, не побоищем, ..."). Such texts are counted as
+    rejected, never kept, so they cannot pass as unique examples."""
+    words = [w.casefold() for w in _WORDS.findall(text)]
+    if len(words) < min_words:
+        return True
+    if len(words) >= 6:
+        most = max(words.count(w) for w in set(words))
+        if most / len(words) > max_repeat_share:
+            return True
+    return bool(re.search(r"(.{1,4})\1{5,}", text))
 
 
 def _row(run: _Run, label: str, text: str, call: str) -> dict[str, Any]:

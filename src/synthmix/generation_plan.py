@@ -23,6 +23,7 @@ from synthmix.llm.cache import AnswerCache, CachedBackend
 from synthmix.llm.factory import build_backend
 
 KEYWORD_SOURCES = ("card", "mined")
+EXAMPLE_STRATEGIES = {"few-shot", "fskw", "paraphrase", "key-points", "completion-few-shot"}
 
 
 @dataclass
@@ -91,11 +92,19 @@ def check_plan(plan: GenerationPlan, source: str) -> None:
     ):
         if not values:
             raise ConfigError(f"{source}: '{name}' must list at least one entry")
-    needs_data = {"few-shot", "fskw", "paraphrase", "key-points", "completion-few-shot"}
-    if plan.data is None and (needs_data & set(plan.strategies) or plan.keywords == "mined"):
+    if plan.data is None and plan.keywords == "mined":
+        raise ConfigError(f"{source}: keywords: mined needs real data: set 'data'")
+
+
+def check_examples(plan: GenerationPlan, card: TaskCard) -> None:
+    """Without `data`, example-based strategies draw on the card's own examples (the safe
+    choice when generated texts must not carry information from held-out real data)."""
+    wanted = sorted(EXAMPLE_STRATEGIES & set(plan.strategies))
+    bare = [c.name for c in card.classes if not c.examples]
+    if plan.data is None and wanted and bare:
         raise ConfigError(
-            f"{source}: strategies {sorted(needs_data & set(plan.strategies))} "
-            "need real examples: set 'data'"
+            f"{plan.card}: strategies {wanted} need examples, and class {bare[0]!r} has none "
+            "in the card: add examples or set 'data'"
         )
 
 
@@ -139,6 +148,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
     """Every combination in turn; answers come from the cache where it has them, so a rerun
     after a kill pays only for what was never answered."""
     card = load_card(plan.resolve(plan.card))
+    check_examples(plan, card)
     real = None
     if plan.data is not None:
         real = load_labeled(plan.resolve(plan.data), plan.text_column, plan.label_column)
