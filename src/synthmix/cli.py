@@ -58,15 +58,20 @@ def experiment(
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>).")] = None,
     jobs: Annotated[int | None, typer.Option(help="Parallel fits; 0 = one per core.")] = None,
     report: Annotated[bool, typer.Option(help="Write the report when done.")] = True,
+    quality: Annotated[
+        bool, typer.Option(help="Also measure each source's quality metrics for the report.")
+    ] = False,
 ) -> None:
     """Run the mixing grid; rerun the same command to resume after a kill."""
     from synthmix.config import load_experiment
-    from synthmix.experiment import run_experiment
+    from synthmix.experiment import measure_source_quality, run_experiment
 
     loaded = load_experiment(config)
     run_dir = out or Path("runs") / loaded.name
     outcome = run_experiment(loaded, run_dir, jobs=jobs)
     typer.echo(f"{outcome.ran} fits run, {outcome.reused} reused from {run_dir}", err=True)
+    if quality:
+        measure_source_quality(loaded, run_dir)
     if report:
         _write_report(run_dir)
 
@@ -292,6 +297,64 @@ def quality(
 
 
 @app.command()
+def label(
+    data: Annotated[Path, typer.Argument(help="Unlabeled texts (CSV/TSV/JSONL/JSON/Parquet).")],
+    card: Annotated[Path, typer.Option(help="Task card YAML.")],
+    out: Annotated[Path, typer.Option(help="Labels (JSONL); <out>.report.json beside it.")],
+    cascade: Annotated[
+        Path | None,
+        typer.Option(help="Cascade YAML (default: keywords -> embedding -> bundled Gemma)."),
+    ] = None,
+    calibrate: Annotated[
+        Path | None, typer.Option(help="Gold labeled file: calibrate thresholds on it first.")
+    ] = None,
+    target_precision: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Precision each stage must reach.")
+    ] = 0.9,
+    criterion: Annotated[str, typer.Option(help="'wilson' (lower bound) or 'point'.")] = "wilson",
+    holdout: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share of gold held out to check.")
+    ] = 0.3,
+    examples: Annotated[
+        Path | None, typer.Option(help="Labeled examples for LLM prompts / embedding prototypes.")
+    ] = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """Auto-label texts with a confidence cascade; thresholds optionally calibrated on gold."""
+    from synthmix.cards import load_card
+    from synthmix.data import load_labeled
+    from synthmix.labeling.config import default_config, load_config
+    from synthmix.labeling.run import label_texts, load_texts, write_run
+
+    if criterion not in ("wilson", "point"):
+        raise SynthmixError(f"--criterion must be 'wilson' or 'point', got {criterion!r}")
+    task_card = load_card(card)
+    config = load_config(cascade) if cascade is not None else default_config()
+    gold = load_labeled(calibrate, text_column, label_column, encoding) if calibrate else None
+    if gold is not None:
+        task_card.check_covers(gold, str(card))
+    shots = load_labeled(examples, text_column, label_column, encoding) if examples else None
+    texts = load_texts(data, text_column, encoding)
+    run = label_texts(
+        texts,
+        task_card,
+        config,
+        examples=shots,
+        gold=gold,
+        target_precision=target_precision,
+        criterion="point" if criterion == "point" else "wilson",
+        holdout=holdout,
+    )
+    report = write_run(run, out)
+    if run.calibration is not None:
+        typer.echo(run.calibration.format(), err=True)
+    typer.echo(run.result.format(), err=True)
+    typer.echo(f"wrote {len(texts)} labels to {out}; report {report}")
+
+
+@app.command()
 def keywords(
     data: Annotated[Path, typer.Argument(help="Real labeled data to mine.")],
     top_k: Annotated[int, typer.Option(min=1, help="Keywords per class.")] = 20,
@@ -337,11 +400,15 @@ def demo(
     ),
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per cell.")] = 3,
     jobs: Annotated[int, typer.Option(help="Parallel fits; 0 = one per core.")] = 0,
+    llm_per_class: Annotated[
+        int,
+        typer.Option(min=0, help="Texts per class from the bundled Gemma per source; 0 = no LLM."),
+    ] = 10,
 ) -> None:
     """Run the whole pipeline offline on the shipped CEDR emotions data and write a report."""
     from synthmix.demo import run_demo
 
-    paths = run_demo(out, seeds=seeds, jobs=jobs)
+    paths = run_demo(out, seeds=seeds, jobs=jobs, llm_per_class=llm_per_class)
     typer.echo(f"report: {paths.html}")
     typer.echo(f"markdown: {paths.markdown}")
 

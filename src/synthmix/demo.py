@@ -1,46 +1,103 @@
-"""The offline demo: the whole spine on a real Russian dataset shipped in the package."""
+"""The offline demo: the whole pipeline on a real Russian dataset shipped in the package.
+
+Sources: rule-based EDA (derived in every cell from the real texts it sees) and, with the
+bundled Gemma-3-270M base model, zero-shot, few-shot and few-shot-with-keywords generation
+(fskw at two temperatures). The LLM prompts use only the task card's own examples and
+keywords, so no generated text carries information from real data a cell does not see. The
+small model yields a few texts per class in minutes, so LLM sources enter the fixed-count
+plan ("10% real + N synthetic per class"); every answer is cached, so a rerun is quick.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from synthmix.config import DataConfig, ExperimentConfig
-from synthmix.experiment import run_experiment
+from synthmix.experiment import measure_source_quality, run_experiment
+from synthmix.generation_plan import GenerationPlan, run_plan
+from synthmix.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
+from synthmix.quality import QualityConfig
 from synthmix.report import ReportPaths, write_report
 from synthmix.sources import SourceConfig
 
 DEMO_DATASET = "cedr_emotions"
+LLM_RUNS = (("llm-a", ["zero-shot", "few-shot", "fskw"], [0.7]), ("llm-b", ["fskw"], [1.0]))
+# Small samples keep the quality step to about a minute on 2 cores.
+DEMO_QUALITY = QualityConfig(sample_size=400, n_boot=50, self_bleu_sample=40)
 
 
 def demo_data_dir() -> Path:
     return Path(str(resources.files("synthmix") / "demo_data" / DEMO_DATASET))
 
 
-def demo_config(out_dir: Path, seeds: int = 3) -> ExperimentConfig:
+def demo_config(out_dir: Path, seeds: int = 3, llm_per_class: int = 0) -> ExperimentConfig:
     data_dir = demo_data_dir()
+    # Augmented per cell from the real texts that cell sees; see sources.DerivedSource.
+    sources = [SourceConfig(name="eda", augment={"alpha": 0.1})]
+    counts: list[int] = []
+    if llm_per_class > 0:
+        counts = sorted({max(1, llm_per_class // 2), llm_per_class})
+        sources += [
+            SourceConfig(
+                path=str(out_dir / "sources" / f"{name}.jsonl"),
+                name="gemma",
+                split_by=["strategy", "temperature"],
+                plans=[SMALL_REAL_PLUS_COUNT],
+            )
+            for name, _, _ in LLM_RUNS
+        ]
     return ExperimentConfig(
         name="demo-cedr-emotions",
         data=DataConfig(train=str(data_dir / "train.csv"), test=str(data_dir / "test.csv")),
         card=str(data_dir / "card.yaml"),
-        # Augmented per cell from the real texts that cell sees; see sources.DerivedSource.
-        sources=[SourceConfig(name="eda", augment={"alpha": 0.1})],
+        sources=sources,
+        plans=PlanConfig(synthetic_counts=counts),
         seeds=list(range(seeds)),
         base_dir=out_dir,
     )
 
 
+def generate_llm_sources(out_dir: Path, per_class: int, progress: bool = True) -> list[Path]:
+    """Gemma sources from the card alone (descriptions, examples, keywords)."""
+    base = GenerationPlan(
+        card=str(demo_data_dir() / "card.yaml"),
+        cache=str(out_dir / "llm-cache.sqlite"),
+        per_class=per_class,
+        k=3,
+        max_tokens=200,
+    )
+    written = []
+    for name, strategies, temperatures in LLM_RUNS:
+        plan = replace(
+            base,
+            out=str(out_dir / "sources" / f"{name}.jsonl"),
+            strategies=strategies,
+            temperatures=temperatures,
+        )
+        written.append(run_plan(plan, progress=progress).out)
+    return written
+
+
 def run_demo(
-    out_dir: str | Path = "runs/demo", seeds: int = 3, jobs: int = 0, progress: bool = True
+    out_dir: str | Path = "runs/demo",
+    seeds: int = 3,
+    jobs: int = 0,
+    llm_per_class: int = 10,
+    progress: bool = True,
 ) -> ReportPaths:
     out_dir = Path(out_dir).resolve()
-    config = demo_config(out_dir, seeds)
+    config = demo_config(out_dir, seeds, llm_per_class)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "experiment.yaml").write_text(
         yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
+    if llm_per_class > 0:
+        generate_llm_sources(out_dir, llm_per_class, progress)
     run_dir = out_dir / "run"
     run_experiment(config, run_dir, jobs=jobs, progress=progress)
+    measure_source_quality(config, run_dir, DEMO_QUALITY, progress)
     return write_report(run_dir)

@@ -22,9 +22,12 @@ from synthmix.cards import load_card
 from synthmix.classify import ClassifierConfig, build_classifier
 from synthmix.config import ExperimentConfig
 from synthmix.data import LabeledData, check_test_labels, load_labeled, split_train_test
+from synthmix.embeddings import build_encoder
 from synthmix.errors import ConfigError
 from synthmix.metrics import evaluate
 from synthmix.mixing import SOURCE_PLANS, Cell, compose, plan_cells
+from synthmix.quality import QualityConfig, measure_quality, write_quality
+from synthmix.report import QUALITY_DIR
 from synthmix.results import RUN_FILE, ResultsStore, read_run_info, write_run_info
 from synthmix.sources import DerivedSource, derived_sources, load_sources
 
@@ -266,3 +269,36 @@ def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
             )
         info = {**info, "started_at": previous.get("started_at", info["started_at"])}
     write_run_info(run_dir, info)
+
+
+def measure_source_quality(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    quality: QualityConfig | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Quality metrics of every source against the real training data, written to
+    RUN_DIR/quality/ for the report's metrics table and its usefulness section. A source
+    measured before is skipped; embeddings are cached in RUN_DIR/embeddings.sqlite.
+
+    A derived (rule-based) source is measured on one augmentation of the full training
+    set, the same texts its synthetic-only cells train on."""
+    quality = quality or QualityConfig()
+    folder = Path(run_dir) / QUALITY_DIR
+    data = load_experiment_data(config)
+    encoder = build_encoder(cache_path=Path(run_dir) / "embeddings.sqlite")
+    written = []
+    for name, source in tqdm(data.sources.items(), desc="source quality", disable=not progress):
+        path = folder / f"{_file_safe(name)}.json"
+        if path.exists():
+            continue
+        if not isinstance(source, LabeledData):
+            per_class = min(max(data.train.class_counts().values()), quality.sample_size)
+            source = source(data.train, per_class, quality.seed)
+        metrics = measure_quality(source, data.train, quality, encoder)
+        written.append(write_quality({**metrics, "source_name": name}, path))
+    return written
+
+
+def _file_safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

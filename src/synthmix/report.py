@@ -155,6 +155,16 @@ class Report:
     run_tables: list[tuple[str, Table]]
     config_json: str
     notes: list[str] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A report section built elsewhere (quality metrics, usefulness), already rendered."""
+
+    title: str
+    html: str
+    markdown: str
 
 
 def write_report(run_dir: str | Path) -> ReportPaths:
@@ -167,6 +177,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     report = build_report(info, cells)
     root = Path(run_dir)
     _write_figures(root / FIGURES_DIR, report.plots)
+    report.sections.extend(_quality_sections(root, cells))
     paths = ReportPaths(html=root / HTML_FILE, markdown=root / MARKDOWN_FILE)
     paths.html.write_text(render_html(report), encoding="utf-8")
     paths.markdown.write_text(render_markdown(report), encoding="utf-8")
@@ -740,6 +751,86 @@ def _write_figures(directory: Path, plots: Sequence[Plot]) -> None:
         (directory / f"{plot.name}.png").write_bytes(plot.png)
 
 
+# --- quality of sources --------------------------------------------------------------------
+
+QUALITY_DIR = "quality"
+QUALITY_COLUMNS = (
+    ("distinct_2", "distinct-2"),
+    ("self_bleu", "self-BLEU"),
+    ("vendi_score", "Vendi"),
+    ("mauve", "MAUVE"),
+    ("frechet_distance", "Fréchet"),
+    ("c2st_auc", "C2ST AUC"),
+    ("real_to_synth_accuracy", "real→synth acc."),
+    ("leak_share", "leak share"),
+)
+
+
+def _quality_sections(root: Path, cells: Sequence[CellSummary]) -> list[Section]:
+    """Sections for RUN_DIR/quality/*.json, written by `synthmix experiment --quality` or
+    `synthmix quality ... --out RUN_DIR/quality/<source>.json`."""
+    from synthmix.usefulness import load_quality_dir, usefulness_section
+
+    folder = root / QUALITY_DIR
+    quality = load_quality_dir(folder) if folder.is_dir() else {}
+    if not quality:
+        return []
+    sections = [_quality_table_section(quality)]
+    plan, amount = _usefulness_cell(cells)
+    if plan is not None:
+        useful = usefulness_section(root, quality, plan=plan, ratio=amount)
+        for name, png in useful.figures.items():
+            (root / FIGURES_DIR / name).write_bytes(png)
+        sections.append(
+            Section("Which quality metric predicts usefulness?", useful.html, useful.markdown)
+        )
+    return sections
+
+
+def _usefulness_cell(cells: Sequence[CellSummary]) -> tuple[str | None, float]:
+    """The small-real cell every source shares: the fixed-count plan at its largest count if
+    the run has one, else the ratio plan at its largest ratio."""
+    counts = [c.synthetic_count for c in cells if c.plan == SMALL_REAL_PLUS_COUNT]
+    if counts:
+        return SMALL_REAL_PLUS_COUNT, float(max(counts))
+    ratios = [c.synthetic_ratio for c in cells if c.plan == SMALL_REAL_PLUS_SYNTHETIC]
+    if ratios:
+        return SMALL_REAL_PLUS_SYNTHETIC, max(ratios)
+    return None, 0.0
+
+
+def _quality_table_section(quality: dict[str, dict[str, Any]]) -> Section:
+    headers = ["source", "texts", *(title for _, title in QUALITY_COLUMNS)]
+    rows = [
+        [source, str(metrics.get("synthetic", {}).get("rows", DASH))]
+        + [_quality_value(metrics, key) for key, _ in QUALITY_COLUMNS]
+        for source, metrics in quality.items()
+    ]
+    table = Table(headers, rows, frozenset(range(1, len(headers))))
+    note = (
+        "Cheap metrics of each source against the real training data (value [95% CI]): "
+        "diversity (distinct-2 ↑, self-BLEU ↓, Vendi ↑), fidelity (MAUVE ↑, Fréchet ↓, C2ST AUC: "
+        "0.5 = indistinguishable from real), label consistency (accuracy of a real-trained "
+        "classifier on the synthetic labels) and memorisation (share of texts within the leak "
+        "threshold of a real text)."
+    )
+    return Section(
+        "Quality of the synthetic sources",
+        f'<p class="note">{_esc(note)}</p>\n{_html_table(table)}',
+        f"_{note}_\n\n{_md_table(table)}\n",
+    )
+
+
+def _quality_value(metrics: dict[str, Any], key: str) -> str:
+    entry = metrics.get("overall", {}).get(key)
+    if not isinstance(entry, dict) or entry.get("value") is None:
+        return DASH
+    value = float(entry["value"])
+    if entry.get("low") is None or entry.get("high") is None:
+        return f"{value:.3g}"
+    return f"{value:.3g} [{float(entry['low']):.3g}, {float(entry['high']):.3g}]"
+
+
 # --- HTML --------------------------------------------------------------------------------
 
 _CSS = """
@@ -799,6 +890,7 @@ def render_html(report: Report) -> str:
     plots = "\n".join(_html_plot(p) for p in report.plots)
     run = "\n".join(f"<h3>{_esc(title)}</h3>\n{_html_table(t)}" for title, t in report.run_tables)
     title = _esc(f"synthmix report: {report.name}")
+    sections = "\n".join(f"<h2>{_esc(s.title)}</h2>\n{s.html}" for s in report.sections)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>
@@ -816,6 +908,7 @@ def render_html(report: Report) -> str:
 <p class="note">All cells by mean F1-macro. Gap is the mean F1-macro minus that of all real
 data.</p>
 {_html_table(report.ranking)}
+{sections}
 <h2>Run</h2>
 {run}
 <details><summary>Full configuration</summary><pre>{_esc(report.config_json)}</pre></details>
@@ -854,7 +947,10 @@ def render_markdown(report: Report) -> str:
         parts.extend(
             [f"![{plot.title}]({FIGURES_DIR}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
         )
-    parts.extend(["## Ranking", "", _md_table(report.ranking), "", "## Run", ""])
+    parts.extend(["## Ranking", "", _md_table(report.ranking), ""])
+    for section in report.sections:
+        parts.extend([f"## {section.title}", "", section.markdown, ""])
+    parts.extend(["## Run", ""])
     for title, table in report.run_tables:
         parts.extend([f"### {title}", "", _md_table(table), ""])
     parts.extend(["### Full configuration", "", "```json", report.config_json, "```", ""])

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from synthmix.errors import SynthmixError
-from synthmix.mixing import SMALL_REAL_PLUS_SYNTHETIC, SYNTHETIC_ONLY
+from synthmix.mixing import SMALL_REAL_PLUS_COUNT, SMALL_REAL_PLUS_SYNTHETIC, SYNTHETIC_ONLY
 from synthmix.quality import flat_values, read_quality
 from synthmix.results import ResultsStore, summarize
 
@@ -45,6 +45,8 @@ def downstream_scores(
     cells = table[(table["plan"] == plan) & table["source"].notna()]
     if plan == SMALL_REAL_PLUS_SYNTHETIC:
         cells = cells[np.isclose(cells["synthetic_ratio"].astype(float), ratio)]
+    elif plan == SMALL_REAL_PLUS_COUNT:  # `ratio` is then the number of texts per class
+        cells = cells[np.isclose(cells["synthetic_count"].astype(float), ratio)]
     if cells.empty:
         raise SynthmixError(f"{run_dir}: no {plan} cells (ratio {ratio:g}) in the results")
     return {str(row["source"]): float(row[metric]) for _, row in cells.iterrows()}
@@ -254,7 +256,12 @@ class UsefulnessSection:
 def load_quality_dir(folder: str | Path) -> dict[str, dict[str, Any]]:
     """Quality JSON files of a folder keyed by file stem (name them after the experiment's
     sources: `quality/<source>.json`)."""
-    return {path.stem: read_quality(path) for path in sorted(Path(folder).glob("*.json"))}
+    quality = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        metrics = read_quality(path)
+        # Source names may hold ":" and "/", which file names cannot; the file records it.
+        quality[str(metrics.get("source_name", path.stem))] = metrics
+    return quality
 
 
 def usefulness_section(
@@ -267,7 +274,10 @@ def usefulness_section(
 ) -> UsefulnessSection:
     """Markdown and HTML for a report section "Which quality metric predicts usefulness?"."""
     scores = downstream_scores(run_dir, plan, ratio)
-    cell = f"{plan} at ratio {ratio:g}" if plan == SMALL_REAL_PLUS_SYNTHETIC else plan
+    cell = {
+        SMALL_REAL_PLUS_SYNTHETIC: f"{plan} at ratio {ratio:g}",
+        SMALL_REAL_PLUS_COUNT: f"{plan} with {ratio:g} texts per class",
+    }.get(plan, plan)
     analysis = analyse(quality_by_source, scores, score_name=f"F1-macro ({cell})")
     pngs = scatter_figures(analysis, top_figures)
     figures = {f"usefulness_{_safe(m)}.png": png for m, png in pngs.items()}

@@ -1,0 +1,56 @@
+"""Auto-labeling with a confidence cascade: keywords -> embeddings -> NLI/LLM, each stage
+deciding what it is sure of; calibration of the thresholds on gold labels."""
+
+from synthmix.labeling.calibrate import (
+    CalibrationReport,
+    StageCalibration,
+    calibrate,
+    calibrate_on,
+    choose_threshold,
+)
+from synthmix.labeling.cascade import Cascade, CascadeResult, LabelDecision, StageReport
+from synthmix.labeling.config import (
+    CascadeConfig,
+    StageConfig,
+    build_cascade,
+    default_config,
+    load_config,
+    parse_config,
+)
+from synthmix.labeling.llm_stage import LLMStage, logprob_distribution, parse_label
+from synthmix.labeling.stages import (
+    EmbeddingStage,
+    KeywordStage,
+    LabelingStage,
+    NLIStage,
+    margin_confidence,
+)
+from synthmix.labeling.stats import Proportion, wilson
+
+__all__ = [
+    "CalibrationReport",
+    "Cascade",
+    "CascadeConfig",
+    "CascadeResult",
+    "EmbeddingStage",
+    "KeywordStage",
+    "LLMStage",
+    "LabelDecision",
+    "LabelingStage",
+    "NLIStage",
+    "Proportion",
+    "StageCalibration",
+    "StageConfig",
+    "StageReport",
+    "build_cascade",
+    "calibrate",
+    "calibrate_on",
+    "choose_threshold",
+    "default_config",
+    "load_config",
+    "logprob_distribution",
+    "margin_confidence",
+    "parse_config",
+    "parse_label",
+    "wilson",
+]

@@ -1,0 +1,280 @@
+"""Few-shot classification with an LLM as a labeling stage.
+
+The prompt lists the allowed labels with their card descriptions, then k real examples
+per class as "Текст: ... / Метка: ..." pairs and the open text; it works as a plain
+completion prompt for base models (the bundled Gemma) and as one user message for chat
+models. Confidence comes from the first answer token's log-probabilities where the
+backend returns them, otherwise from the agreement of `n_samples` draws at temperature >
+0 (each draw has its own `sample_index`, so a CachedBackend keeps them apart and a
+rerun pays for none of them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from synthmix.cards import TaskCard
+from synthmix.data import LabeledData
+from synthmix.labeling.stages import verbalize
+from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult
+
+LLM_TEMPLATES_RU: dict[str, str] = {
+    "system": (
+        "Ты аккуратный разметчик текстов. Отвечай только одной меткой из списка, без пояснений."
+    ),
+    "header": (
+        "Задача: {task}. {task_description}\nМетки:\n{classes}\n"
+        "Ответ — одна метка из списка: {labels}."
+    ),
+    "class": "- {name}: {description}",
+    "item": "Текст: {text}\n{field}: {label}",
+    "field": "Метка",
+}
+LLM_TEMPLATES_EN: dict[str, str] = {
+    "system": "You are a careful text annotator. Answer with one label from the list only.",
+    "header": (
+        "Task: {task}. {task_description}\nLabels:\n{classes}\n"
+        "Answer with one label from: {labels}."
+    ),
+    "class": "- {name}: {description}",
+    "item": "Text: {text}\n{field}: {label}",
+    "field": "Label",
+}
+
+
+def llm_templates(language: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    base = LLM_TEMPLATES_RU if language.lower().startswith("ru") else LLM_TEMPLATES_EN
+    return {**base, **(overrides or {})}
+
+
+def examples_by_class(
+    source: LabeledData | Mapping[str, Sequence[str]] | None, card: TaskCard
+) -> dict[str, list[str]]:
+    """Real examples per class: the given data where it has the class, else the card's."""
+    given: dict[str, list[str]] = {}
+    if isinstance(source, LabeledData):
+        for text, label in zip(source.texts, source.labels, strict=True):
+            given.setdefault(label, []).append(text)
+    elif source is not None:
+        given = {k: list(v) for k, v in source.items()}
+    return {c.name: given.get(c.name) or list(c.examples) for c in card.classes}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def label_aliases(card: TaskCard) -> dict[str, str]:
+    """Lower-cased words an answer may use for a class: its name (with spaces for "_")
+    and the head of its description ("гнев" for anger), as small models often answer
+    in the prompt's language."""
+    aliases: dict[str, str] = {}
+    for c in card.classes:
+        for alias in (c.name, c.name.replace("_", " "), verbalize(c.description, c.name)):
+            aliases.setdefault(alias.lower(), c.name)
+    return aliases
+
+
+_STRIP = " \t\"'«»“”„.,;:!?*`()[]"
+
+
+def parse_label(answer: str, aliases: Mapping[str, str]) -> str | None:
+    """The class an answer names: its first line if that is a label or alias, else the
+    alias that occurs first in the answer; None when it names none."""
+    lines = [line.strip(_STRIP).lower() for line in answer.strip().splitlines()]
+    first = next((line for line in lines if line), "")
+    if first in aliases:
+        return aliases[first]
+    lowered = answer.lower()
+    found = [
+        (m.start(), -len(alias), name)
+        for alias, name in aliases.items()
+        for m in [re.search(rf"(?<!\w){re.escape(alias)}(?!\w)", lowered)]
+        if m is not None
+    ]
+    return min(found)[2] if found else None
+
+
+def _top_logprobs(raw: Mapping[str, Any]) -> dict[str, float] | None:
+    """Top alternatives of the first non-blank answer token, from the completions format
+    ({"tokens", "top_logprobs": [{token: lp}]}) or the chat format ({"content": [{"token",
+    "top_logprobs": [{"token", "logprob"}]}]}); None when the answer carries none."""
+    choices = raw.get("choices") or []
+    logprobs = choices[0].get("logprobs") if choices and isinstance(choices[0], dict) else None
+    if not isinstance(logprobs, dict):
+        return None
+    positions: list[tuple[str, dict[str, float]]] = []
+    if isinstance(logprobs.get("content"), list):
+        for item in logprobs["content"]:
+            top = {str(t["token"]): float(t["logprob"]) for t in item.get("top_logprobs") or []}
+            top.setdefault(str(item.get("token", "")), float(item.get("logprob", -math.inf)))
+            positions.append((str(item.get("token", "")), top))
+    elif isinstance(logprobs.get("top_logprobs"), list):
+        tokens = logprobs.get("tokens") or [""] * len(logprobs["top_logprobs"])
+        for token, top in zip(tokens, logprobs["top_logprobs"], strict=False):
+            positions.append((str(token), {str(k): float(v) for k, v in (top or {}).items()}))
+    return next((top for token, top in positions if token.strip() and top), None)
+
+
+def logprob_distribution(
+    raw: Mapping[str, Any], classes: Sequence[str], aliases: Mapping[str, str]
+) -> np.ndarray | None:
+    """Class probabilities from the first answer token: each alternative token's
+    probability goes to the classes whose label or alias starts with it (shared equally).
+    Not renormalised: probability spent on tokens that start no label lowers every
+    class, which is what a confidence should do."""
+    top = _top_logprobs(raw)
+    if top is None:
+        return None
+    index = {c: i for i, c in enumerate(classes)}
+    result = np.zeros(len(classes))
+    for token, logprob in top.items():
+        piece = token.strip(_STRIP).lower()
+        if not piece:
+            continue
+        matches = sorted({name for alias, name in aliases.items() if alias.startswith(piece)})
+        for name in matches:
+            result[index[name]] += math.exp(logprob) / len(matches)
+    return np.minimum(result, 1.0)
+
+
+@dataclass
+class LLMAnswers:
+    """What the stage saw for one text: parsed labels per draw and the raw answers."""
+
+    labels: list[str | None] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+    from_logprobs: bool = False
+
+
+class LLMStage:
+    """Few-shot LLM classification (see module docstring). Wrap the backend in a
+    `CachedBackend` so nothing is paid twice; `temperature` applies to the agreement
+    draws (with `n_samples=1` the single answer is taken at temperature 0 and its
+    confidence is 1, which says nothing: keep n_samples >= 3 without logprobs)."""
+
+    def __init__(
+        self,
+        card: TaskCard,
+        backend: Backend,
+        examples: LabeledData | Mapping[str, Sequence[str]] | None = None,
+        k: int = 2,
+        n_samples: int = 5,
+        temperature: float = 0.7,
+        threshold: float = 0.8,
+        max_tokens: int = 8,
+        max_concurrency: int = 4,
+        seed: int = 0,
+        templates: Mapping[str, str] | None = None,
+        name: str = "llm",
+    ) -> None:
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        self.name = name
+        self.threshold = threshold
+        self.card = card
+        self.classes = card.class_names
+        self.backend = backend
+        self.n_samples = n_samples
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.max_concurrency = max_concurrency
+        self.seed = seed
+        self.templates = llm_templates(card.language, templates)
+        self.aliases = label_aliases(card)
+        self.shots = self._pick_shots(examples_by_class(examples, card), k, seed)
+        self.last_answers: dict[str, LLMAnswers] = {}
+
+    def _pick_shots(self, pool: dict[str, list[str]], k: int, seed: int) -> list[tuple[str, str]]:
+        """k examples per class, interleaved by class so the last shot (which small
+        models copy most) is not always the same class; fixed for the stage's life, so
+        every text sees the same prefix."""
+        rng = random.Random(seed)
+        picked = {name: rng.sample(texts, min(k, len(texts))) for name, texts in pool.items()}
+        shots = []
+        for round_ in range(k):
+            order = list(self.classes)
+            rng.shuffle(order)
+            shots += [(picked[c][round_], c) for c in order if round_ < len(picked[c])]
+        return shots
+
+    def prompt(self, text: str) -> str:
+        t = self.templates
+        classes = "\n".join(
+            t["class"].format(name=c.name, description=c.description) for c in self.card.classes
+        )
+        header = t["header"].format(
+            task=self.card.task,
+            task_description=self.card.description,
+            classes=classes,
+            labels=", ".join(self.classes),
+        )
+        items = [
+            t["item"].format(text=_one_line(s), field=t["field"], label=label)
+            for s, label in self.shots
+        ]
+        opening = t["item"].format(text=_one_line(text), field=t["field"], label="").rstrip()
+        return "\n\n".join([header, *items, opening])
+
+    def request(self, text: str, sample_index: int) -> CompletionRequest:
+        prompt = self.prompt(text)
+        temperature = 0.0 if self.n_samples == 1 else self.temperature
+        common: dict[str, Any] = {
+            "temperature": temperature,
+            "max_tokens": self.max_tokens,
+            # A seed per draw: a server that honours `seed` would otherwise answer every
+            # draw alike and the agreement would always be 1.
+            "seed": self.seed + sample_index,
+            "sample_index": sample_index,
+        }
+        if self.backend.chat:
+            messages = [
+                {"role": "system", "content": self.templates["system"]},
+                {"role": "user", "content": prompt},
+            ]
+            return CompletionRequest(messages=messages, **common)
+        return CompletionRequest(prompt=prompt, stop=["\n"], **common)
+
+    async def _ask(self, text: str, index: int, gate: asyncio.Semaphore) -> CompletionResult:
+        async with gate:
+            return await self.backend.complete(self.request(text, index))
+
+    async def _score_one(self, text: str, gate: asyncio.Semaphore) -> np.ndarray:
+        first = await self._ask(text, 0, gate)
+        seen = LLMAnswers(
+            labels=[parse_label(first.texts[0], self.aliases)], answers=first.texts[:1]
+        )
+        self.last_answers[text] = seen
+        from_logprobs = logprob_distribution(first.raw, self.classes, self.aliases)
+        if from_logprobs is not None:
+            seen.from_logprobs = True
+            return from_logprobs
+        rest = await asyncio.gather(*(self._ask(text, i, gate) for i in range(1, self.n_samples)))
+        for result in rest:
+            seen.answers.append(result.texts[0])
+            seen.labels.append(parse_label(result.texts[0], self.aliases))
+        return self._votes(seen.labels)
+
+    def _votes(self, labels: list[str | None]) -> np.ndarray:
+        """Share of draws per class; unparseable draws count for no class."""
+        counts = np.zeros(len(self.classes))
+        for label in labels:
+            if label is not None:
+                counts[self.classes.index(label)] += 1
+        return counts / max(1, len(labels))
+
+    async def ascore(self, texts: Sequence[str]) -> np.ndarray:
+        gate = asyncio.Semaphore(self.max_concurrency)
+        rows = await asyncio.gather(*(self._score_one(t, gate) for t in texts))
+        return np.vstack(rows) if rows else np.zeros((0, len(self.classes)))
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        return asyncio.run(self.ascore(texts))

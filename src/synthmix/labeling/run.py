@@ -1,0 +1,88 @@
+"""File-level glue for `synthmix label`: read unlabeled texts, build (and optionally
+calibrate) the cascade, label, write JSONL and a JSON report."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthmix.cards import TaskCard
+from synthmix.data import TEXT, LabeledData, decode_bytes
+from synthmix.errors import DataError
+from synthmix.labeling.calibrate import CalibrationReport, Criterion, calibrate
+from synthmix.labeling.cascade import CascadeResult
+from synthmix.labeling.config import CascadeConfig, build_cascade
+
+
+def load_texts(path: str | Path, text_column: str = TEXT, encoding: str = "auto") -> list[str]:
+    """Texts of an unlabeled CSV/TSV/JSONL/Parquet file (other columns are ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        text, _ = decode_bytes(path.read_bytes(), str(path), encoding)
+        if suffix in (".jsonl", ".json"):
+            frame = pd.read_json(io.StringIO(text), lines=suffix == ".jsonl")
+        else:
+            sep = "\t" if suffix == ".tsv" else ","
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    if text_column not in frame.columns:
+        raise DataError(str(path), f"no column '{text_column}'; set the text column name")
+    texts = frame[text_column].fillna("").astype(str)
+    empty = texts.str.strip().eq("")
+    if empty.any():
+        raise DataError(str(path), "empty text", row=int(empty.to_numpy().argmax()) + 1)
+    return texts.tolist()
+
+
+@dataclass
+class LabelRun:
+    result: CascadeResult
+    calibration: CalibrationReport | None
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "labeling": self.result.summary(),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+        }
+
+
+def label_texts(
+    texts: list[str],
+    card: TaskCard,
+    config: CascadeConfig,
+    examples: LabeledData | None = None,
+    gold: LabeledData | None = None,
+    target_precision: float = 0.9,
+    criterion: Criterion = "wilson",
+    holdout: float = 0.3,
+) -> LabelRun:
+    """Label `texts`; with `gold`, thresholds are first calibrated on it (part held out
+    for the check). Gold texts should not also be `examples`: the LLM would see them."""
+    cascade = build_cascade(config, card, examples)
+    report = None
+    if gold is not None:
+        report = calibrate(cascade, gold, target_precision, holdout, criterion)
+        cascade = report.cascade
+    return LabelRun(cascade.run(texts), report)
+
+
+def write_run(run: LabelRun, out: str | Path) -> Path:
+    """Labels to `out` (JSONL, one object per text); the report beside it
+    (`<out>.report.json`), returned."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run.result.write_jsonl(out)
+    report = out.with_name(out.name + ".report.json")
+    report.write_text(
+        json.dumps(run.report(), ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+    )
+    return report

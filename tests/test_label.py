@@ -1,0 +1,410 @@
+"""Labeling cascade: stages, cascade reports, calibration, config, LLM and NLI stages."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llm_server import Reply, ScriptedServer, prompt_text, serve
+from synthmix.cards import TaskCard, load_card
+from synthmix.data import LABEL, TEXT, LabeledData, sample_per_class
+from synthmix.embeddings import Encoder, build_encoder
+from synthmix.errors import ConfigError
+from synthmix.labeling import (
+    Cascade,
+    EmbeddingStage,
+    KeywordStage,
+    LLMStage,
+    NLIStage,
+    build_cascade,
+    calibrate,
+    choose_threshold,
+    logprob_distribution,
+    margin_confidence,
+    parse_config,
+    parse_label,
+    wilson,
+)
+from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
+
+CARD = Path(__file__).resolve().parents[1] / "src/synthmix/demo_data/cedr_emotions/card.yaml"
+CHANCE = 1 / 6
+
+
+@pytest.fixture(scope="module")
+def card() -> TaskCard:
+    return load_card(CARD)
+
+
+@pytest.fixture(scope="module")
+def keywords(card: TaskCard) -> KeywordStage:
+    return KeywordStage(card, threshold=0.5)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    # One in-memory cached encoder for the module: every test embeds the same texts once.
+    return build_encoder()
+
+
+@pytest.fixture(scope="module")
+def sample(cedr_test: LabeledData) -> LabeledData:
+    """14 short real CEDR test sentences per class (84): short, as the USE encoder takes
+    ~0.1 s a sentence on a busy 2-core machine."""
+    short = cedr_test.frame[cedr_test.frame[TEXT].str.len() < 120].reset_index(drop=True)
+    counts = {label: 14 for label in sorted(short[LABEL].unique())}
+    return sample_per_class(LabeledData(short, cedr_test.source), counts, seed=0)
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def test_wilson_matches_textbook_values() -> None:
+    # Newcombe (1998), Table I: 81/263 -> 0.2553..0.3662; our 8/10 by the formula.
+    p = wilson(81, 263)
+    assert (p.low, p.high) == pytest.approx((0.2553, 0.3662), abs=5e-4)
+    q = wilson(8, 10)
+    assert (q.low, q.high) == pytest.approx((0.4902, 0.9433), abs=5e-4)
+    assert wilson(0, 0).n == 0 and math.isnan(wilson(0, 0).value)
+
+
+def test_choose_threshold_takes_lowest_meeting_target() -> None:
+    confidence = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.0])
+    correct = np.array([True, True, True, True, False, False, True])
+    # point: >= 0.6 gives 4/4; >= 0.5 gives 4/5 = 0.8 >= 0.8, the lowest meeting 0.8.
+    threshold, precision = choose_threshold(confidence, correct, 0.8, "point", min_decided=2)
+    assert threshold == 0.5 and (precision.k, precision.n) == (4, 5)
+    # 0.0 is never a threshold even though deciding all would give 5/7.
+    threshold, _ = choose_threshold(confidence, correct, 0.7, "point", min_decided=2)
+    assert threshold == 0.5
+    # Wilson: 4/4 has a lower bound of 0.51, below 0.8: nothing qualifies.
+    threshold, precision = choose_threshold(confidence, correct, 0.8, "wilson")
+    assert math.isinf(threshold) and precision.n == 0
+
+
+# ---------------------------------------------------------------------------- keywords
+
+
+def test_margin_confidence_formula() -> None:
+    evidence = np.array([[1.0, 0, 0], [2, 0, 0], [2, 1, 0], [1, 1, 0], [0, 0, 0]])
+    conf = margin_confidence(evidence, prior=1.0)
+    assert conf[:, 0] == pytest.approx([0.5, 2 / 3, 1 / 4, 0, 0])
+    assert conf[:, 1:].sum() == 0
+
+
+def test_keyword_stage_on_hand_made_sentences(keywords: KeywordStage) -> None:
+    sentences = [
+        "Меня бесило это всё, ненавижу очереди",  # anger: "бесит" via lemma, "ненавижу"
+        "Мне так грустно и одиноко",  # sadness: two keywords
+        "Ура, я так рад!",  # joy
+        "Надо же, как вышло",  # surprise: the two-word keyword
+        "Страшно и грустно",  # fear vs sadness: a tie is no evidence
+        "Сегодня был обычный вторник",  # nothing
+    ]
+    rows = keywords.score(sentences)
+    best = [keywords.classes[i] for i in rows.argmax(axis=1)]
+    assert best[:4] == ["anger", "sadness", "joy", "surprise"]
+    assert rows[0].max() == pytest.approx(2 / 3) and rows[3].max() == pytest.approx(0.5)
+    assert rows[4].max() == 0 and rows[5].max() == 0
+    result = Cascade([keywords], fallback="none").run(sentences)
+    assert [d.label for d in result.decisions] == [
+        "anger",
+        "sadness",
+        "joy",
+        "surprise",
+        None,
+        None,
+    ]
+    assert result.stages[0].decided == 4
+
+
+def test_mined_keywords_are_weighted_by_z(card: TaskCard) -> None:
+    mined = {"fear": [("темнота", 8.0), ("подвал", 2.0)]}
+    stage = KeywordStage(card, mined=mined)
+    rows = stage.score(["В подвале была темнота"])
+    # темнота weighs 1, подвал 0.25: conf = 1.25 / 2.25
+    assert rows[0, stage.classes.index("fear")] == pytest.approx(1.25 / 2.25)
+
+
+# ---------------------------------------------------------------------------- embeddings + cascade
+
+
+def test_embedding_stage_on_real_cedr(
+    card: TaskCard, encoder: Encoder, sample: LabeledData
+) -> None:
+    stage = EmbeddingStage(card, encoder, threshold=0.6)
+    result = Cascade([stage], fallback="none").run(sample.texts, gold=sample.labels)
+    report = result.stages[0]
+    print(f"\nembedding stage on {len(sample)} CEDR sentences:\n{result.format()}")
+    assert 0 < report.decided < len(sample)
+    assert report.accuracy is not None and report.accuracy.value > CHANCE
+    assert report.accuracy.low > CHANCE  # the whole 95% interval is above chance
+
+
+def test_cascade_on_real_cedr_with_hidden_gold(
+    card: TaskCard, keywords: KeywordStage, encoder: Encoder, sample: LabeledData
+) -> None:
+    cascade = Cascade([keywords, EmbeddingStage(card, encoder, threshold=0.6)])
+    blind = cascade.run(sample.texts)  # the stages never see gold labels
+    result = cascade.run(sample.texts, gold=sample.labels)
+    print(f"\ncascade keywords -> embedding:\n{result.format()}")
+    assert blind.labels == result.labels and blind.stages[0].correct is None
+    kw, emb = result.stages
+    assert kw.reached == len(sample) and emb.reached == len(sample) - kw.decided
+    assert result.fallback.reached == emb.reached - emb.decided
+    assert 0.2 < result.coverage.value < 1.0
+    decided = [d for d in result.decisions if d.decided]
+    assert all(d.confidence >= 0.5 for d in decided)
+    assert all(not d.decided and d.stage == "embedding" for d in result.decisions if not d.decided)
+    assert set(result.decisions[0].scores) <= {"keywords", "embedding"}
+    accuracy = result.accuracy()
+    assert accuracy is not None and accuracy.low > CHANCE
+    frame = result.frame()
+    assert list(frame.columns) == ["text", "label", "confidence", "stage", "decided", "scores"]
+
+
+def test_calibration_meets_target_on_held_out_gold(
+    card: TaskCard, keywords: KeywordStage, encoder: Encoder, sample: LabeledData
+) -> None:
+    cascade = Cascade([keywords, EmbeddingStage(card, encoder, threshold=0.5)])
+    target = 0.6
+    report = calibrate(cascade, sample, target_precision=target, holdout=0.5, criterion="point")
+    print(f"\n{report.format()}")
+    assert keywords.threshold == 0.5  # the input cascade keeps its thresholds
+    for stage in report.stages:
+        if stage.achieved:
+            assert stage.precision.value >= target
+    assert any(s.achieved for s in report.stages)
+    holdout = report.holdout
+    assert holdout is not None and len(holdout.decisions) == 42
+    precision = holdout.accuracy(decided_only=True)
+    assert precision is not None and precision.n > 0
+    # The held-out precision is not significantly below the target.
+    assert precision.high >= target
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def test_cascade_config_parses_and_builds(card: TaskCard, encoder: Encoder) -> None:
+    raw = {
+        "fallback": "none",
+        "stages": [
+            {"type": "keywords", "threshold": 0.6, "params": {"prior": 2.0}},
+            {"type": "embedding", "name": "use", "threshold": 0.7},
+        ],
+    }
+    config = parse_config(raw, "cascade.yaml")
+    assert [s.type for s in config.stages] == ["keywords", "embedding"]
+    cascade = build_cascade(config, card)
+    assert [s.name for s in cascade.stages] == ["keywords", "use"]
+    assert [s.threshold for s in cascade.stages] == [0.6, 0.7] and cascade.fallback == "none"
+    with pytest.raises(ConfigError, match="stage 1: 'type'"):
+        parse_config({"stages": [{"type": "regex"}]}, "cascade.yaml")
+    with pytest.raises(ConfigError, match=r"'keywords': .*unexpected keyword"):
+        build_cascade(
+            parse_config({"stages": [{"type": "keywords", "params": {"x": 1}}]}, "c"), card
+        )
+
+
+def test_label_files_end_to_end(card: TaskCard, sample: LabeledData, tmp_path: Path) -> None:
+    from synthmix.labeling.run import label_texts, load_texts, write_run
+
+    sample.frame[["text"]].to_csv(tmp_path / "unlabeled.csv", index=False)
+    texts = load_texts(tmp_path / "unlabeled.csv")
+    assert texts == sample.texts
+    config = parse_config({"stages": [{"type": "keywords", "threshold": 0.5}]}, "c")
+    run = label_texts(texts, card, config, gold=sample, target_precision=0.6, criterion="point")
+    report_path = write_run(run, tmp_path / "labeled.jsonl")
+    lines = (tmp_path / "labeled.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(texts)
+    first = json.loads(lines[0])
+    assert set(first) == {"text", "label", "confidence", "stage", "decided", "scores"}
+    report = json.loads(report_path.read_text(encoding="utf-8"))  # strict JSON: no Infinity
+    assert report["calibration"]["target_precision"] == 0.6
+    assert report["labeling"]["texts"] == len(texts)
+
+
+# ---------------------------------------------------------------------------- LLM stage
+
+
+def test_parse_label_and_logprob_distribution(card: TaskCard) -> None:
+    stage_aliases = {"anger": "anger", "joy": "joy", "радость": "joy", "гнев": "anger"}
+    assert parse_label(" joy\n", stage_aliases) == "joy"
+    assert parse_label("«Радость».", stage_aliases) == "joy"
+    assert parse_label("Думаю, это гнев, а не радость", stage_aliases) == "anger"
+    assert parse_label("не знаю", stage_aliases) is None
+    raw = {
+        "choices": [{"logprobs": {"tokens": [" j"], "top_logprobs": [{" j": -0.2, " ang": -2.0}]}}]
+    }
+    dist = logprob_distribution(raw, ["anger", "joy"], stage_aliases)
+    assert dist is not None and dist == pytest.approx([math.exp(-2.0), math.exp(-0.2)])
+    assert (
+        logprob_distribution({"choices": [{"text": "joy"}]}, ["anger", "joy"], stage_aliases)
+        is None
+    )
+
+
+def _voting_server_answer() -> Any:
+    """Answers the open text's label, agreeing 4 times out of 5 for 'радость' texts and
+    3 of 5 otherwise; counts draws per prompt, as the server cannot see sample_index."""
+    seen: Counter[str] = Counter()
+    plans = {
+        "joy": ["joy", "joy", "joy", "sadness", "joy"],
+        "sadness": ["sadness", "joy", "sadness", "нечто", "sadness"],
+    }
+
+    def answer(body: dict[str, Any]) -> str:
+        text = prompt_text(body)
+        open_text = re.findall(r"Текст: (.*)\nМетка:", text)[-1]
+        kind = "joy" if "рад" in open_text else "sadness"
+        draw = seen[open_text]
+        seen[open_text] += 1
+        return plans[kind][draw % 5]
+
+    return answer
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with serve(_voting_server_answer()) as running:
+        yield running
+
+
+def _http(server: ScriptedServer, chat: bool) -> OpenAICompatibleBackend:
+    return OpenAICompatibleBackend(
+        server.url, "test-model", api_key_env=None, chat=chat, backoff_base_s=0.01, timeout_s=5.0
+    )
+
+
+def test_llm_stage_agreement_confidence_and_cache(
+    card: TaskCard, server: ScriptedServer, tmp_path: Path
+) -> None:
+    backend = CachedBackend(_http(server, chat=False), AnswerCache(tmp_path / "cache.sqlite"))
+    examples = {c: [f"пример {c} {i}" for i in range(3)] for c in card.class_names}
+    stage = LLMStage(card, backend, examples=examples, k=1, n_samples=5, threshold=0.7)
+    texts = ["Я так рад тебя видеть", "Опять дождь и пусто на душе"]
+    result = Cascade([stage], fallback="none").run(texts, gold=["joy", "sadness"])
+    joy, sad = card.class_names.index("joy"), card.class_names.index("sadness")
+    assert result.decisions[0].scores["llm"][joy] == pytest.approx(0.8)
+    assert result.decisions[1].scores["llm"][sad] == pytest.approx(0.6)  # one draw unparseable
+    assert [d.label for d in result.decisions] == ["joy", None]
+    assert server.count == 10 and backend.stats.requests == 10
+    prompt = server.bodies[0]["prompt"]
+    assert prompt.count("Текст: пример") == 6 and prompt.endswith("Метка:")
+    assert "anger, fear, joy, no_emotion, sadness, surprise" in prompt
+    assert len({b["seed"] for b in server.bodies}) == 5  # a seed per draw
+    stage.score(texts)  # a rerun is answered from the cache
+    assert server.count == 10 and backend.stats.hits == 10
+
+
+def test_llm_stage_uses_logprobs_when_returned(card: TaskCard, server: ScriptedServer) -> None:
+    top = {" joy": -0.05, " sad": -3.5}
+    server.script = [
+        Reply(
+            body={
+                "choices": [
+                    {"text": " joy", "logprobs": {"tokens": [" joy"], "top_logprobs": [top]}}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 1},
+            }
+        )
+    ]
+    stage = LLMStage(card, _http(server, chat=False), k=1, n_samples=5)
+    rows = stage.score(["Ура"])
+    assert server.count == 1  # no agreement draws needed
+    assert rows[0, card.class_names.index("joy")] == pytest.approx(math.exp(-0.05))
+    assert stage.last_answers["Ура"].from_logprobs
+
+
+# ---------------------------------------------------------------------------- NLI stage
+
+
+def _tiny_nli(folder: Path) -> Path:
+    """A randomly initialised 1-layer BERT NLI model with a WordPiece tokenizer trained in
+    memory: real pipeline mechanics, meaningless predictions."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    words = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    words.normalizer = normalizers.BertNormalizer(lowercase=True)
+    words.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    corpus = ["Этот текст выражает гнев радость грусть.", "Я так рад тебя видеть!"] * 5
+    words.train_from_iterator(
+        corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials)
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    labels = {"entailment": 0, "neutral": 1, "contradiction": 2}
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        num_labels=3,
+        label2id=labels,
+        id2label={v: k for k, v in labels.items()},
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_nli_stage_mechanics_on_tiny_model(card: TaskCard, tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    stage = NLIStage(card, model=str(_tiny_nli(tmp_path / "nli")), threshold=0.1)
+    assert stage.verbalizations[:3] == ["гнев", "страх", "радость"]
+    assert stage.hypothesis_template == "Этот текст выражает {}."
+    rows = stage.score(["Я так рад!", "Мне грустно."])
+    assert rows.shape == (2, 6)
+    assert rows.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    result = Cascade([stage]).run(["Я так рад!"])
+    assert result.decisions[0].label in card.class_names
+
+
+# ---------------------------------------------------------------------------- bundled Gemma
+
+
+def test_bundled_gemma_labels_a_few_texts(
+    card: TaskCard, sample: LabeledData, tmp_path: Path
+) -> None:
+    pytest.importorskip("llama_cpp")
+    from synthmix.llm.factory import build_backend
+
+    try:
+        gemma = build_backend("llama-cpp", n_ctx=1024)
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+    backend = CachedBackend(gemma, AnswerCache(tmp_path / "gemma.sqlite"))
+    # The shortest card example per class: prompt evaluation dominates on 2 busy cores.
+    examples = {c.name: [min(c.examples, key=len)] for c in card.classes}
+    stage = LLMStage(
+        card, backend, examples=examples, k=1, n_samples=3, max_tokens=4, threshold=0.6
+    )
+    texts = sample.texts[::17][:5]
+    started = time.perf_counter()
+    result = Cascade([stage]).run(texts, gold=sample.labels[::17][:5])
+    seconds = time.perf_counter() - started
+    print(f"\nbundled Gemma on {len(texts)} texts in {seconds:.1f}s:\n{result.format()}")
+    answers = [a for seen in stage.last_answers.values() for a in seen.answers]
+    print("answers:", answers)
+    assert len(result.decisions) == 5 and backend.stats.requests == 15
+    assert all(len(d.scores["llm"]) == 6 for d in result.decisions)
