@@ -7,6 +7,8 @@ can drop them into their own scikit-learn code.
 
 from __future__ import annotations
 
+import importlib
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -126,7 +128,27 @@ class ClassifierConfig:
 
 
 ClassifierFactory = Callable[..., TextClassifier]
-_REGISTRY: dict[str, ClassifierFactory] = {"tfidf_logreg": TfidfLogReg}
+
+
+def _lazy(module: str, name: str) -> ClassifierFactory:
+    """Heavy classifiers (torch, encoders) are imported only when an experiment names them;
+    registering here, at import, makes them known in joblib worker processes too."""
+
+    def factory(**params: Any) -> TextClassifier:
+        cls = getattr(importlib.import_module(module), name)
+        model: TextClassifier = cls(**params)
+        return model
+
+    return factory
+
+
+_REGISTRY: dict[str, ClassifierFactory] = {
+    "tfidf_logreg": TfidfLogReg,
+    "embedding_logreg": _lazy("synthmix.classifiers.embedding", "EmbeddingLogReg"),
+    "embedding_mlp": _lazy("synthmix.classifiers.embedding", "EmbeddingMLP"),
+    "transformer": _lazy("synthmix.classifiers.transformer", "TransformerClassifier"),
+    "lora": _lazy("synthmix.classifiers.transformer", "LoraClassifier"),
+}
 
 
 def register_classifier(name: str, factory: ClassifierFactory) -> None:

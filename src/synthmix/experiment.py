@@ -40,6 +40,10 @@ RECORDED_PACKAGES = (
     "imbalanced-learn",
     "joblib",
     "pymorphy3",
+    "torch",
+    "transformers",
+    "peft",
+    "llama_cpp_python",
 )
 
 

@@ -9,7 +9,10 @@ from synthmix.llm.backend import (
     cache_key,
 )
 from synthmix.llm.cache import AnswerCache, CachedAnswer, CachedBackend
+from synthmix.llm.factory import build_backend
+from synthmix.llm.llamacpp import LlamaCppBackend, bundled_model_path
 from synthmix.llm.openai_http import OpenAICompatibleBackend
+from synthmix.llm.transformers_local import TransformersBackend
 
 __all__ = [
     "AnswerCache",
@@ -19,6 +22,10 @@ __all__ = [
     "CachedBackend",
     "CompletionRequest",
     "CompletionResult",
+    "LlamaCppBackend",
     "OpenAICompatibleBackend",
+    "TransformersBackend",
+    "build_backend",
+    "bundled_model_path",
     "cache_key",
 ]

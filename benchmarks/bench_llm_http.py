@@ -1,0 +1,259 @@
+"""Throughput of `OpenAICompatibleBackend` against a loopback server with a fixed latency.
+
+The server (a raw asyncio HTTP/1.1 server with keep-alive, in its own process so it does
+not share the client's interpreter) answers every /v1/completions request after
+`--latency-ms`. With concurrency C and latency L, N requests ideally take N*L/C seconds;
+the report gives the measured wall time and its ratio to that ideal (goal <= 1.05).
+
+For comparison, the official `openai` SDK in a plain sequential loop (how scripts often
+call it): `--sdk-requests` are timed and extrapolated to N; and the SDK's AsyncOpenAI
+client at the same concurrency.
+
+Run: `python benchmarks/bench_llm_http.py` (prints JSON lines). Needs `openai` for the
+comparison rows (skipped without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from synthmix.llm import CompletionRequest, OpenAICompatibleBackend
+
+# ------------------------------------------------------------------------------ server
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.connections = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+
+def _answer(body: dict[str, Any]) -> bytes:
+    prompt = str(body.get("prompt", ""))
+    reply = {
+        "id": "cmpl-bench",
+        "object": "text_completion",
+        "model": body.get("model"),
+        "choices": [{"index": 0, "text": " Ура, отпуск!", "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": len(prompt) // 3, "completion_tokens": 4},
+    }
+    return json.dumps(reply, ensure_ascii=False).encode("utf-8")
+
+
+def _response(status: str, payload: bytes) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n"
+    )
+    return head.encode("ascii") + payload
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    return lines[0], body
+
+
+async def _serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    latency_s: float,
+    counters: _Counters,
+) -> None:
+    counters.connections += 1
+    try:
+        while True:  # keep-alive: many requests per connection
+            request_line, body = await _read_request(reader)
+            if request_line.startswith("GET /stats"):
+                writer.write(_response("200 OK", json.dumps(vars(counters)).encode()))
+            else:
+                counters.requests += 1
+                counters.in_flight += 1
+                counters.max_in_flight = max(counters.max_in_flight, counters.in_flight)
+                await asyncio.sleep(latency_s)
+                counters.in_flight -= 1
+                writer.write(_response("200 OK", _answer(json.loads(body or b"{}"))))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass  # the client closed the connection
+    finally:
+        writer.close()
+
+
+def _server_main(latency_s: float, ready: Connection) -> None:
+    async def main() -> None:
+        counters = _Counters()
+        server = await asyncio.start_server(
+            lambda r, w: _serve_connection(r, w, latency_s, counters),
+            "127.0.0.1",
+            0,
+            backlog=1024,
+        )
+        ready.send(server.sockets[0].getsockname()[1])
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def start_server(latency_s: float) -> tuple[multiprocessing.Process, str]:
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.Process(target=_server_main, args=(latency_s, child), daemon=True)
+    process.start()
+    port = parent.recv()
+    return process, f"http://127.0.0.1:{port}"
+
+
+def server_stats(url: str) -> dict[str, int]:
+    import httpx
+
+    stats: dict[str, int] = httpx.get(f"{url}/stats").json()
+    return stats
+
+
+# ------------------------------------------------------------------------------ client
+
+
+def _prompt(i: int) -> str:
+    return f"Эмоция: радость\nТекст: пример номер {i}\n\nЭмоция: радость\nТекст:"
+
+
+async def run_backend(url: str, requests: int, concurrency: int) -> float:
+    backend = OpenAICompatibleBackend(
+        url, "bench", api_key_env=None, chat=False, max_concurrency=concurrency
+    )
+    calls = [
+        CompletionRequest(prompt=_prompt(i), temperature=1.0, max_tokens=40)
+        for i in range(requests)
+    ]
+    started = time.perf_counter()
+    results = await asyncio.gather(*(backend.complete(c) for c in calls))
+    wall = time.perf_counter() - started
+    await backend.aclose()
+    assert all(r.texts for r in results) and backend.stats.retries == 0
+    return wall
+
+
+def run_sdk_sequential(url: str, requests: int) -> float:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    started = time.perf_counter()
+    for i in range(requests):
+        client.completions.create(model="bench", prompt=_prompt(i), max_tokens=40)
+    wall = time.perf_counter() - started
+    client.close()
+    return wall
+
+
+async def run_sdk_async(url: str, requests: int, concurrency: int) -> float:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await client.completions.create(model="bench", prompt=_prompt(i), max_tokens=40)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(requests)))
+    wall = time.perf_counter() - started
+    await client.close()
+    return wall
+
+
+def _emit(row: dict[str, Any]) -> None:
+    print(json.dumps(row, ensure_ascii=False), flush=True)
+
+
+def _sdk_rows(url: str, args: argparse.Namespace, latency_s: float) -> None:
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        _emit({"client": "openai-sdk", "skipped": "openai is not installed"})
+        return
+    measured = run_sdk_sequential(url, args.sdk_requests)
+    _emit(
+        {
+            "client": "openai-sdk sequential",
+            "measured_requests": args.sdk_requests,
+            "measured_wall_s": round(measured, 3),
+            "requests": args.requests,
+            "wall_s_extrapolated": round(measured * args.requests / args.sdk_requests, 2),
+            "ideal_s": round(args.requests * latency_s, 3),
+        }
+    )
+    wall = asyncio.run(run_sdk_async(url, args.requests, args.concurrency))
+    ideal = args.requests * latency_s / args.concurrency
+    _emit(
+        {
+            "client": "openai-sdk AsyncOpenAI + semaphore",
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "wall_s": round(wall, 3),
+            "ideal_s": round(ideal, 4),
+            "ratio": round(wall / ideal, 3),
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--sdk-requests", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3, help="backend runs; best is reported")
+    args = parser.parse_args()
+    latency_s = args.latency_ms / 1000.0
+    process, url = start_server(latency_s)
+    try:
+        asyncio.run(run_backend(url, 50, args.concurrency))  # warm-up: imports, connections
+        cpu_started = time.process_time()
+        walls = [
+            asyncio.run(run_backend(url, args.requests, args.concurrency))
+            for _ in range(args.repeats)
+        ]
+        cpu_ms = 1000 * (time.process_time() - cpu_started) / (args.requests * args.repeats)
+        ideal = args.requests * latency_s / args.concurrency
+        _emit(
+            {
+                "client": "synthmix OpenAICompatibleBackend",
+                "requests": args.requests,
+                "concurrency": args.concurrency,
+                "latency_ms": args.latency_ms,
+                "wall_s": [round(w, 3) for w in walls],
+                "best_wall_s": round(min(walls), 3),
+                "ideal_s": round(ideal, 4),
+                "ratio": round(min(walls) / ideal, 3),
+                # Client CPU per request: what limits the ratio on a busy machine.
+                "client_cpu_ms_per_request": round(cpu_ms, 3),
+                "load_average_1m": round(os.getloadavg()[0], 2),
+                "cpus": os.cpu_count(),
+                "server": server_stats(url),
+            }
+        )
+        _sdk_rows(url, args, latency_s)
+    finally:
+        process.terminate()
+        process.join()
+
+
+if __name__ == "__main__":
+    main()

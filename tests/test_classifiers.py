@@ -1,0 +1,294 @@
+"""The classifier zoo on real CEDR data: sentence-vector classifiers with the real offline
+encoder, and transformers fine-tuned through the real `transformers.Trainer` code path on a
+tiny randomly initialised BERT built here (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthmix.classifiers import (
+    EmbeddingLogReg,
+    EmbeddingMLP,
+    LoraClassifier,
+    TransformerClassifier,
+    clear_encoder_cache,
+    register_encoder,
+    shared_encoder,
+)
+from synthmix.classifiers.transformer import (
+    balanced_class_weights,
+    validation_split,
+)
+from synthmix.classify import TextClassifier
+from synthmix.data import LabeledData, stratified_fraction
+from synthmix.errors import ConfigError
+from synthmix.metrics import evaluate
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+# ----- helpers ---------------------------------------------------------------------------
+
+
+class HashEncoder:
+    """A fast deterministic stand-in encoder (bag of hashed words), for cache bookkeeping."""
+
+    name = "hash-words"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        vectors = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                vectors[row, hash(word) % 64] += 1.0
+        return vectors
+
+
+@pytest.fixture
+def fresh_encoders() -> None:
+    clear_encoder_cache()
+
+
+@pytest.fixture(scope="module")
+def small_cedr(cedr_train: LabeledData, cedr_test: LabeledData) -> tuple[LabeledData, LabeledData]:
+    """10% of CEDR train and a stratified 200-sentence sample of CEDR test: the offline USE
+    encoder embeds 12-45 texts/s on two cores (load-dependent), so the full test set alone
+    would take 40 s to 2.5 min."""
+    train = stratified_fraction(cedr_train, 0.1, seed=0)
+    test = stratified_fraction(cedr_test, 200 / len(cedr_test), seed=0)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(cedr_train: LabeledData, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 2-layer, 32-wide BERT with a WordPiece vocabulary trained on 500 CEDR sentences,
+    saved like a hub model so `AutoTokenizer`/`AutoModelForSequenceClassification` load it."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    # One thread: on a busy 2-core machine, intra-op threads of a 32-wide model spin-wait on
+    # each other and make the fit ten times slower (55 s instead of 5 s, measured).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(cedr_train.texts[:500], vocab_size=1500, min_frequency=1)
+    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer)
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    yield folder
+    torch.set_num_threads(threads)
+
+
+def tiny(model: Path, **params: object) -> TransformerClassifier:
+    settings: dict[str, object] = {
+        "model": str(model),
+        "lr": 1e-3,
+        "epochs": 2,
+        "batch_size": 32,
+        "warmup_steps": 0,
+        "max_length": 48,
+        "device": "cpu",
+    }
+    return TransformerClassifier(**{**settings, **params})  # type: ignore[arg-type]
+
+
+def train_subset(data: LabeledData, rows: int) -> LabeledData:
+    return stratified_fraction(data, rows / len(data), seed=0)
+
+
+# ----- embedding classifiers -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_embedding_classifiers_beat_chance_and_share_one_cache(
+    small_cedr: tuple[LabeledData, LabeledData], fresh_encoders: None
+) -> None:
+    train, test = small_cedr
+    logreg = EmbeddingLogReg().fit(train.texts, train.labels)
+    assert isinstance(logreg, TextClassifier)
+    encoder = shared_encoder()
+    after_first = encoder.computed
+    assert after_first == len(set(train.texts))
+    predicted = logreg.predict(test.texts)
+    f1 = evaluate(test.labels, predicted.tolist(), train.classes)["f1_macro"]
+    assert f1 > 0.35, f1  # chance (uniform guessing over 6 classes) is ~0.15
+    embedded = encoder.computed
+
+    # A second instance (another grid cell) on the same texts embeds nothing new.
+    mlp = EmbeddingMLP(encoder="use-multilingual-v3").fit(train.texts, train.labels)
+    probabilities = mlp.predict_proba(test.texts)
+    assert encoder.computed == embedded
+    assert shared_encoder("use-multilingual-v3") is encoder
+    assert probabilities.shape == (len(test), 6)
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert list(mlp.classes_) == train.classes
+    mlp_f1 = evaluate(test.labels, mlp.predict(test.texts).tolist(), train.classes)["f1_macro"]
+    assert mlp_f1 > 0.35, mlp_f1
+
+
+def test_cache_path_shares_vectors_across_processes(
+    cedr_train: LabeledData, tmp_path: Path, fresh_encoders: None
+) -> None:
+    texts, labels = cedr_train.texts[:300], cedr_train.labels[:300]
+    path = tmp_path / "vectors.sqlite"
+    register_encoder("hash-words", HashEncoder(), path)
+    EmbeddingLogReg(encoder="hash-words", cache_path=str(path)).fit(texts, labels)
+    # A new process starts with an empty registry; it finds the vectors on disk.
+    clear_encoder_cache()
+    counting = HashEncoder()
+    register_encoder("hash-words", counting, path)
+    EmbeddingLogReg(encoder="hash-words", cache_path=str(path)).fit(texts, labels)
+    assert counting.calls == []
+
+
+@pytest.mark.parametrize("imbalance", ["class_weight", "oversample", "none"])
+def test_embedding_imbalance_options(
+    cedr_train: LabeledData, imbalance: str, fresh_encoders: None
+) -> None:
+    register_encoder("hash-words", HashEncoder())
+    data = train_subset(cedr_train, 300)
+    models = [
+        EmbeddingLogReg(encoder="hash-words", imbalance=imbalance),
+        EmbeddingMLP(
+            encoder="hash-words", imbalance=imbalance, hidden_layer_sizes=(16,), max_iter=20
+        ),
+    ]
+    for model in models:
+        model.fit(data.texts, data.labels)
+        assert model.predict(data.texts[:5]).shape == (5,)
+
+
+def test_tiny_data_switches_mlp_early_stopping_off(fresh_encoders: None) -> None:
+    register_encoder("hash-words", HashEncoder())
+    model = EmbeddingMLP(encoder="hash-words").fit(["a b", "c d", "e f"], ["x", "y", "y"])
+    assert model.early_stopping_used_ is False
+    assert list(model.classes_) == ["x", "y"]
+
+
+def test_unknown_imbalance_is_a_config_error(fresh_encoders: None) -> None:
+    register_encoder("hash-words", HashEncoder())
+    with pytest.raises(ConfigError, match="imbalance"):
+        EmbeddingLogReg(encoder="hash-words", imbalance="smote").fit(["a", "b"], ["x", "y"])
+
+
+# ----- transformer helpers ---------------------------------------------------------------
+
+
+def test_balanced_class_weights_by_hand() -> None:
+    # 6 rows: class 0 x3, class 1 x2, class 2 x1 -> n / (k * n_c) = 6/9, 6/6, 6/3
+    weights = balanced_class_weights(np.array([0, 0, 0, 1, 1, 2]), 3)
+    assert np.allclose(weights, [2 / 3, 1.0, 2.0])
+    # Every class then carries the same total loss.
+    assert np.allclose(weights * [3, 2, 1], 2.0)
+
+
+def test_validation_split_keeps_every_class_on_both_sides_when_possible() -> None:
+    labels = np.array([0] * 50 + [1] * 3 + [2] * 2 + [3])
+    train, valid = validation_split(labels, 0.1, seed=0)
+    assert sorted(np.concatenate([train, valid]).tolist()) == list(range(len(labels)))
+    assert np.bincount(labels[valid], minlength=4).tolist() == [5, 1, 1, 0]
+    assert set(labels[train]) == {0, 1, 2, 3}  # the single example of class 3 is trained on
+
+
+# ----- transformers through Trainer ------------------------------------------------------
+
+
+def test_transformer_fits_predicts_and_logs_per_class_metrics(
+    tiny_bert: Path, cedr_train: LabeledData, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = train_subset(cedr_train, 300)
+    with caplog.at_level(logging.INFO, logger="synthmix"):
+        model = tiny(tiny_bert).fit(data.texts, data.labels)
+    assert isinstance(model, TextClassifier)
+    assert list(model.classes_) == data.classes
+    probabilities = model.predict_proba(data.texts[:20])
+    assert probabilities.shape == (20, 6)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert set(model.predict(data.texts[:20])) <= set(data.classes)
+    assert [e["epoch"] for e in model.history_] == [1, 2]
+    for epoch in model.history_:
+        assert set(epoch["per_class"]) == set(data.classes)
+        assert {"precision", "recall", "f1", "support"} <= set(epoch["per_class"]["joy"])
+        assert 0 <= epoch["f1_macro"] <= 1
+        assert epoch["train_loss"] > 0
+    assert "validation F1-macro" in caplog.text
+
+
+def test_early_stopping_stops_when_validation_f1_stalls(
+    tiny_bert: Path, cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    data = train_subset(cedr_train, 200)
+    # lr=0: the weights never change, so F1 never improves after epoch 1.
+    model = tiny(tiny_bert, lr=0.0, epochs=20, early_stopping_patience=1, output_dir=str(tmp_path))
+    model.fit(data.texts, data.labels)
+    assert len(model.history_) == 2
+    assert model.best_epoch_ == 1
+    assert (tmp_path / "config.json").exists()  # output_dir receives the final model
+
+
+def test_no_validation_trains_every_epoch_and_leaves_no_files(
+    tiny_bert: Path, cedr_train: LabeledData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    data = train_subset(cedr_train, 100)
+    model = tiny(tiny_bert, validation_fraction=0.0, imbalance="oversample").fit(
+        data.texts, data.labels
+    )
+    assert [e["epoch"] for e in model.history_] == [1, 2]
+    assert list(tmp_path.iterdir()) == []  # the checkpoint folder was removed
+
+
+def test_lora_trains_adapters_and_leaves_base_weights_frozen(
+    tiny_bert: Path, cedr_train: LabeledData
+) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    data = train_subset(cedr_train, 200)
+    settings = {"lr": 1e-2, "epochs": 1, "batch_size": 32, "warmup_steps": 0, "device": "cpu"}
+    model = LoraClassifier(model=str(tiny_bert), max_length=48, **settings).fit(  # type: ignore[arg-type]
+        data.texts, data.labels
+    )
+    assert model.lora == {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
+    assert model.n_trainable_params_ < 0.1 * model.n_params_
+    probabilities = model.predict_proba(data.texts[:10])
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+    original = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert))
+    base = original.state_dict()["bert.encoder.layer.0.attention.self.query.weight"]
+    tuned = {
+        name: tensor
+        for name, tensor in model.model_.state_dict().items()
+        if name.endswith("layer.0.attention.self.query.base_layer.weight")
+    }
+    assert len(tuned) == 1
+    assert torch.equal(next(iter(tuned.values())).cpu(), base)
+
+
+def test_transformer_rejects_bad_options(tiny_bert: Path) -> None:
+    with pytest.raises(ConfigError, match="lora option"):
+        tiny(tiny_bert, lora={"rank": 4}).fit(["a", "b"], ["x", "y"])
+    with pytest.raises(ConfigError, match="device"):
+        tiny(tiny_bert, device="cuda:1").fit(["a", "b"], ["x", "y"])
