@@ -8,7 +8,6 @@ can drop them into their own scikit-learn code.
 from __future__ import annotations
 
 import importlib
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
