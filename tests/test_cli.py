@@ -100,7 +100,10 @@ def test_experiment_then_report(experiment_files: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
-    result = synthmix("demo", "--out", str(tmp_path / "demo"), "--seeds", "2")
+    # The LLM sources are covered by the generation tests; here they would take minutes.
+    result = synthmix(
+        "demo", "--out", str(tmp_path / "demo"), "--seeds", "2", "--llm-per-class", "0"
+    )
     assert result.returncode == 0, result.stderr
     run = tmp_path / "demo" / "run"
     records = ResultsStore(run).records()

@@ -304,7 +304,8 @@ def _markdown(analysis: UsefulnessAnalysis, figure_names: list[str], folder: str
     def cell(text: str) -> str:
         return text.replace("|", r"\|")
 
-    lines = ["## Which quality metric predicts usefulness?", "", _intro(analysis), ""]
+    # The report gives the section its heading.
+    lines = [_intro(analysis), ""]
     lines += [f"**{analysis.verdict}**", ""]
     lines.append("| " + " | ".join(TABLE_HEADERS) + " |")
     lines.append("| --- |" + " ---: |" * (len(TABLE_HEADERS) - 1))
@@ -326,7 +327,6 @@ def _html(analysis: UsefulnessAnalysis, pngs: Mapping[str, bytes]) -> str:
         for m, png in pngs.items()
     )
     return (
-        "<h2>Which quality metric predicts usefulness?</h2>\n"
         f'<p class="note">{esc(_intro(analysis))}</p>\n'
         f"<p><b>{esc(analysis.verdict)}</b></p>\n"
         f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n{images}\n"
