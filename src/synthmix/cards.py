@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from synthmix.config import read_yaml
 from synthmix.data import LABEL, TEXT, LabeledData
 from synthmix.errors import ConfigError
 
@@ -56,14 +57,7 @@ class TaskCard:
 
 def load_card(path: str | Path) -> TaskCard:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not valid UTF-8; re-save the card as UTF-8") from None
+    raw = read_yaml(path)
     return parse_card(raw, str(path))
 
 

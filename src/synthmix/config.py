@@ -53,14 +53,21 @@ class ExperimentConfig:
         return raw
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    path = Path(path)
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; a missing file, bad YAML or bad encoding is one ConfigError."""
     if not path.exists():
         raise ConfigError(f"{path}: file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid UTF-8; re-save it as UTF-8") from None
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    raw = read_yaml(path)
     config = parse_experiment(raw, str(path))
     config.base_dir = path.resolve().parent
     return config

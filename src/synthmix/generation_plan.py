@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from synthmix.cards import TaskCard, load_card
-from synthmix.config import build_dataclass
+from synthmix.config import build_dataclass, read_yaml
 from synthmix.data import LabeledData, load_labeled
 from synthmix.errors import ConfigError
 from synthmix.generate import GenerationConfig, GenerationResult, generate_until_unique
@@ -70,12 +69,7 @@ class GenerationPlan:
 
 def load_plan(path: str | Path) -> GenerationPlan:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    raw = read_yaml(path)
     plan: GenerationPlan = build_dataclass(GenerationPlan, raw, str(path))
     plan.base_dir = path.resolve().parent
     check_plan(plan, str(path))

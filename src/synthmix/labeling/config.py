@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from synthmix.cards import TaskCard
+from synthmix.config import read_yaml
 from synthmix.data import LabeledData
 from synthmix.errors import ConfigError
 from synthmix.labeling.cascade import Cascade
@@ -95,12 +94,7 @@ def _stage(item: Any, index: int, source: str) -> StageConfig:
 
 def load_config(path: str | Path) -> CascadeConfig:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    raw = read_yaml(path)
     return parse_config(raw, str(path))
 
 
