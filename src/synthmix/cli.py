@@ -45,6 +45,11 @@ def card_init(
 
     labeled = load_labeled(data, text_column, label_column, encoding)
     text = draft_card_yaml(labeled, task=task or data.stem, language=language)
+    _emit(text, out)
+
+
+def _emit(text: str, out: Path | None) -> None:
+    """YAML for the user: to stdout (pipeable), or to a file with a note on stderr."""
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -386,11 +391,7 @@ def keywords(
         for class_card in task_card.classes:
             class_card.keywords = words.get(class_card.name, class_card.keywords)
         text = task_card.to_yaml()
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        out.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {out}", err=True)
+    _emit(text, out)
 
 
 @app.command()
