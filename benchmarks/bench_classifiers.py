@@ -12,7 +12,16 @@
     measures the Trainer pipeline, not BERT-base, which needs a GPU (about 7 million
     forward+backward token passes per epoch).
 
-Run: `python benchmarks/bench_classifiers.py` (all), or `--only grid|classifiers`;
+(c) `compare` (only when asked: it takes minutes): a real comparison experiment on the
+    shipped CEDR through `run_experiment` with a `classifiers` list: 10% and 100% real and
+    10% real + 100% EDA, `--seeds` seeds, each classifier in `--classifiers`; writes the report
+    with its "Classifiers compared" section to `--out` (default runs/compare-classifiers) and
+    prints per classifier F1-macro (mean ± 95% CI) per cell and the mean fit time. The
+    embedding classifiers share OUT/embeddings.sqlite across workers and reruns; the
+    transformer is the tiny BERT (pipeline cost, not BERT-base quality). Rerunning resumes.
+
+Run: `python benchmarks/bench_classifiers.py` (grid and classifiers), `--only grid|classifiers`,
+or `--only compare [--classifiers ...] [--seeds 3] [--fraction 0.25] [--out DIR]`;
 `--cache-path FILE` lets the embedding classifiers reuse vectors across runs.
 """
 
@@ -39,13 +48,16 @@ from synthmix.classifiers import (
     register_encoder,
     shared_encoder,
 )
+from synthmix.classifiers.tiny_bert import build_tiny_bert
 from synthmix.classify import ClassifierConfig, TfidfLogReg, register_classifier
 from synthmix.data import LabeledData, load_labeled, stratified_fraction
 from synthmix.demo import demo_config, demo_data_dir
 from synthmix.embeddings import USEMultilingualEncoder, normalize_rows
 from synthmix.experiment import run_experiment
-from synthmix.metrics import evaluate
-from synthmix.results import ResultsStore
+from synthmix.metrics import evaluate, mean_ci
+from synthmix.mixing import PlanConfig
+from synthmix.report import write_report
+from synthmix.results import ResultsStore, record_classifier
 
 COUNTING = "bench-counting"
 
@@ -157,28 +169,6 @@ def real_grid(fraction: float) -> dict[str, Any]:
 # ----- (b) one classifier on full CEDR ---------------------------------------------------
 
 
-def tiny_bert(texts: list[str], folder: Path) -> Path:
-    """A randomly initialised 2-layer, 32-wide BERT with a WordPiece vocabulary trained on
-    `texts`, saved like a hub model."""
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(texts, vocab_size=4000)
-    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer)
-    tokenizer.save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    return folder
-
-
 def make_classifier(name: str, cache_path: str | None, folder: Path, train: LabeledData) -> Any:
     if name == "tfidf_logreg":
         return TfidfLogReg()
@@ -189,7 +179,7 @@ def make_classifier(name: str, cache_path: str | None, folder: Path, train: Labe
     import torch
 
     torch.set_num_threads(1)  # a 32-wide model is slower with threads on 2 busy cores
-    model = tiny_bert(train.texts, folder)
+    model = build_tiny_bert(train.texts, folder, vocab_size=4000)
     return TransformerClassifier(
         model=str(model),
         lr=1e-3,
@@ -238,9 +228,89 @@ def classifier_rows(names: list[str], cache_path: str | None) -> list[dict[str, 
     return rows
 
 
+# ----- (c) a comparison experiment -------------------------------------------------------
+
+TINY_TRANSFORMER = {
+    "lr": 1e-3,
+    "epochs": 1,
+    "batch_size": 32,
+    "warmup_steps": 0,
+    "max_length": 64,
+    "device": "cpu",
+}
+
+
+def comparison_specs(names: list[str], out: Path, train: LabeledData) -> list[ClassifierConfig]:
+    cache = {"cache_path": str((out / "embeddings.sqlite").resolve())}
+    specs = []
+    for name in names:
+        if name.startswith("embedding"):
+            specs.append(ClassifierConfig(name, cache))
+        elif name in ("transformer", "lora"):
+            model = out / "tiny-bert"
+            if not (model / "config.json").exists():
+                build_tiny_bert(train.texts, model, vocab_size=4000)
+            params = {"model": str(model.resolve()), **TINY_TRANSFORMER}
+            specs.append(ClassifierConfig(name, params, label=f"{name} (tiny BERT)"))
+        else:
+            specs.append(ClassifierConfig(name))
+    return specs
+
+
+def comparison(names: list[str], out: Path, seeds: int, fraction: float, jobs: int) -> list[Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    config = demo_config(out, seeds=seeds)
+    if fraction < 1:
+        data_dir = out / f"data-{fraction:g}"
+        data_dir.mkdir(exist_ok=True)
+        subsample_dir(data_dir, fraction)
+        config.data = dataclasses.replace(
+            config.data, train=str(data_dir / "train.csv"), test=str(data_dir / "test.csv")
+        )
+    config.plans = PlanConfig(
+        learning_curve=[0.1, 1.0],
+        synthetic_only=False,
+        half_and_half=False,
+        real_plus_equal=False,
+        synthetic_ratios=[1.0],
+    )
+    train = load_labeled(Path(config.data.train))
+    config.classifiers = comparison_specs(names, out, train)
+    run_dir = out / "run"
+    started = time.perf_counter()
+    outcome = run_experiment(config, run_dir, jobs=jobs, progress=False)
+    wall = time.perf_counter() - started
+    report = write_report(run_dir)
+    records = ResultsStore(run_dir).records()
+    rows: list[Any] = [
+        {
+            "bench": "compare",
+            "fits_run": outcome.ran,
+            "fits_reused": outcome.reused,
+            "wall_s": round(wall, 1),
+            "report": str(report.html),
+        }
+    ]
+    for spec in config.classifiers:
+        mine = [r for r in records if record_classifier(r) == spec.display]
+        row: dict[str, Any] = {
+            "bench": "compare",
+            "classifier": spec.display,
+            "mean_fit_s": round(sum(r["timings"]["fit_s"] for r in mine) / len(mine), 2),
+        }
+        for cell in dict.fromkeys(r["cell"]["title"] for r in mine):
+            estimate = mean_ci(
+                [r["metrics"]["f1_macro"] for r in mine if r["cell"]["title"] == cell]
+            )
+            half = (estimate.high - estimate.low) / 2
+            row[f"f1[{cell}]"] = f"{estimate.mean:.3f} ± {half:.3f}"
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["grid", "classifiers"])
+    parser.add_argument("--only", choices=["grid", "classifiers", "compare"])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--cache-path", default=None)
     parser.add_argument("--real-grid", type=float, default=0.0, metavar="FRACTION")
@@ -249,7 +319,15 @@ def main() -> None:
         nargs="+",
         default=["tfidf_logreg", "embedding_logreg", "embedding_mlp", "transformer"],
     )
+    parser.add_argument("--out", type=Path, default=Path("runs/compare-classifiers"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--fraction", type=float, default=1.0)
+    parser.add_argument("--jobs", type=int, default=0)
     args = parser.parse_args()
+    if args.only == "compare":
+        for row in comparison(args.classifiers, args.out, args.seeds, args.fraction, args.jobs):
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+        return
     if args.one:
         print(json.dumps(one_classifier(args.one, args.cache_path)))
         return

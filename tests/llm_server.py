@@ -3,6 +3,9 @@
 Replies are taken from `script` (in request order) while it lasts, then from `answer`
 (a function of the request body), so a test can say "first a 429, then a 500, then
 normal answers". The server counts requests and the most requests in flight at once.
+With `logprobs` (alternatives per answer token, a function of the body and the answer)
+it returns log-probabilities to requests that ask for them, in the wire format of the
+endpoint asked (chat or completions).
 """
 
 from __future__ import annotations
@@ -38,24 +41,70 @@ def prompt_text(body: dict[str, Any]) -> str:
     return str(body.get("prompt", ""))
 
 
-def completion_body(body: dict[str, Any], text: str) -> dict[str, Any]:
-    """An OpenAI-style answer with usage (about 3 characters per token)."""
+Alternatives = list[dict[str, float]]
+"""Per answer token, token -> log-probability; the most likely one is the sampled token."""
+
+
+def completion_body(
+    body: dict[str, Any],
+    text: str,
+    alternatives: Alternatives | None = None,
+    finish_reason: str = "stop",
+) -> dict[str, Any]:
+    """An OpenAI-style answer with usage (about 3 characters per token); `alternatives`
+    become the choice's `logprobs` in the format of the endpoint the body was sent to."""
     usage = {
         "prompt_tokens": len(prompt_text(body)) // 3,
         "completion_tokens": len(text) // 3,
     }
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    if "messages" in body:
+    chat = "messages" in body
+    if chat:
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}}
     else:
         choice = {"index": 0, "text": text}
-    choice["finish_reason"] = "stop"
+    if alternatives is not None:
+        choice["logprobs"] = _wire_logprobs(alternatives, chat)
+    choice["finish_reason"] = finish_reason
     return {"id": "cmpl-test", "model": body.get("model"), "choices": [choice], "usage": usage}
 
 
+def _wire_logprobs(alternatives: Alternatives, chat: bool) -> dict[str, Any]:
+    sampled = [max(top, key=top.__getitem__) for top in alternatives]
+    if chat:
+        content = [
+            {
+                "token": token,
+                "logprob": top[token],
+                "bytes": list(token.encode("utf-8")),
+                "top_logprobs": [
+                    {"token": t, "logprob": v, "bytes": list(t.encode("utf-8"))}
+                    for t, v in top.items()
+                ],
+            }
+            for token, top in zip(sampled, alternatives, strict=True)
+        ]
+        return {"content": content, "refusal": None}
+    return {
+        "tokens": sampled,
+        "token_logprobs": [top[t] for t, top in zip(sampled, alternatives, strict=True)],
+        "top_logprobs": [dict(top) for top in alternatives],
+        "text_offset": [0] * len(sampled),
+    }
+
+
+LogprobsFn = Callable[[dict[str, Any], str], Alternatives]
+
+
 class ScriptedServer:
-    def __init__(self, answer: Callable[[dict[str, Any]], str], delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        answer: Callable[[dict[str, Any]], str],
+        delay_s: float = 0.0,
+        logprobs: LogprobsFn | None = None,
+    ) -> None:
         self.answer = answer
+        self.logprobs = logprobs
         self.delay_s = delay_s  # for normal answers: lets a test kill a run mid-way
         self.script: list[Reply] = []
         self.bodies: list[dict[str, Any]] = []
@@ -108,7 +157,11 @@ class ScriptedServer:
             def _send(self, reply: Reply, body: dict[str, Any]) -> None:
                 payload = reply.body
                 if payload is None:
-                    payload = completion_body(body, server.answer(body))
+                    text = server.answer(body)
+                    alternatives = None
+                    if server.logprobs is not None and body.get("logprobs"):
+                        alternatives = server.logprobs(body, text)
+                    payload = completion_body(body, text, alternatives)
                 data = payload
                 if isinstance(data, dict):
                     data = json.dumps(data, ensure_ascii=False)
@@ -136,9 +189,11 @@ class ScriptedServer:
 
 @contextmanager
 def serve(
-    answer: Callable[[dict[str, Any]], str], delay_s: float = 0.0
+    answer: Callable[[dict[str, Any]], str],
+    delay_s: float = 0.0,
+    logprobs: LogprobsFn | None = None,
 ) -> Iterator[ScriptedServer]:
-    server = ScriptedServer(answer, delay_s)
+    server = ScriptedServer(answer, delay_s, logprobs)
     server.start()
     try:
         yield server
@@ -158,22 +213,29 @@ def _variant(sentence: str, salt: int) -> str:
 
 
 def cedr_answerer(
-    train: LabeledData, per_answer: int = 5, pool_size: int = 40, leak: bool = False
+    data: LabeledData,
+    per_answer: int = 5,
+    pool_size: int = 40,
+    leak: bool = False,
+    names: dict[str, str] | None = None,
 ) -> Callable[[dict[str, Any]], str]:
     """Answers like a chat model asked for `per_answer` texts of one class: a preamble and
-    a numbered list of CEDR sentences of the class named in the prompt. Deterministic in
-    the prompt, so reruns see the same answers. Each class draws from `pool_size`
-    variants only, so long runs produce duplicates, as real models do. `leak=True`
-    returns real sentences unchanged."""
+    a numbered list of CEDR sentences of the class named in the prompt (by label or by a
+    display name in `names`, display name -> label). Deterministic in the prompt, so
+    reruns see the same answers. Each class draws from `pool_size` variants only, so long
+    runs produce duplicates, as real models do. The variants differ from `data`'s
+    sentences by an opening phrase: near-copies of them, so pass sentences the generator
+    does not treat as real (e.g. the test split); `leak=True` returns them unchanged."""
     by_class: dict[str, list[str]] = {}
-    for text, label in zip(train.texts, train.labels, strict=True):
+    for text, label in zip(data.texts, data.labels, strict=True):
         pool = by_class.setdefault(label, [])
         if len(pool) < pool_size and "\n" not in text and len(text) < 200:
             pool.append(text if leak else _variant(text, len(pool)))
 
     def answer(body: dict[str, Any]) -> str:
         text = prompt_text(body)
-        label = next((c for c in by_class if re.search(rf"[«\"]{c}[»\"]", text)), None)
+        aliases = {**{c: c for c in by_class}, **(names or {})}
+        label = next((c for n, c in aliases.items() if re.search(rf"[«\"]{n}[»\"]", text)), None)
         if label is None:
             return "Не понимаю задание."
         digest = int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16)

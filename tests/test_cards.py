@@ -37,6 +37,21 @@ def test_shipped_demo_card_covers_the_demo_data(cedr_train: LabeledData) -> None
     card = load_card(card_path)
     card.check_covers(cedr_train, str(card_path))
     assert all(c.keywords and not c.description.startswith("TODO") for c in card.classes)
+    assert card.get("no_emotion").shown_name == "без эмоций"
+
+
+def test_display_name_is_optional_and_falls_back_to_the_label(tmp_path: Path) -> None:
+    raw = {
+        "task": "t",
+        "language": "ru",
+        "classes": [
+            {"name": "pos", "description": "хорошо", "display_name": " позитив "},
+            {"name": "neg", "description": "плохо"},
+        ],
+    }
+    card = parse_card(raw, "card.yaml")
+    assert [c.shown_name for c in card.classes] == ["позитив", "neg"]
+    assert "display_name" not in card.to_yaml().split("neg", 1)[1]
 
 
 @pytest.mark.parametrize(

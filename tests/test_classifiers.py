@@ -20,6 +20,7 @@ from synthmix.classifiers import (
     register_encoder,
     shared_encoder,
 )
+from synthmix.classifiers.tiny_bert import build_tiny_bert
 from synthmix.classifiers.transformer import (
     balanced_class_weights,
     validation_split,
@@ -72,30 +73,11 @@ def small_cedr(cedr_train: LabeledData, cedr_test: LabeledData) -> tuple[Labeled
 def tiny_bert(cedr_train: LabeledData, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A 2-layer, 32-wide BERT with a WordPiece vocabulary trained on 500 CEDR sentences,
     saved like a hub model so `AutoTokenizer`/`AutoModelForSequenceClassification` load it."""
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
     # One thread: on a busy 2-core machine, intra-op threads of a 32-wide model spin-wait on
     # each other and make the fit ten times slower (55 s instead of 5 s, measured).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(cedr_train.texts[:500], vocab_size=1500, min_frequency=1)
-    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer)
-    tokenizer.save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=2,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    yield folder
+    yield build_tiny_bert(cedr_train.texts[:500], tmp_path_factory.mktemp("tiny-bert"))
     torch.set_num_threads(threads)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthmix.data import load_labeled
+from synthmix.data import LABEL, TEXT, LabeledData, load_labeled, sample_per_class
 from synthmix.results import ResultsStore
+
+CLASSES = ["anger", "fear", "joy", "no_emotion", "sadness", "surprise"]
 
 
 def synthmix(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -156,3 +160,101 @@ def test_keywords_to_yaml_and_into_a_card(experiment_files: Path, tmp_path: Path
     assert updated.returncode == 0, updated.stderr
     classes = {c["name"]: c for c in yaml.safe_load(out.read_text(encoding="utf-8"))["classes"]}
     assert classes["fear"]["keywords"] == words["fear"]
+
+
+LABEL_CARD = Path(__file__).resolve().parents[1] / "src/synthmix/demo_data/cedr_emotions/card.yaml"
+
+
+@pytest.fixture(scope="module")
+def label_files(cedr_test: LabeledData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small slice of CEDR test: 36 sentences with their labels hidden, and a disjoint
+    gold set of 60 hand-labeled ones; a fast offline cascade (keywords -> embeddings)."""
+    folder = tmp_path_factory.mktemp("label")
+    short = cedr_test.frame[cedr_test.frame[TEXT].str.len() < 120].reset_index(drop=True)
+    picked = sample_per_class(LabeledData(short, cedr_test.source), dict.fromkeys(CLASSES, 16), 0)
+    by_class = picked.frame.groupby(LABEL, sort=False).cumcount()
+    picked.frame[by_class < 6][[TEXT]].to_csv(folder / "unlabeled.csv", index=False)
+    picked.frame[by_class >= 6][[TEXT, LABEL]].to_csv(folder / "gold.csv", index=False)
+    cascade = {
+        "stages": [
+            {"type": "keywords", "threshold": 0.5},
+            {"type": "embedding", "threshold": 0.5},
+        ]
+    }
+    (folder / "cascade.yaml").write_text(yaml.safe_dump(cascade), encoding="utf-8")
+    return folder
+
+
+def test_label_calibrates_and_writes_labels_and_report(label_files: Path) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cli import app
+
+    out = label_files / "out" / "labeled.jsonl"
+    args = ["label", str(label_files / "unlabeled.csv"), "--card", str(LABEL_CARD)]
+    args += ["--cascade", str(label_files / "cascade.yaml"), "--out", str(out)]
+    args += ["--calibrate", str(label_files / "gold.csv"), "--target-precision", "0.6"]
+    args += ["--criterion", "point", "--holdout", "0.3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = pd.read_json(out, lines=True)
+    assert len(rows) == 36
+    assert list(rows.columns) == ["text", "label", "confidence", "stage", "decided", "scores"]
+    hidden = pd.read_csv(label_files / "unlabeled.csv")[TEXT].tolist()
+    assert rows["text"].tolist() == hidden  # one row per input text, in order
+    assert set(rows["label"].dropna()) <= set(CLASSES)
+    assert set(rows.loc[rows["decided"], "stage"]) <= {"keywords", "embedding"}
+    assert (rows.loc[rows["decided"], "confidence"] > 0).all()
+    assert all(set(scores) <= {"keywords", "embedding"} for scores in rows["scores"])
+
+    report = json.loads(out.with_name("labeled.jsonl.report.json").read_text(encoding="utf-8"))
+    calibration = report["calibration"]
+    assert calibration["target_precision"] == 0.6 and calibration["criterion"] == "point"
+    assert [s["name"] for s in calibration["calibration"]] == ["keywords", "embedding"]
+    assert calibration["calibration"][0]["reached"] == 42  # 70% of the 60 gold texts
+    assert calibration["holdout"]["texts"] == 18
+    labeling = report["labeling"]
+    keywords, embedding = labeling["stages"]
+    assert labeling["texts"] == 36 and keywords["reached"] == 36
+    assert embedding["reached"] == 36 - keywords["decided"]
+    assert labeling["fallback"]["reached"] == embedding["reached"] - embedding["decided"]
+    assert labeling["accuracy_decided"] is None  # the labels stayed hidden
+    # The per-stage report, as the user sees it.
+    assert "target precision 0.6 (point)" in result.output
+    assert "held-out check:" in result.output
+    assert f"wrote 36 labels to {out}" in result.output
+    for name in ("keywords", "embedding"):
+        assert re.search(rf"^  {name} +threshold .*: reached \d+, decided \d+", result.output, re.M)
+
+
+def test_label_input_mistakes_are_one_line(label_files: Path, tmp_path: Path) -> None:
+    options = ["--card", str(LABEL_CARD), "--out", str(tmp_path / "labeled.jsonl")]
+    options += ["--cascade", str(label_files / "cascade.yaml")]
+    renamed = tmp_path / "sentences.csv"
+    pd.read_csv(label_files / "unlabeled.csv").rename(columns={TEXT: "sentence"}).to_csv(
+        renamed, index=False
+    )
+    no_column = synthmix("label", str(renamed), *options)
+    assert no_column.returncode == 2
+    assert no_column.stderr == (f"error: {renamed}: no column 'text'; set the text column name\n")
+
+    gold = pd.read_csv(label_files / "gold.csv")
+    gold.loc[3, LABEL] = "happiness"
+    bad_gold = tmp_path / "gold.csv"
+    gold.to_csv(bad_gold, index=False)
+    unlabeled = str(label_files / "unlabeled.csv")
+    unknown = synthmix("label", unlabeled, *options, "--calibrate", str(bad_gold))
+    assert unknown.returncode == 2
+    assert unknown.stderr == (
+        f"error: {LABEL_CARD}: no class for label(s) 'happiness' found in {bad_gold}\n"
+    )
+    unlabeled_gold = tmp_path / "unlabeled_gold.csv"
+    gold[[TEXT]].to_csv(unlabeled_gold, index=False)
+    no_labels = synthmix("label", unlabeled, *options, "--calibrate", str(unlabeled_gold))
+    assert no_labels.returncode == 2
+    assert no_labels.stderr == (
+        f"error: {unlabeled_gold}: no column 'label' (columns: text); set the label column name\n"
+    )
+    for result in (no_column, unknown, no_labels):
+        assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "labeled.jsonl").exists()

@@ -6,15 +6,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from synthmix.config import load_experiment
 from synthmix.errors import ConfigError, DataError
 from synthmix.experiment import run_experiment
 from synthmix.results import ResultsStore, read_run_info
+
+CARD = "src/synthmix/demo_data/cedr_emotions/card.yaml"
 
 
 def test_full_run_records_everything(experiment_files: Path, tmp_path: Path) -> None:
@@ -165,3 +169,77 @@ def test_config_errors_are_one_line(tmp_path: Path, yaml_text: str, expected: st
     assert "\n" not in message
     assert message.startswith(f"{path}: ")
     assert expected in message
+
+
+def test_labeled_output_feeds_back_as_a_source(experiment_files: Path, tmp_path: Path) -> None:
+    """Label held-out texts with the cascade, then use `labeled.jsonl` as a source: the
+    rows the cascade decided train the source's cells; undecided ones are left out."""
+    from synthmix.cards import load_card
+    from synthmix.labeling import parse_config
+    from synthmix.labeling.run import label_texts, load_texts, write_run
+
+    card = load_card(Path(__file__).resolve().parents[1] / CARD)
+    # Real CEDR sentences the experiment's real data does not hold, labels hidden.
+    held_out = pd.read_csv(experiment_files / "synth.csv").groupby("label").head(15)
+    held_out[["text"]].to_csv(tmp_path / "unlabeled.csv", index=False)
+    cascade = parse_config(
+        {
+            "fallback": "none",  # undecided texts get no label: the loader must cope
+            "stages": [
+                {"type": "keywords", "threshold": 0.5},
+                {"type": "embedding", "threshold": 0.5},
+            ],
+        },
+        "cascade",
+    )
+    run = label_texts(load_texts(tmp_path / "unlabeled.csv"), card, cascade)
+    write_run(run, tmp_path / "labeled.jsonl")
+    decided = [d for d in run.result.decisions if d.decided]
+    assert 0 < len(decided) < len(held_out)
+    assert any(d.label is None for d in run.result.decisions)
+
+    config = yaml.safe_load((experiment_files / "experiment.yaml").read_text(encoding="utf-8"))
+    config["data"] = {k: str(experiment_files / v) for k, v in config["data"].items()}
+    config["sources"] = [{"path": "labeled.jsonl", "name": "labeled"}]
+    config["plans"] = {
+        "learning_curve": [1.0],
+        "synthetic_ratios": [1.0],
+        "synthetic_only": False,
+        "half_and_half": False,
+    }
+    config["seeds"] = 1
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    outcome = run_experiment(
+        load_experiment(tmp_path / "experiment.yaml"), tmp_path / "run", jobs=1, progress=False
+    )
+    records = ResultsStore(tmp_path / "run").records()
+    labeled = [r for r in records if r["cell"]["source"] == "labeled"]
+    assert outcome.ran == len(records) and len(labeled) == 2  # real+equal, 10% real + 100%
+    assert all(sum(r["synthetic_counts"].values()) > 0 for r in labeled)
+    info = read_run_info(tmp_path / "run")
+    assert info["data"]["sources"]["labeled"]["rows"] == len(decided)
+    counts = info["data"]["sources"]["labeled"]["class_counts"]
+    assert counts == dict(Counter(str(d.label) for d in decided))
+
+
+def test_labeled_source_errors_count_rows_as_the_file_does(
+    experiment_files: Path, tmp_path: Path
+) -> None:
+    rows = [
+        {"text": "Мне страшно", "label": None, "confidence": 0.2, "decided": False},
+        {"text": "Ура, отпуск!", "label": "joy", "confidence": 0.9, "decided": True},
+        {"text": "Я так счастлив", "label": "happiness", "confidence": 0.9, "decided": True},
+    ]
+    path = tmp_path / "labeled.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.sources[0].path = str(path)
+    with pytest.raises(DataError) as caught:
+        run_experiment(config, tmp_path / "run", progress=False)
+    assert str(caught.value) == (
+        f"{path}: row 3: label 'happiness' does not occur in the training data "
+        f"({experiment_files / 'train.csv'})"
+    )
+    path.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n", "utf-8")
+    with pytest.raises(DataError, match="no row the labeling cascade decided"):
+        run_experiment(config, tmp_path / "run", progress=False)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from llm_server import ScriptedServer, cedr_answerer, serve
 from synthmix.augment import normalize
 from synthmix.cards import ClassCard, TaskCard, load_card
 from synthmix.data import LabeledData
+from synthmix.dedup import DedupConfig
 from synthmix.generate import (
     PROVENANCE,
     GenerationConfig,
@@ -35,6 +37,8 @@ from synthmix.llm import (
 
 CARD_PATH = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
 CLASSES = ["anger", "fear", "joy"]
+# The demo card names classes in Russian in its prompts ("гнев" for anger).
+NAMES = {c.shown_name: c.name for c in load_card(CARD_PATH).classes}
 
 
 class ScriptedBackend:
@@ -112,8 +116,8 @@ def test_call_budget_and_cost_budget_stop_generation(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cedr_server(cedr_train: LabeledData) -> Iterator[ScriptedServer]:
-    with serve(cedr_answerer(cedr_train)) as server:
+def cedr_server(cedr_test: LabeledData) -> Iterator[ScriptedServer]:
+    with serve(cedr_answerer(cedr_test, names=NAMES)) as server:
         yield server
 
 
@@ -141,7 +145,8 @@ def test_cedr_generation_reaches_exact_counts(
     for label in CLASSES:
         report = result.classes[label]
         assert report.kept == 12 and report.texts_returned == 5 * report.calls
-        assert report.unique == report.texts_returned - report.duplicates - report.leaks
+        dropped = report.duplicates + report.near_duplicates + report.leaks
+        assert report.unique == report.texts_returned - dropped
         assert report.yield_ == pytest.approx(report.unique / report.texts_returned)
     assert result.totals()["calls"] == cedr_server.count
     # Same settings again: everything from the cache, same rows, no request.
@@ -153,7 +158,7 @@ def test_cedr_generation_reaches_exact_counts(
 
 
 def test_leaked_real_texts_are_dropped(cedr_train: LabeledData) -> None:
-    with serve(cedr_answerer(cedr_train, leak=True)) as server:
+    with serve(cedr_answerer(cedr_train, leak=True, names=NAMES)) as server:
         backend = OpenAICompatibleBackend(server.url, "test-model", api_key_env=None)
         config = GenerationConfig(
             strategy="few-shot", per_class=5, max_calls_per_class=2, classes=["joy"]
@@ -195,12 +200,12 @@ def _start(script: Path, server: ScriptedServer, cache: Path, out: Path, train: 
 
 
 def test_kill_minus_9_then_rerun_reuses_every_cached_answer(
-    cedr_train: LabeledData, tmp_path: Path
+    cedr_train: LabeledData, cedr_test: LabeledData, tmp_path: Path
 ) -> None:
     script = tmp_path / "run.py"
     script.write_text(_SCRIPT, encoding="utf-8")
     train = Path(cedr_train.source)
-    with serve(cedr_answerer(cedr_train), delay_s=0.1) as server:
+    with serve(cedr_answerer(cedr_test, names=NAMES), delay_s=0.1) as server:
         full = _start(script, server, tmp_path / "full.db", tmp_path / "full.csv", train)
         assert full.wait(timeout=30) == 0
         full_requests = server.count
@@ -264,3 +269,63 @@ def test_key_points_runs_its_preparation_call_first() -> None:
 )
 def test_degenerate_outputs_are_rejected(text: str, degenerate: bool) -> None:
     assert is_degenerate(text) is degenerate
+
+
+def test_near_duplicates_and_near_copies_of_real_texts_do_not_count_as_unique() -> None:
+    # Call n: a near-copy of the card's real example (one word added), a near-duplicate
+    # of the previous call's new text (one word changed), and a genuinely new text.
+    real = "Ура, наконец-то каникулы и можно спать до обеда каждый день"
+    card = TaskCard(
+        task="emotions", language="ru", classes=[ClassCard("joy", "Радость.", examples=[real])]
+    )
+    places = ["море", "горы", "озеро", "дачу", "реку", "пляж"]
+    people = ["мамой", "друзьями", "сестрой", "дедушкой", "соседями", "классом"]
+
+    def base(n: int) -> str:
+        return f"Сегодня мы с {people[n]} едем на {places[n]} и очень рады"
+
+    def answer(n: int) -> str:
+        previous = base(n - 1).replace("Сегодня", "Завтра")
+        return f"1. {real} {['снова', 'опять', 'вновь'][n - 1]}\n2. {previous}\n3. {base(n)}"
+
+    config = GenerationConfig(
+        strategy="zero-shot", per_class=4, texts_per_call=3, concurrency=1, classes=["joy"]
+    )
+    result = asyncio.run(
+        generate_until_unique(ScriptedBackend(answer), "zero-shot", card, None, config, False)
+    )
+    joy = result.classes["joy"]
+    # Call 1 keeps its new text and the "previous" one (base(0) was never seen); calls
+    # 2-3 keep one new text each and drop one near-copy of the real example and one
+    # near-duplicate each.
+    assert (joy.calls, joy.kept, joy.leaks, joy.near_duplicates) == (3, 4, 3, 2)
+    assert result.dedup is not None
+    assert result.dedup["removed"] == {"real-leak": 3, "minhash": 2}
+    assert real not in json.dumps(result.dedup, ensure_ascii=False)
+
+    off = replace(config, dedup=DedupConfig(minhash=False, leak_check=False))
+    plain = asyncio.run(
+        generate_until_unique(ScriptedBackend(answer), "zero-shot", card, None, off, False)
+    )
+    assert plain.classes["joy"].near_duplicates == 0 and plain.classes["joy"].leaks == 0
+
+
+def test_last_text_of_an_answer_cut_at_max_tokens_is_dropped() -> None:
+    class Cut(ScriptedBackend):
+        async def complete(self, request: CompletionRequest) -> CompletionResult:
+            result = await super().complete(request)
+            result.finish_reasons = ["length" if self.calls % 2 else "stop"]
+            return result
+
+    backend = Cut(lambda n: f"1. Целый текст номер {n} про лето.\n2. Оборванный текст {n} про")
+    config = GenerationConfig(
+        strategy="zero-shot", per_class=3, texts_per_call=2, concurrency=1, classes=["joy"]
+    )
+    result = asyncio.run(
+        generate_until_unique(backend, "zero-shot", _tiny_card(), None, config, progress=False)
+    )
+    joy = result.classes["joy"]
+    # Call 1 was cut (keeps 1), call 2 stopped normally (keeps 2).
+    assert (joy.calls, joy.truncated, joy.kept) == (2, 1, 3)
+    assert not any(t.startswith("Оборванный текст 1") for t in result.data.texts)
+    assert "Оборванный текст 2 про" in result.data.texts

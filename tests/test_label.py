@@ -243,15 +243,18 @@ def test_parse_label_and_logprob_distribution(card: TaskCard) -> None:
     assert parse_label("«Радость».", stage_aliases) == "joy"
     assert parse_label("Думаю, это гнев, а не радость", stage_aliases) == "anger"
     assert parse_label("не знаю", stage_aliases) is None
-    raw = {
-        "choices": [{"logprobs": {"tokens": [" j"], "top_logprobs": [{" j": -0.2, " ang": -2.0}]}}]
-    }
-    dist = logprob_distribution(raw, ["anger", "joy"], stage_aliases)
+    classes = ["anger", "joy"]
+    positions = [{" j": -0.2, " ang": -2.0}, {"oy": -0.01}]
+    dist = logprob_distribution(positions, " joy", classes, stage_aliases)
     assert dist is not None and dist == pytest.approx([math.exp(-2.0), math.exp(-0.2)])
-    assert (
-        logprob_distribution({"choices": [{"text": "joy"}]}, ["anger", "joy"], stage_aliases)
-        is None
-    )
+    assert logprob_distribution(None, "joy", classes, stage_aliases) is None
+    # A leading quote is skipped: the label's first token is the next position.
+    quoted = [{"«": -0.1, " joy": -2.5}, {"гнев": -0.3, "рад": -1.5}, {"»": -0.1}]
+    dist = logprob_distribution(quoted, "«гнев»", classes, stage_aliases)
+    assert dist == pytest.approx([math.exp(-0.3), math.exp(-1.5)])
+    # An answer with no token to read (empty, or blank only) is no evidence.
+    assert logprob_distribution([], "", classes, stage_aliases) == pytest.approx([0, 0])
+    assert logprob_distribution([{" ": -0.1}], " ", classes, stage_aliases) == pytest.approx([0, 0])
 
 
 def _voting_server_answer() -> Any:
@@ -291,6 +294,7 @@ def test_llm_stage_agreement_confidence_and_cache(
 ) -> None:
     backend = CachedBackend(_http(server, chat=False), AnswerCache(tmp_path / "cache.sqlite"))
     examples = {c: [f"пример {c} {i}" for i in range(3)] for c in card.class_names}
+    # The scripted server sends no logprobs although they are asked for: agreement it is.
     stage = LLMStage(card, backend, examples=examples, k=1, n_samples=5, threshold=0.7)
     texts = ["Я так рад тебя видеть", "Опять дождь и пусто на душе"]
     result = Cascade([stage], fallback="none").run(texts, gold=["joy", "sadness"])
@@ -303,6 +307,8 @@ def test_llm_stage_agreement_confidence_and_cache(
     assert prompt.count("Текст: пример") == 6 and prompt.endswith("Метка:")
     assert "anger, fear, joy, no_emotion, sadness, surprise" in prompt
     assert len({b["seed"] for b in server.bodies}) == 5  # a seed per draw
+    assert all(b["logprobs"] == 5 for b in server.bodies)
+    assert not any(seen.from_logprobs for seen in stage.last_answers.values())
     stage.score(texts)  # a rerun is answered from the cache
     assert server.count == 10 and backend.stats.hits == 10
 
@@ -324,6 +330,48 @@ def test_llm_stage_uses_logprobs_when_returned(card: TaskCard, server: ScriptedS
     assert server.count == 1  # no agreement draws needed
     assert rows[0, card.class_names.index("joy")] == pytest.approx(math.exp(-0.05))
     assert stage.last_answers["Ура"].from_logprobs
+
+
+def _label_logprobs(body: dict[str, Any], answer: str) -> list[dict[str, float]]:
+    """First-token alternatives as a model would give them: the chat answer's label
+    without a space, the completion's with one (the prompt ends in "Метка:")."""
+    space = "" if "messages" in body else " "
+    if answer.strip() == "joy":
+        first = {"joy": -0.1, "sad": -2.6, "Joy": -4.0, "рад": -5.0}
+    else:
+        first = {"sad": -0.9, "joy": -1.2, "fear": -2.0, "surprise": -3.0}
+    return [{space + token: value for token, value in first.items()}, {"\n": -0.05}]
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_llm_stage_confidence_from_server_logprobs(card: TaskCard, chat: bool) -> None:
+    def answer(body: dict[str, Any]) -> str:
+        open_text = re.findall(r"Текст: (.*)\nМетка:", prompt_text(body))[-1]
+        label = "joy" if "рад" in open_text else "sadness"
+        return label if chat else f" {label}"
+
+    with serve(answer, logprobs=_label_logprobs) as server:
+        stage = LLMStage(card, _http(server, chat=chat), k=1, n_samples=5, threshold=0.7)
+        texts = ["Я так рад тебя видеть", "Опять дождь и пусто на душе"]
+        result = Cascade([stage], fallback="none").run(texts, gold=["joy", "sadness"])
+        bodies = server.bodies
+    assert len(bodies) == 2  # one call per text: no agreement draws
+    if chat:
+        assert all(b["logprobs"] is True and b["top_logprobs"] == 5 for b in bodies)
+    else:
+        assert all(b["logprobs"] == 5 for b in bodies)
+    classes = card.class_names
+    joy_row, sad_row = (result.decisions[i].scores["llm"] for i in range(2))
+    # "joy" and "Joy" both start joy; "рад" starts the alias радость: all count for joy.
+    assert joy_row[classes.index("joy")] == pytest.approx(
+        math.exp(-0.1) + math.exp(-4.0) + math.exp(-5.0)
+    )
+    assert joy_row[classes.index("sadness")] == pytest.approx(math.exp(-2.6))
+    # An unsure answer: sadness at 0.41 stays below the threshold, undecided.
+    assert sad_row[classes.index("sadness")] == pytest.approx(math.exp(-0.9))
+    assert sad_row[classes.index("surprise")] == pytest.approx(math.exp(-3.0))
+    assert [d.label for d in result.decisions] == ["joy", None]
+    assert all(seen.from_logprobs for seen in stage.last_answers.values())
 
 
 # ---------------------------------------------------------------------------- NLI stage
@@ -397,7 +445,14 @@ def test_bundled_gemma_labels_a_few_texts(
     # The shortest card example per class: prompt evaluation dominates on 2 busy cores.
     examples = {c.name: [min(c.examples, key=len)] for c in card.classes}
     stage = LLMStage(
-        card, backend, examples=examples, k=1, n_samples=3, max_tokens=4, threshold=0.6
+        card,
+        backend,
+        examples=examples,
+        k=1,
+        n_samples=3,
+        max_tokens=4,
+        threshold=0.6,
+        logprobs=None,  # the agreement path; the logprob one is tested below
     )
     texts = sample.texts[::17][:5]
     started = time.perf_counter()
@@ -408,3 +463,33 @@ def test_bundled_gemma_labels_a_few_texts(
     print("answers:", answers)
     assert len(result.decisions) == 5 and backend.stats.requests == 15
     assert all(len(d.scores["llm"]) == 6 for d in result.decisions)
+
+
+def test_bundled_gemma_confidence_from_real_logprobs(
+    card: TaskCard, sample: LabeledData, tmp_path: Path
+) -> None:
+    pytest.importorskip("llama_cpp")
+    from synthmix.llm.factory import build_backend
+
+    try:
+        gemma = build_backend("llama-cpp", n_ctx=1024)
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+    backend = CachedBackend(gemma, AnswerCache(tmp_path / "gemma.sqlite"))
+    examples = {c.name: [min(c.examples, key=len)] for c in card.classes}
+    stage = LLMStage(card, backend, examples=examples, k=1, n_samples=3, max_tokens=4)
+    texts, gold = sample.texts[::14][:6], sample.labels[::14][:6]
+    started = time.perf_counter()
+    result = Cascade([stage], fallback="none").run(texts, gold=gold)
+    seconds = time.perf_counter() - started
+    print(f"\nbundled Gemma, logprob confidence, {len(texts)} texts in {seconds:.1f}s:")
+    print(result.format())
+    assert backend.stats.requests == len(texts)  # one call per text, no agreement draws
+    assert all(seen.from_logprobs for seen in stage.last_answers.values())
+    rows = np.array([d.scores["llm"] for d in result.decisions])
+    # Real probabilities: in [0, 1], at most 1 per text, and not the 1/3 steps of 3 votes.
+    assert rows.min() >= 0 and (rows.sum(axis=1) <= 1 + 1e-9).all()
+    assert (rows.max(axis=1) > 0.05).all()  # Gemma puts its first token on class names
+    assert len({round(float(v), 6) for v in rows.max(axis=1)}) == len(texts)
+    again = stage.score(texts)  # answered from the cache, logprobs included
+    assert backend.stats.requests == len(texts) and again == pytest.approx(rows)

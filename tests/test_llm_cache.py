@@ -11,6 +11,7 @@ from synthmix.llm import (
     AnswerCache,
     CachedBackend,
     CompletionRequest,
+    CompletionResult,
     OpenAICompatibleBackend,
     cache_key,
 )
@@ -125,3 +126,64 @@ def test_api_key_is_nowhere_in_cache_files(server: ScriptedServer, tmp_path: Pat
     assert server.auth_headers[0] == f"Bearer {KEY}"  # the key was used...
     assert KEY.encode() not in stored  # ...but not written down
     assert KEY not in repr(cached) and KEY not in repr(backend)
+
+
+def test_cache_keys_of_requests_without_new_fields_never_change() -> None:
+    # Digests computed by the code before `logprobs` existed: a new optional request field
+    # must not re-key (and so re-pay) every answer already in users' caches.
+    identity = {"kind": "openai-http", "base_url": "http://127.0.0.1:1", "model": "m"}
+    chat = CompletionRequest(
+        messages=[{"role": "user", "content": "Напиши радостный текст."}],
+        temperature=0.7,
+        max_tokens=64,
+        stop=["\n\n"],
+        seed=3,
+        sample_index=2,
+    )
+    plain = CompletionRequest(prompt="Текст: ура\nМетка:", temperature=0.0, max_tokens=8, n=2)
+    assert cache_key(identity, chat) == (
+        "7409ff684b3f684d261c3c0a31d68f1f8a6681a76d416381269ee2d8c90b1bd0"
+    )
+    assert cache_key(identity, plain) == (
+        "b3d3e5e1245a5e8300c494fc834407e9cbeaadb82fc83d5d5955194fcab10da1"
+    )
+    asking = CompletionRequest(prompt=plain.prompt, temperature=0.0, max_tokens=8, n=2, logprobs=5)
+    assert cache_key(identity, asking) != cache_key(identity, plain)
+    assert asking.sampling()["logprobs"] == 5 and "logprobs" not in plain.sampling()
+
+
+def _alternatives(body: dict, text: str) -> list[dict[str, float]]:
+    return [{"Ура": -0.1, "Мы": -2.5}, {"!": -0.3, ",": -1.7}]
+
+
+def test_finish_reasons_and_logprobs_survive_the_cache(tmp_path: Path) -> None:
+    with serve(_answer, logprobs=_alternatives) as server:
+        server.script = [
+            Reply(body=completion_body({"messages": []}, "Ура, мы", finish_reason="length"))
+        ]
+        cache = AnswerCache(tmp_path / "cache.db")
+        cached = CachedBackend(_backend(server), cache)
+        request = CompletionRequest(messages=_request().messages, max_tokens=3, logprobs=2)
+        cut = asyncio.run(cached.complete(_request(0)))
+        fresh = asyncio.run(cached.complete(request))
+        reopened = CachedBackend(_backend(server), AnswerCache(tmp_path / "cache.db"))
+        again_cut = asyncio.run(reopened.complete(_request(0)))
+        again = asyncio.run(reopened.complete(request))
+        assert server.count == 2
+    assert cut.finish_reasons == again_cut.finish_reasons == ["length"]
+    assert fresh.finish_reasons == again.finish_reasons == ["stop"]
+    assert fresh.logprobs == again.logprobs == [_alternatives({}, "")]
+    assert again.cached and cut.logprobs is None and again_cut.logprobs is None
+
+
+def test_rows_without_finish_reasons_or_logprobs_still_load(tmp_path: Path) -> None:
+    # A row as the transformers backend wrote it before finish reasons existed: its raw
+    # answer has no `choices`. It loads with unknown reasons, not an error.
+    cache = AnswerCache(tmp_path / "cache.db")
+    old = CompletionResult(texts=["a", "b"], raw={"model": "tiny", "texts": ["a", "b"]})
+    cache.put("old-key", old)
+    restored = AnswerCache(tmp_path / "cache.db").get("old-key")
+    assert restored is not None
+    result = restored.to_result()
+    assert result.texts == ["a", "b"] and result.finish_reasons == [None, None]
+    assert result.logprobs is None and result.cached

@@ -4,10 +4,11 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
-from llm_server import Reply, ScriptedServer, serve
+from llm_server import Reply, ScriptedServer, completion_body, serve
 from synthmix.errors import SynthmixError
 from synthmix.llm import BackendError, CompletionRequest, OpenAICompatibleBackend
 from synthmix.llm.openai_http import TokenBucket
@@ -182,3 +183,43 @@ def test_token_bucket_limits_rate() -> None:
     started = time.monotonic()
     asyncio.run(take(6))
     assert time.monotonic() - started >= 0.45  # 5 waits of 0.1 s after the first
+
+
+def _alternatives(body: dict, text: str) -> list[dict[str, float]]:
+    return [{"Ура": -0.2, "Как": -1.9, "1": -3.0}, {",": -0.1, "!": -2.4}]
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_logprobs_are_asked_for_and_parsed(chat: bool) -> None:
+    with serve(_fixed_answer, logprobs=_alternatives) as server:
+        backend = _backend(server, chat=chat)
+
+        def request(logprobs: int | None) -> CompletionRequest:
+            if chat:
+                return replace(_chat(), logprobs=logprobs)
+            return CompletionRequest(prompt="Текст:", logprobs=logprobs)
+
+        asked = asyncio.run(backend.complete(request(3)))
+        plain = asyncio.run(backend.complete(request(None)))
+        sent, sent_plain = server.bodies
+    if chat:  # the chat API's two fields for the completions API's one
+        assert (sent["logprobs"], sent["top_logprobs"]) == (True, 3)
+    else:
+        assert sent["logprobs"] == 3 and "top_logprobs" not in sent
+    assert "logprobs" not in sent_plain and "top_logprobs" not in sent_plain
+    assert asked.logprobs == [_alternatives({}, "")]
+    assert asked.finish_reasons == ["stop"]
+    assert plain.logprobs is None and plain.finish_reasons == ["stop"]
+
+
+def test_finish_reasons_per_choice(server: ScriptedServer) -> None:
+    body = completion_body({"prompt": "x"}, "Ура, наконец", finish_reason="length")
+    second = {**body["choices"][0], "index": 1, "finish_reason": "stop", "text": "Ура!"}
+    third = {**body["choices"][0], "index": 2, "text": "Ну"}
+    del third["finish_reason"]  # a server that does not say
+    body["choices"] += [second, third]
+    server.script = [Reply(body=body)]
+    result = asyncio.run(_backend(server, chat=False).complete(CompletionRequest(prompt="x", n=3)))
+    assert result.texts == ["Ура, наконец", "Ура!", "Ну"]
+    assert result.finish_reasons == ["length", "stop", None]
+    assert result.logprobs is None

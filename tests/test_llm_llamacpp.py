@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,10 +29,12 @@ from synthmix.llm import (
     AnswerCache,
     CachedBackend,
     CompletionRequest,
+    CompletionResult,
     OpenAICompatibleBackend,
 )
+from synthmix.llm.backend import sample_seed
 from synthmix.llm.factory import build_backend
-from synthmix.llm.llamacpp import LlamaCppBackend, bundled_model_path, sample_seed
+from synthmix.llm.llamacpp import LlamaCppBackend, bundled_model_path
 
 pytestmark = pytest.mark.slow
 CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
@@ -87,6 +90,78 @@ def test_identity_names_the_file_not_its_folder(gemma: LlamaCppBackend) -> None:
     assert int(identity["model_bytes"]) > 100_000_000
     assert str(Path(bundled_model_path()).parent) not in str(identity)
     assert sample_seed(0, 1) != sample_seed(1, 0)
+
+
+# A labeling prompt as the LLM stage writes it: the answer is a label and a line break.
+LABEL_PROMPT = (
+    "Метки: anger, fear, joy, no_emotion, sadness, surprise.\n\n"
+    "Текст: Как же я ненавижу эти пробки!\nМетка: anger\n\n"
+    "Текст: Ура, завтра отпуск!\nМетка: joy\n\n"
+    "Текст: Мне так одиноко без тебя.\nМетка: sadness\n\n"
+    "Текст: Я так рада, что ты приехал!\nМетка:"
+)
+
+
+def test_finish_reasons_say_whether_max_tokens_cut_the_answer(
+    gemma: LlamaCppBackend, cedr_train: LabeledData
+) -> None:
+    async def both() -> tuple[CompletionResult, CompletionResult]:
+        cut = await gemma.complete(
+            CompletionRequest(prompt=_joy_prompt(cedr_train), max_tokens=3, seed=7)
+        )
+        label = await gemma.complete(
+            CompletionRequest(prompt=LABEL_PROMPT, temperature=0.0, max_tokens=8, stop=["\n"])
+        )
+        return cut, label
+
+    cut, label = asyncio.run(both())
+    assert cut.finish_reasons == ["length"] and cut.completion_tokens == 3
+    assert label.finish_reasons == ["stop"] and label.completion_tokens < 8
+    assert cut.logprobs is None  # not asked for
+
+
+def test_logprobs_equal_llama_cpp_own_and_survive_the_cache(
+    gemma: LlamaCppBackend, tmp_path: Path
+) -> None:
+    from llama_cpp import Llama
+
+    request = CompletionRequest(
+        prompt=LABEL_PROMPT, temperature=0.0, max_tokens=8, stop=["\n"], logprobs=5
+    )
+    cached = CachedBackend(gemma, AnswerCache(tmp_path / "cache.db"))
+    started = time.perf_counter()
+    fresh = asyncio.run(cached.complete(request))
+    ours_s = time.perf_counter() - started
+    again = asyncio.run(cached.complete(request))
+    assert again.cached and again.logprobs == fresh.logprobs
+    assert again.finish_reasons == fresh.finish_reasons == ["stop"]
+    assert fresh.logprobs is not None and len(fresh.logprobs) == 1
+    positions = fresh.logprobs[0]
+    assert len(positions) == fresh.completion_tokens
+    assert all(5 <= len(top) <= 6 and max(top.values()) <= 0 for top in positions)
+
+    # llama-cpp-python's own logprobs need logits of every position (logits_all=True).
+    reference = Llama(
+        model_path=bundled_model_path(),
+        n_ctx=512,
+        n_threads=gemma.n_threads,
+        n_threads_batch=gemma.n_threads,
+        seed=0,
+        verbose=False,
+        logits_all=True,
+    )
+    started = time.perf_counter()
+    theirs: Any = reference.create_completion(
+        LABEL_PROMPT, temperature=0.0, max_tokens=8, stop=["\n"], repeat_penalty=1.1, logprobs=5
+    )
+    theirs_s = time.perf_counter() - started
+    del reference
+    print(f"\nlogprobs: logits processor {ours_s:.2f}s, logits_all=True {theirs_s:.2f}s")
+    choice = theirs["choices"][0]
+    assert choice["text"] == fresh.texts[0]
+    first = {token: float(value) for token, value in choice["logprobs"]["top_logprobs"][0].items()}
+    assert positions[0].keys() >= first.keys()
+    assert [positions[0][token] for token in first] == pytest.approx(list(first.values()), abs=1e-4)
 
 
 def test_missing_model_file_and_unknown_backend_are_config_errors(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
 pytest.importorskip("transformers", reason="transformers is not installed")
 
+import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -47,6 +48,8 @@ def _save_tiny_gpt2(folder: Path, sentences: list[str], chat_template: str | Non
         bos_token_id=eos_id,
         eos_token_id=eos_id,
     )
+    # Fixed weights: unseeded, some draws started with end-of-text and made tests flaky.
+    torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -113,3 +116,24 @@ def test_chat_template_is_detected_and_used(cedr_sentences: list[str], tmp_path:
 def test_answers_are_cut_at_the_first_stop_string() -> None:
     assert _cut("Ура, отпуск!\n\nЭмоция: страх", ["Эмоция:", "\n\n"]) == "Ура, отпуск!"
     assert _cut("без остановки", None) == "без остановки"
+
+
+def test_finish_reasons_and_logprobs(tiny_gpt2: Path) -> None:
+    backend = TransformersBackend(str(tiny_gpt2), device="cpu")
+    prompt = "Эмоция: радость\nТекст:"
+    # Random weights rarely pick end-of-text among 600 tokens: 12 tokens run to the limit.
+    cut = asyncio.run(backend.complete(_request(0, prompt=prompt, n=2)))
+    assert cut.finish_reasons == ["length", "length"] and cut.completion_tokens == 24
+    assert cut.logprobs is None
+    plain = asyncio.run(backend.complete(_request(0, prompt=prompt)))
+    asked = asyncio.run(backend.complete(_request(0, prompt=prompt, logprobs=3)))
+    assert asked.texts == plain.texts  # asking for logprobs does not change the draw
+    assert asked.logprobs is not None and len(asked.logprobs[0]) == 12
+    for top in asked.logprobs[0]:
+        # Byte tokens of split Cyrillic letters all decode to "�": they share one entry.
+        assert 1 <= len(top) <= 4 and all(value <= 0 for value in top.values())
+    # The sampled token of every position is among its entries.
+    sampled = asked.raw["choices"][0]["logprobs"]["tokens"]
+    assert all(token in top for token, top in zip(sampled, asked.logprobs[0], strict=True))
+    stopped = asyncio.run(backend.complete(_request(0, prompt=prompt, stop=[plain.texts[0][:2]])))
+    assert stopped.finish_reasons == ["stop"]

@@ -87,7 +87,7 @@ def test_parse_completion_stops_at_blank_line_or_class() -> None:
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_every_strategy_builds_both_prompt_forms(name: str) -> None:
-    strategy = make_strategy(name, language="ru", texts_per_call=4, k=3)
+    strategy = make_strategy(name, language="ru", texts_per_call=4, k=3, personas=["учитель"])
     if isinstance(strategy, KeyPointsStrategy):
         strategy.preparation_prompt(JOY, CARD, REAL)
         strategy.accept_preparation("joy", "1. отпуск\n2. подарки\n3. встреча с друзьями")
@@ -143,3 +143,28 @@ def test_strategies_needing_examples_say_so() -> None:
         make_strategy("paraphrase").build(JOY, CARD, random.Random(0), [], [])
     with pytest.raises(ConfigError, match="unknown strategy"):
         make_strategy("magic")
+
+
+def test_display_name_replaces_the_label_id_in_prompts() -> None:
+    neutral = ClassCard(
+        name="no_emotion",
+        description="Нет эмоций: нейтральное сообщение.",
+        examples=["Поезд отправляется в восемь утра."],
+        display_name="без эмоций",
+    )
+    card = TaskCard(task="cedr", language="ru", classes=[neutral])
+    for name in ("zero-shot", "few-shot", "completion-few-shot"):
+        prompt = make_strategy(name).build(
+            neutral, card, random.Random(0), list(neutral.examples), []
+        )
+        assert "без эмоций" in prompt.text, name
+        assert "no_emotion" not in prompt.text, name
+
+
+def test_key_points_find_their_class_by_id_when_a_display_name_is_set() -> None:
+    joy = ClassCard(name="joy", description=JOY.description, display_name="радость")
+    card = TaskCard(task="cedr", language="ru", classes=[joy])
+    strategy = KeyPointsStrategy()
+    strategy.accept_preparation("joy", "1. лето\n2. подарки\n3. встреча")
+    prompt = strategy.build(joy, card, random.Random(0), REAL, [])
+    assert "«радость»" in prompt.text

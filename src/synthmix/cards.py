@@ -22,6 +22,14 @@ class ClassCard:
     description: str
     keywords: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
+    # What prompts call the class: label ids are often English or codes ("no_emotion"),
+    # and a base model continuing "Класс: no_emotion" writes worse Russian than
+    # "Класс: без эмоций".
+    display_name: str | None = None
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.name
 
 
 @dataclass
@@ -52,7 +60,11 @@ class TaskCard:
             )
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(asdict(self), allow_unicode=True, sort_keys=False, width=100)
+        raw = asdict(self)
+        for item in raw["classes"]:
+            if item["display_name"] is None:
+                del item["display_name"]
+        return yaml.safe_dump(raw, allow_unicode=True, sort_keys=False, width=100)
 
 
 def load_card(path: str | Path) -> TaskCard:
@@ -96,7 +108,13 @@ def _parse_class(item: Any, index: int, source: str) -> ClassCard:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: '{key}' must be a list")
         lists[key] = [str(v) for v in value]
-    return ClassCard(name=name, description=str(description).strip(), **lists)
+    display_name = item.get("display_name")
+    return ClassCard(
+        name=name,
+        description=str(description).strip(),
+        display_name=str(display_name).strip() if display_name else None,
+        **lists,
+    )
 
 
 def draft_card(

@@ -120,10 +120,21 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
 
 @dataclass
 class ClassifierConfig:
-    """Which classifier the experiment trains, and its keyword hyper-parameters."""
+    """Which classifier the experiment trains, its keyword hyper-parameters, and the label that
+    names it in results and reports (default: its name). Two configs of one classifier with
+    different params, compared in one experiment, need distinct labels."""
 
     name: str = "tfidf_logreg"
     params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def describe(self) -> dict[str, Any]:
+        """What results and run.json record: label, name and params."""
+        return {"label": self.display, "name": self.name, "params": self.params}
 
 
 ClassifierFactory = Callable[..., TextClassifier]
@@ -148,11 +159,26 @@ _REGISTRY: dict[str, ClassifierFactory] = {
     "transformer": _lazy("synthmix.classifiers.transformer", "TransformerClassifier"),
     "lora": _lazy("synthmix.classifiers.transformer", "LoraClassifier"),
 }
+# Classifiers whose fits must not run in parallel worker processes: each torch fit already uses
+# every core (or the one GPU), so two at once thrash instead of finishing sooner.
+_SERIAL: set[str] = {"transformer", "lora"}
 
 
-def register_classifier(name: str, factory: ClassifierFactory) -> None:
-    """Make a classifier selectable by name in experiment configs."""
+def register_classifier(
+    name: str, factory: ClassifierFactory, *, serial: bool | None = None
+) -> None:
+    """Make a classifier selectable by name in experiment configs. `serial=True`: the experiment
+    runs its fits one at a time in the main process (for models that use all cores or a GPU);
+    None keeps what the name had (a replaced `transformer` factory still runs serially)."""
     _REGISTRY[name] = factory
+    if serial is True:
+        _SERIAL.add(name)
+    elif serial is False:
+        _SERIAL.discard(name)
+
+
+def runs_serially(name: str) -> bool:
+    return name in _SERIAL
 
 
 def available_classifiers() -> list[str]:

@@ -130,9 +130,12 @@ def generate(
     strategy: Annotated[
         list[str] | None,
         typer.Option(
-            help="zero-shot, few-shot, fskw, paraphrase, key-points, completion-few-shot;"
-            " repeatable."
+            help="zero-shot, few-shot, fskw, paraphrase, key-points, completion-few-shot,"
+            " persona (needs --personas); repeatable."
         ),
+    ] = None,
+    personas: Annotated[
+        Path | None, typer.Option(help="Persona pool (JSONL from `synthmix personas`).")
     ] = None,
     temperature: Annotated[list[float] | None, typer.Option(help="Repeatable.")] = None,
     backend: Annotated[str, typer.Option(help="llama-cpp, openai or transformers.")] = "llama-cpp",
@@ -149,6 +152,13 @@ def generate(
     max_cost: Annotated[float | None, typer.Option(help="Spend budget for the run.")] = None,
     keywords_from: Annotated[str, typer.Option(help="fskw keywords: card or mined.")] = "card",
     seed: Annotated[int, typer.Option(help="Seed of the call sequence.")] = 0,
+    near_dup_threshold: Annotated[
+        float, typer.Option(help="MinHash Jaccard at which a text is a near-duplicate.")
+    ] = 0.8,
+    embedding_dedup: Annotated[
+        float | None,
+        typer.Option(help="Also drop texts with embedding cosine >= this to a kept one."),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Source file (.jsonl, .csv, .parquet).")] = Path(
         "synthetic.jsonl"
     ),
@@ -157,7 +167,9 @@ def generate(
     ),
 ) -> None:
     """Generate until N unique texts per class; every answer is cached before use, so a
-    rerun after a kill pays for nothing twice."""
+    rerun after a kill pays for nothing twice. A text counts when it survives the exact,
+    near-duplicate (MinHash) and real-data leak checks (and the embedding check if set)."""
+    from synthmix.dedup import DedupConfig
     from synthmix.generation_plan import (
         GenerationPlan,
         GeneratorSpec,
@@ -168,6 +180,9 @@ def generate(
 
     if plan is not None:
         loaded = load_plan(plan)
+        if personas is not None:
+            loaded.personas = str(personas.resolve())
+            check_plan(loaded, str(plan))
     else:
         if card is None:
             raise SynthmixError("generate needs --plan, or --card (and --data for examples)")
@@ -187,6 +202,12 @@ def generate(
             max_cost=max_cost,
             keywords=keywords_from,
             seed=seed,
+            personas=str(personas) if personas is not None else None,
+            dedup=DedupConfig(
+                minhash_threshold=near_dup_threshold,
+                embedding=embedding_dedup is not None,
+                embedding_threshold=embedding_dedup or DedupConfig.embedding_threshold,
+            ),
         )
         check_plan(loaded, "command line")
     result = run_plan(loaded)
@@ -195,10 +216,90 @@ def generate(
         typer.echo(
             f"{run.generator} {run.strategy} t={run.config.temperature}: {totals['kept']} kept, "
             f"{totals['calls']} calls ({totals['cached_calls']} cached), "
-            f"yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
+            f"dropped {totals['duplicates']} duplicates, {totals['near_duplicates']} near, "
+            f"{totals['leaks']} leaks; yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
             err=True,
         )
     typer.echo(f"wrote {len(result.data)} texts to {result.out}; report {result.report}")
+
+
+@app.command("personas")
+def personas_command(
+    card: Annotated[Path, typer.Option(help="Task card: its examples seed the pool.")],
+    out: Annotated[Path, typer.Option(help="Pool (JSONL); <name>.report.json goes beside it.")],
+    size: Annotated[int, typer.Option(min=1, help="Distinct personas wanted.")] = 50,
+    data: Annotated[
+        Path | None, typer.Option(help="More seed texts (CSV/TSV/JSONL/Parquet, text column).")
+    ] = None,
+    level: Annotated[str, typer.Option(help="short (one line) or detailed (2-3 sentences).")] = (
+        "short"
+    ),
+    relation: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Relation for persona-to-persona (default: a built-in list); repeatable."
+        ),
+    ] = None,
+    text_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of the pool taken from seed texts.")
+    ] = 0.5,
+    max_calls: Annotated[int | None, typer.Option(help="Call budget (default 4 x size).")] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.9,
+    seed: Annotated[int, typer.Option(help="Seed of the call sequence.")] = 0,
+    embedding_dedup: Annotated[
+        bool, typer.Option(help="Also drop personas whose embeddings nearly match a kept one.")
+    ] = True,
+    backend: Annotated[str, typer.Option(help="llama-cpp, openai or transformers.")] = "llama-cpp",
+    model: Annotated[
+        str | None, typer.Option(help="Model name, or GGUF path (default: bundled Gemma-3-270M).")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    cache: Annotated[Path, typer.Option(help="Answer cache (SQLite).")] = Path(
+        ".synthmix/llm-cache.sqlite"
+    ),
+    text_column: TextColumn = "text",
+    encoding: Encoding = "auto",
+) -> None:
+    """Build a persona pool: who might write or read the seed texts, then people close to
+    them; deduplicated, cached, and reused by `generate --strategy persona`."""
+    import asyncio
+
+    from synthmix.cards import load_card
+    from synthmix.dedup import DedupConfig
+    from synthmix.generation_plan import GeneratorSpec, open_backend
+    from synthmix.labeling.run import load_texts
+    from synthmix.llm.cache import AnswerCache
+    from synthmix.personas import PersonaConfig, build_persona_pool, save_pool
+
+    task_card = load_card(card)
+    seeds = [example for class_card in task_card.classes for example in class_card.examples]
+    if data is not None:
+        seeds += load_texts(data, text_column, encoding)
+    config = PersonaConfig(
+        level=level,
+        language=task_card.language,
+        relations=relation or None,
+        text_share=text_share,
+        max_calls=max_calls,
+        temperature=temperature,
+        seed=seed,
+        dedup=DedupConfig(embedding=embedding_dedup),
+    )
+    spec = GeneratorSpec(kind=backend, model=model, base_url=base_url, api_key_env=api_key_env)
+    llm = open_backend(spec, AnswerCache(cache))
+    pool = asyncio.run(build_persona_pool(llm, seeds, size, config))
+    report = save_pool(pool, out)
+    totals = pool.report
+    removed = ", ".join(f"{n} {stage}" for stage, n in totals.removed.items()) or "none"
+    typer.echo(
+        f"{totals.kept} personas from {totals.calls} calls ({totals.cached_calls} cached); "
+        f"rejected {totals.rejected}, removed {removed}; stopped by {totals.stopped_by}",
+        err=True,
+    )
+    typer.echo(f"wrote {totals.kept} personas to {out}; report {report}")
 
 
 @app.command()

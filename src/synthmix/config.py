@@ -38,6 +38,9 @@ class ExperimentConfig:
     plans: PlanConfig = field(default_factory=PlanConfig)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    # Several classifiers trained on the same cells and seeds and compared in one report; when
+    # given, it replaces `classifier`.
+    classifiers: list[ClassifierConfig] = field(default_factory=list)
     jobs: int = 0  # 0 = one worker per core
     # Relative paths in the YAML are resolved against the YAML's folder.
     base_dir: Path = field(default_factory=Path.cwd)
@@ -45,6 +48,24 @@ class ExperimentConfig:
     def resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    def compared_classifiers(self) -> list[ClassifierConfig]:
+        """The classifiers this experiment trains, the primary one (the report's headline) first:
+        `classifiers` if given, else the single `classifier`."""
+        if not self.classifiers:
+            return [self.classifier]
+        if self.classifier != ClassifierConfig():
+            raise ConfigError(
+                "set either 'classifier' (one) or 'classifiers' (a list to compare), not both"
+            )
+        seen: set[str] = set()
+        for spec in self.classifiers:
+            if spec.display in seen:
+                raise ConfigError(
+                    f"two classifiers are labelled {spec.display!r}; give each a distinct 'label'"
+                )
+            seen.add(spec.display)
+        return list(self.classifiers)
 
     def to_dict(self) -> dict[str, Any]:
         raw = dataclasses.asdict(self)
@@ -77,9 +98,20 @@ def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
     if isinstance(raw, dict) and isinstance(raw.get("seeds"), int):
         # `seeds: 5` is shorthand for seeds 0..4.
         raw = {**raw, "seeds": list(range(raw["seeds"]))}
+    if isinstance(raw, dict) and "classifier" in raw and "classifiers" in raw:
+        raise ConfigError(
+            f"{source}: set either 'classifier' (one) or 'classifiers' (a list to compare), "
+            "not both"
+        )
+    if isinstance(raw, dict) and raw.get("classifiers") == []:
+        raise ConfigError(f"{source}: 'classifiers' must name at least one classifier")
     config = build_dataclass(ExperimentConfig, raw, source)
     if not config.seeds:
         raise ConfigError(f"{source}: 'seeds' must name at least one seed")
+    try:
+        config.compared_classifiers()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     return config
 
 

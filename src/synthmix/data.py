@@ -84,6 +84,13 @@ def load_labeled(
     `encoding="auto"` reads UTF-8 and falls back to cp1251 (common for Russian files saved
     by Excel), logging that it did so; any other value is used as given.
     """
+    frame, used = read_frame(path, encoding)
+    return from_frame(frame, text_column, label_column, source=str(path), encoding=used)
+
+
+def read_frame(path: str | Path, encoding: str = "auto") -> tuple[pd.DataFrame, str]:
+    """A data file's rows as read, not yet validated, and the encoding used (see
+    `load_labeled`)."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -96,11 +103,9 @@ def load_labeled(
             source, f"unsupported file type '{suffix}' (use {', '.join(SUPPORTED_SUFFIXES)})"
         )
     if suffix == ".parquet":
-        frame, used = _read_parquet(path), "parquet"
-    else:
-        text, used = decode_bytes(path.read_bytes(), source, encoding)
-        frame = _parse_text(text, suffix, source)
-    return from_frame(frame, text_column, label_column, source=source, encoding=used)
+        return _read_parquet(path), "parquet"
+    text, used = decode_bytes(path.read_bytes(), source, encoding)
+    return _parse_text(text, suffix, source), used
 
 
 def from_frame(

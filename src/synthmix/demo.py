@@ -2,30 +2,43 @@
 
 Sources: rule-based EDA (derived in every cell from the real texts it sees) and, with the
 bundled Gemma-3-270M base model, zero-shot, few-shot and few-shot-with-keywords generation
-(fskw at two temperatures). The LLM prompts use only the task card's own examples and
-keywords, so no generated text carries information from real data a cell does not see. The
-small model yields a few texts per class in minutes, so LLM sources enter the fixed-count
-plan ("10% real + N synthetic per class"); every answer is cached, so a rerun is quick.
+(fskw at two temperatures), and persona generation from a small persona pool that Gemma
+builds from the card's examples (text-to-persona, then persona-to-persona). The LLM prompts
+use only the task card's own examples and keywords, so no generated text carries information
+from real data a cell does not see. The small model yields a few texts per class in minutes,
+so LLM sources enter the fixed-count plan ("10% real + N synthetic per class"); every answer
+is cached, so a rerun is quick.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from synthmix.cards import load_card
 from synthmix.config import DataConfig, ExperimentConfig
 from synthmix.experiment import measure_source_quality, run_experiment
-from synthmix.generation_plan import GenerationPlan, run_plan
+from synthmix.generation_plan import PERSONA_STRATEGY, GenerationPlan, run_plan
+from synthmix.llm.cache import AnswerCache, CachedBackend
+from synthmix.llm.factory import build_backend
 from synthmix.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
+from synthmix.personas import PersonaConfig, build_persona_pool, save_pool
 from synthmix.quality import QualityConfig
 from synthmix.report import ReportPaths, write_report
 from synthmix.sources import SourceConfig
 
 DEMO_DATASET = "cedr_emotions"
-LLM_RUNS = (("llm-a", ["zero-shot", "few-shot", "fskw"], [0.7]), ("llm-b", ["fskw"], [1.0]))
+LLM_RUNS = (
+    ("llm-a", ["zero-shot", "few-shot", "fskw"], [0.7]),
+    ("llm-b", ["fskw"], [1.0]),
+    ("llm-p", [PERSONA_STRATEGY], [0.7]),
+)
+# Enough personas that 6 classes x a few calls rarely repeat one; about 15 s of Gemma.
+DEMO_PERSONAS = 14
 # Small samples keep the quality step to about a minute on 2 cores.
 DEMO_QUALITY = QualityConfig(
     sample_size=400, n_boot=50, self_bleu_sample=40, novelty_against_all_real=False
@@ -63,8 +76,22 @@ def demo_config(out_dir: Path, seeds: int = 3, llm_per_class: int = 0) -> Experi
     )
 
 
+def build_demo_personas(out_dir: Path, size: int = DEMO_PERSONAS) -> Path:
+    """A persona pool from the card's examples only (like the prompts: no real data a
+    cell does not see), cached in the demo's answer cache."""
+    card = load_card(demo_data_dir() / "card.yaml")
+    seeds = [example for class_card in card.classes for example in class_card.examples]
+    backend = CachedBackend(build_backend("llama-cpp"), AnswerCache(out_dir / "llm-cache.sqlite"))
+    config = PersonaConfig(language=card.language)
+    pool = asyncio.run(build_persona_pool(backend, seeds, size, config))
+    path = out_dir / "personas.jsonl"
+    save_pool(pool, path)
+    return path
+
+
 def generate_llm_sources(out_dir: Path, per_class: int, progress: bool = True) -> list[Path]:
-    """Gemma sources from the card alone (descriptions, examples, keywords)."""
+    """Gemma sources from the card alone (descriptions, examples, keywords), and from a
+    persona pool built from the card's examples."""
     base = GenerationPlan(
         card=str(demo_data_dir() / "card.yaml"),
         cache=str(out_dir / "llm-cache.sqlite"),
@@ -72,6 +99,8 @@ def generate_llm_sources(out_dir: Path, per_class: int, progress: bool = True) -
         k=3,
         max_tokens=200,
     )
+    if any(PERSONA_STRATEGY in strategies for _, strategies, _ in LLM_RUNS):
+        base = replace(base, personas=str(build_demo_personas(out_dir)))
     written = []
     for name, strategies, temperatures in LLM_RUNS:
         plan = replace(

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from synthmix.errors import ConfigError
 
 OFFLINE_DEFAULT = "use-multilingual"
+BUSY_TIMEOUT_S = 120.0
 
 
 @runtime_checkable
@@ -109,7 +110,11 @@ class CachedEncoder:
             return None
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path)
+            # Parallel experiment workers share this file. WAL lets them read while another
+            # one commits, and the long timeout makes a writer wait its turn instead of
+            # failing with "database is locked" once sqlite's default 5 s run out.
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
             )

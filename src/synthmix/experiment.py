@@ -1,10 +1,12 @@
-"""The experiment runner: every (cell, seed) of the mixing grid, trained and evaluated on real
-test data, each result stored the moment it is finished."""
+"""The experiment runner: every (cell, seed) of the mixing grid, trained with every classifier
+of the experiment and evaluated on real test data, each result stored the moment it is
+finished."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import time
@@ -19,7 +21,12 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from synthmix.cards import load_card
-from synthmix.classify import ClassifierConfig, build_classifier
+from synthmix.classify import (
+    ClassifierConfig,
+    available_classifiers,
+    build_classifier,
+    runs_serially,
+)
 from synthmix.config import ExperimentConfig
 from synthmix.data import LabeledData, check_test_labels, load_labeled, split_train_test
 from synthmix.embeddings import build_encoder
@@ -28,8 +35,11 @@ from synthmix.metrics import evaluate
 from synthmix.mixing import SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.quality import QualityConfig, measure_quality, write_quality
 from synthmix.report import QUALITY_DIR
-from synthmix.results import RUN_FILE, ResultsStore, read_run_info, write_run_info
+from synthmix.results import RUN_FILE, ResultsStore, fit_key, read_run_info, write_run_info
+from synthmix.source_stats import generation_stats, write_source_stats
 from synthmix.sources import DerivedSource, derived_sources, load_sources
+
+log = logging.getLogger("synthmix")
 
 RECORDED_PACKAGES = (
     "synthmix",
@@ -52,6 +62,9 @@ class ExperimentData:
     train: LabeledData
     test: LabeledData
     sources: dict[str, LabeledData | DerivedSource]
+
+
+Task = tuple[Cell, int, ClassifierConfig]
 
 
 @dataclass(frozen=True)
@@ -93,33 +106,65 @@ def run_experiment(
     jobs: int | None = None,
     progress: bool = True,
 ) -> RunOutcome:
-    """Run every cell not yet in `run_dir`'s results store. Safe to kill at any point and
-    rerun: finished cells are kept and skipped."""
+    """Run every (cell, seed, classifier) fit not yet in `run_dir`'s results store. Safe to
+    kill at any point and rerun: finished fits are kept and skipped."""
     run_dir = Path(run_dir)
+    classifiers = config.compared_classifiers()
+    unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]
+    if unknown:
+        raise ConfigError(
+            f"unknown classifier {unknown[0]!r} (available: {', '.join(available_classifiers())})"
+        )
     data = load_experiment_data(config)
     cells = plan_cells(config.plans, list(data.sources), source_plans(config, data))
     info = _run_info(config, data, cells)
     _claim_run_dir(run_dir, info)
+    write_source_stats(run_dir, generation_stats(config.sources, config.base_dir))
     store = ResultsStore(run_dir)
     done = store.finished_keys()
-    tasks = [(cell, seed) for cell in cells for seed in config.seeds]
-    todo = [(cell, seed) for cell, seed in tasks if result_key(cell, seed) not in done]
-    workers = _worker_count(jobs if jobs is not None else config.jobs, len(todo))
+    # Classifier by classifier: a run killed halfway has the primary classifier's grid complete.
+    tasks = [(cell, seed, spec) for spec in classifiers for cell in cells for seed in config.seeds]
+    todo = [task for task in tasks if result_key(*task) not in done]
+    batches = schedule(todo, jobs if jobs is not None else config.jobs)
     bar = tqdm(
         total=len(tasks),
         initial=len(tasks) - len(todo),
-        desc="cells x seeds",
+        desc="cells x seeds x classifiers",
         unit="fit",
         disable=not progress,
     )
     # Per record as well as in run.json: a resumed run may run under upgraded packages.
     versions = package_versions()
     with bar:
-        for record in _run_tasks(todo, data, config.classifier, workers):
-            store.append({**record, "versions": versions})
-            bar.set_postfix_str(f"{record['cell']['title']} F1={record['metrics']['f1_macro']:.3f}")
-            bar.update()
+        for batch, workers in batches:
+            for record in _run_tasks(batch, data, workers):
+                store.append({**record, "versions": versions})
+                bar.set_postfix_str(
+                    f"{record['classifier']['label']} {record['cell']['title']} "
+                    f"F1={record['metrics']['f1_macro']:.3f}"
+                )
+                bar.update()
     return RunOutcome(run_dir, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
+
+
+def schedule(todo: list[Task], requested: int) -> list[tuple[list[Task], int]]:
+    """Batches of fits with their worker counts: serial classifiers (torch: one fit already
+    uses every core or the GPU) run one at a time after the rest has run in parallel."""
+    parallel = [task for task in todo if not runs_serially(task[2].name)]
+    serial = [task for task in todo if runs_serially(task[2].name)]
+    batches = []
+    if parallel:
+        batches.append((parallel, _worker_count(requested, len(parallel))))
+    if serial:
+        if _worker_count(requested, len(serial)) > 1:
+            names = ", ".join(dict.fromkeys(task[2].display for task in serial))
+            log.warning(
+                "%s: one fit at a time (jobs=1), since parallel workers each loading a "
+                "transformer would thrash",
+                names,
+            )
+        batches.append((serial, 1))
+    return batches
 
 
 def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, list[str] | None]:
@@ -141,27 +186,25 @@ def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, li
     return restrictions
 
 
-def result_key(cell: Cell, seed: int) -> str:
-    return f"{cell.key}|seed={seed}"
+def result_key(cell: Cell, seed: int, classifier: ClassifierConfig) -> str:
+    return fit_key(cell.key, seed, classifier.display)
 
 
-def _run_tasks(
-    todo: list[tuple[Cell, int]], data: ExperimentData, classifier: ClassifierConfig, workers: int
-) -> Iterator[dict[str, Any]]:
+def _run_tasks(todo: list[Task], data: ExperimentData, workers: int) -> Iterator[dict[str, Any]]:
     if workers <= 1:
-        for cell, seed in todo:
+        for cell, seed, classifier in todo:
             yield run_cell(cell, seed, data, classifier)
         return
     # Results come back as each fit finishes, so each is stored before the next one ends.
     yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
-        delayed(run_cell)(cell, seed, data, classifier) for cell, seed in todo
+        delayed(run_cell)(cell, seed, data, classifier) for cell, seed, classifier in todo
     )
 
 
 def run_cell(
     cell: Cell, seed: int, data: ExperimentData, classifier: ClassifierConfig
 ) -> dict[str, Any]:
-    """Train on the cell's mix for one seed and evaluate on the real test set."""
+    """Train `classifier` on the cell's mix for one seed and evaluate on the real test set."""
     started = time.perf_counter()
     synthetic = data.sources[cell.source] if cell.source is not None else None
     mix = compose(cell, data.train, synthetic, seed)
@@ -172,7 +215,7 @@ def run_cell(
     predictions = model.predict(data.test.texts)
     predicted = time.perf_counter()
     return {
-        "key": result_key(cell, seed),
+        "key": result_key(cell, seed, classifier),
         "cell_key": cell.key,
         "cell": {
             "plan": cell.plan,
@@ -183,7 +226,7 @@ def run_cell(
             "title": cell.title,
         },
         "seed": seed,
-        "classifier": {"name": classifier.name, "params": classifier.params},
+        "classifier": classifier.describe(),
         "train_size": len(mix.data),
         "real_counts": mix.real_counts,
         "synthetic_counts": mix.synthetic_counts,
@@ -242,17 +285,21 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
             for name, source in data.sources.items()
         },
     }
-    # Seeds are left out: adding seeds to a finished run extends it instead of refusing it.
-    settings = {k: v for k, v in config.to_dict().items() if k != "seeds"}
-    identity = json.dumps(
-        {"config": settings, "data": described}, sort_keys=True, ensure_ascii=False
-    )
+    # Seeds and classifiers are left out: adding either to a finished run extends it instead
+    # of refusing it. A classifier whose settings change under the same label is caught by
+    # `_claim_run_dir`.
+    common = {
+        k: v for k, v in config.to_dict().items() if k not in ("seeds", "classifier", "classifiers")
+    }
+    classifiers = config.compared_classifiers()
+    primary = classifiers[0]
     return {
         "name": config.name,
-        "fingerprint": hashlib.sha256(identity.encode()).hexdigest()[:16],
+        "fingerprint": _fingerprint_of({"config": common, "data": described}),
         "config": config.to_dict(),
         "seeds": config.seeds,
-        "classifier": {"name": config.classifier.name, "params": config.classifier.params},
+        "classifier": {"name": primary.name, "params": primary.params},
+        "classifiers": [spec.describe() for spec in classifiers],
         "cells": len(cells),
         "data": described,
         "versions": package_versions(),
@@ -261,17 +308,58 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
     }
 
 
+def _fingerprint_of(identity: dict[str, Any]) -> str:
+    text = json.dumps(identity, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _legacy_fingerprint(info: dict[str, Any], classifier: dict[str, Any]) -> str:
+    """The fingerprint a run written before `classifiers` existed would have for this config:
+    its single classifier (name and params) was part of the identity."""
+    config = {
+        k: v for k, v in info["config"].items() if k not in ("seeds", "classifier", "classifiers")
+    }
+    config["classifier"] = {"name": classifier.get("name"), "params": classifier.get("params")}
+    return _fingerprint_of({"config": config, "data": info["data"]})
+
+
+def _settings(classifier: dict[str, Any]) -> str:
+    # As JSON, so that params read back from run.json (lists) equal the live ones (tuples).
+    return json.dumps(
+        [classifier.get("name"), classifier.get("params")], sort_keys=True, ensure_ascii=False
+    )
+
+
 def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
     """A run directory belongs to one config and one set of data: resuming it with anything
-    else would mix incomparable results in one report."""
+    else would mix incomparable results in one report. It may gain seeds and classifiers; a
+    classifier label keeps the name and params it was first run with. run.json lists every
+    classifier the directory holds results of, the current config's first."""
     if (run_dir / RUN_FILE).exists():
         previous = read_run_info(run_dir)
-        if previous.get("fingerprint") != info["fingerprint"]:
+        earlier = previous.get("classifiers")
+        if isinstance(earlier, list):
+            same = previous.get("fingerprint") == info["fingerprint"]
+        else:
+            # A run from before classifiers could be compared: one classifier, labelled by name.
+            old = previous.get("classifier") or {}
+            earlier = [{"label": old.get("name"), **old}]
+            same = previous.get("fingerprint") == _legacy_fingerprint(info, old)
+        settings = {c["label"]: _settings(c) for c in earlier}
+        changed = any(
+            settings.get(c["label"], _settings(c)) != _settings(c) for c in info["classifiers"]
+        )
+        if not same or changed:
             raise ConfigError(
                 f"{run_dir}: holds results of a different experiment (config or data changed); "
                 "pass another --out or delete that folder"
             )
-        info = {**info, "started_at": previous.get("started_at", info["started_at"])}
+        current = {c["label"] for c in info["classifiers"]}
+        info = {
+            **info,
+            "classifiers": info["classifiers"] + [c for c in earlier if c["label"] not in current],
+            "started_at": previous.get("started_at", info["started_at"]),
+        }
     write_run_info(run_dir, info)
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from synthmix.augment import normalize
 from synthmix.cards import ClassCard, TaskCard
 from synthmix.data import LABEL, TEXT, LabeledData
+from synthmix.dedup import DedupConfig, IncrementalDedup, build_stages
 from synthmix.errors import ConfigError, SynthmixError
 from synthmix.llm.backend import Backend, CompletionResult
 from synthmix.prompts import KeyPointsStrategy, Prompt, PromptStrategy, make_strategy
@@ -53,8 +54,13 @@ class GenerationConfig:
     classes: list[str] | None = None
     templates: dict[str, str] = field(default_factory=dict)
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    # Near-duplicate stages on top of the exact check that defines "unique": MinHash
+    # against earlier outputs and near-copies of real texts by default; embeddings opt-in.
+    dedup: DedupConfig = field(default_factory=DedupConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.dedup, dict):
+            self.dedup = DedupConfig(**self.dedup)
         if isinstance(self.redaction, dict):  # from YAML, or a report's config read back
             raw = dict(self.redaction)
             if "entity_types" in raw:
@@ -84,10 +90,12 @@ class ClassReport:
     unique: int = 0
     kept: int = 0
     duplicates: int = 0
+    near_duplicates: int = 0
     leaks: int = 0
     parse_failures: int = 0
     short_answers: int = 0
     rejected: int = 0
+    truncated: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -113,11 +121,13 @@ class GenerationResult:
     backend: dict[str, str]
     cache: dict[str, int] | None = None
     redaction: dict[str, Any] | None = None
+    dedup: dict[str, Any] | None = None
 
     def totals(self) -> dict[str, Any]:
         reports = list(self.classes.values())
         keys: tuple[str, ...] = ("calls", "cached_calls", "texts_returned", "unique", "kept")
-        keys += ("duplicates", "leaks", "rejected", "parse_failures")
+        keys += ("duplicates", "near_duplicates", "leaks", "rejected", "truncated")
+        keys += ("parse_failures",)
         keys += ("prompt_tokens", "completion_tokens")
         sums: dict[str, Any] = {k: sum(getattr(r, k) for r in reports) for k in keys}
         sums["cost"] = sum(r.cost for r in reports)
@@ -135,6 +145,7 @@ def write_generation_report(result: GenerationResult, path: str | Path) -> None:
         "config": asdict(result.config),
         "cache": result.cache,
         "redaction": result.redaction,
+        "dedup": result.dedup,
         "rows": len(result.data),
         "totals": result.totals(),
         "classes": {label: r.to_dict() for label, r in result.classes.items()},
@@ -158,6 +169,7 @@ class _Run:
     real_by_class: dict[str, list[str]]
     keywords: dict[str, list[str]]
     leak_keys: set[str]
+    near: IncrementalDedup
     seen: set[str] = field(default_factory=set)  # across classes: one text, one label
     spent: float = 0.0
     progress: bool = True
@@ -195,12 +207,11 @@ async def generate_until_unique(
         strategy = make_strategy(
             strategy, texts_per_call=config.texts_per_call, k=config.k, templates=config.templates
         )
-    by_class = _real_by_class(card, real)
-    leak_keys = {normalize(t) for texts in by_class.values() for t in texts}
+    original = _real_by_class(card, real)
     keywords = {c.name: (keywords or {}).get(c.name, c.keywords) for c in card.classes}
-    by_class, keywords, redaction = _redact_inputs(backend, card, config, by_class, keywords)
+    by_class, keywords, redaction = _redact_inputs(backend, card, config, original, keywords)
     # A model copying a redacted example back is a leak too.
-    leak_keys |= {normalize(t) for texts in by_class.values() for t in texts}
+    real_texts = sorted({t for group in (original, by_class) for ts in group.values() for t in ts})
     run = _Run(
         backend=backend,
         strategy=strategy,
@@ -208,7 +219,8 @@ async def generate_until_unique(
         config=config,
         real_by_class=by_class,
         keywords=keywords,
-        leak_keys=leak_keys,
+        leak_keys={normalize(t) for t in real_texts},
+        near=_near_dedup(config.dedup, real_texts),
         progress=progress,
     )
     labels = config.classes or card.class_names
@@ -238,7 +250,25 @@ async def generate_until_unique(
         backend=backend.cache_identity(),
         cache=cache,
         redaction=redaction,
+        dedup=_dedup_summary(config.dedup, run.near),
     )
+
+
+def _near_dedup(config: DedupConfig, real_texts: list[str]) -> IncrementalDedup:
+    """The near-duplicate stages only: exact repeats and exact copies of real texts are
+    already caught by the normalised-key check that runs first for every text."""
+    near = DedupConfig(**{**config.to_dict(), "exact": False})
+    return IncrementalDedup(build_stages(near, real_texts or None), near.across_labels)
+
+
+def _dedup_summary(config: DedupConfig, near: IncrementalDedup) -> dict[str, Any]:
+    # Counts only: the examples would put real (possibly sensitive) texts into the report.
+    return {
+        "config": config.to_dict(),
+        "removed": dict(near.stats.removed),
+        "flagged": dict(near.stats.flagged),
+        "contradictions": near.stats.contradictions,
+    }
 
 
 def _redact_inputs(
@@ -301,6 +331,8 @@ async def _generate_class(
             _account(run, report, result)
             _collect(run, report, rows, class_card, index, prompt, result)
             bar.update(report.kept - before)
+        postfix = {"calls": report.calls, "yield": f"{report.yield_:.2f}", "spent": run.spent}
+        bar.set_postfix(postfix, refresh=False)
     bar.close()
     report.wall_s = time.monotonic() - started
     return report, rows
@@ -358,12 +390,17 @@ def _collect(
     prompt: Prompt,
     result: CompletionResult,
 ) -> None:
-    for answer in result.texts:
+    for choice, answer in enumerate(result.texts):
         parsed = run.strategy.parse(prompt.full_answer(answer, run.backend.chat))
         report.parse_failures += int(parsed.failed)
         report.short_answers += int(parsed.note is not None)
+        # An answer stopped by max_tokens ends mid-text: its last item is a fragment.
+        cut = choice < len(result.finish_reasons) and result.finish_reasons[choice] == "length"
         for position, text in enumerate(parsed.texts):
             report.texts_returned += 1
+            if cut and position == len(parsed.texts) - 1:
+                report.truncated += 1
+                continue
             if is_degenerate(text):
                 report.rejected += 1
                 continue
@@ -375,6 +412,13 @@ def _collect(
                 report.duplicates += 1
                 continue
             run.seen.add(key)
+            leaks_before = run.near.stats.removed.get("real-leak", 0)
+            if not run.near.add(text, class_card.name):
+                if run.near.stats.removed.get("real-leak", 0) > leaks_before:
+                    report.leaks += 1
+                else:
+                    report.near_duplicates += 1
+                continue
             report.unique += 1
             if report.kept < run.config.per_class:
                 report.kept += 1

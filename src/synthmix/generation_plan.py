@@ -14,14 +14,22 @@ import pandas as pd
 from synthmix.cards import TaskCard, load_card
 from synthmix.config import build_dataclass, read_yaml
 from synthmix.data import LabeledData, load_labeled
+from synthmix.dedup import DedupConfig
 from synthmix.errors import ConfigError
 from synthmix.generate import GenerationConfig, GenerationResult, generate_until_unique
 from synthmix.keywords import mine_keywords
 from synthmix.llm.backend import Backend
 from synthmix.llm.cache import AnswerCache, CachedBackend
 from synthmix.llm.factory import build_backend
+from synthmix.personas import load_personas
+from synthmix.prompts import PromptStrategy, make_strategy
 
 KEYWORD_SOURCES = ("card", "mined")
+PERSONA_STRATEGY = "persona"
+_NO_POOL = (
+    "{source}: strategy 'persona' needs a persona pool: set 'personas' (or pass --personas) "
+    "to a file written by `synthmix personas`"
+)
 EXAMPLE_STRATEGIES = {"few-shot", "fskw", "paraphrase", "key-points", "completion-few-shot"}
 
 
@@ -58,6 +66,9 @@ class GenerationPlan:
     max_tokens: int | None = 512
     concurrency: int = 8
     keywords: str = "card"
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    # Persona pool (JSONL from `synthmix personas`) that the "persona" strategy samples from.
+    personas: str | None = None
     text_column: str = "text"
     label_column: str = "label"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -88,6 +99,8 @@ def check_plan(plan: GenerationPlan, source: str) -> None:
             raise ConfigError(f"{source}: '{name}' must list at least one entry")
     if plan.data is None and plan.keywords == "mined":
         raise ConfigError(f"{source}: keywords: mined needs real data: set 'data'")
+    if PERSONA_STRATEGY in plan.strategies and plan.personas is None:
+        raise ConfigError(_NO_POOL.format(source=source))
 
 
 def check_examples(plan: GenerationPlan, card: TaskCard) -> None:
@@ -148,6 +161,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
         real = load_labeled(plan.resolve(plan.data), plan.text_column, plan.label_column)
         card.check_covers(real, plan.card)
     keywords = class_keywords(plan, card, real)
+    personas = _persona_pool(plan)
     cache = AnswerCache(plan.resolve(plan.cache))
     runs = []
     for spec in plan.generators:
@@ -165,12 +179,13 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     k=plan.k,
                     max_tokens=plan.max_tokens,
                     concurrency=plan.concurrency,
+                    dedup=plan.dedup,
                 )
                 runs.append(
                     asyncio.run(
                         generate_until_unique(
                             backend,
-                            strategy,
+                            _strategy(strategy, plan, personas),
                             card,
                             real,
                             config,
@@ -180,6 +195,24 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     )
                 )
     return _write(plan, runs)
+
+
+def _persona_pool(plan: GenerationPlan) -> list[str] | None:
+    """The pool's persona texts, read once per plan; None when no strategy samples them."""
+    if PERSONA_STRATEGY not in plan.strategies:
+        return None
+    if plan.personas is None:
+        raise ConfigError(_NO_POOL.format(source="generation plan"))
+    return load_personas(plan.resolve(plan.personas))
+
+
+def _strategy(name: str, plan: GenerationPlan, personas: list[str] | None) -> PromptStrategy | str:
+    # Other strategies are built by generate_until_unique from the config's settings.
+    if name != PERSONA_STRATEGY:
+        return name
+    return make_strategy(
+        name, texts_per_call=plan.texts_per_call, k=plan.k, personas=personas or []
+    )
 
 
 def _write(plan: GenerationPlan, runs: list[GenerationResult]) -> PlanResult:

@@ -33,7 +33,13 @@ from synthmix.mixing import (
     SMALL_REAL_PLUS_SYNTHETIC,
     SYNTHETIC_ONLY,
 )
-from synthmix.results import ResultsStore, read_run_info, summarize
+from synthmix.results import (
+    ResultsStore,
+    classifier_labels,
+    read_run_info,
+    record_classifier,
+    summarize,
+)
 
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
@@ -173,10 +179,23 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     records = ResultsStore(run_dir).records()
     if not records:
         raise SynthmixError(f"{run_dir}: no finished cells yet; run the experiment first")
-    cells = cell_summaries(records)
+    classifiers = classifier_labels(info, records)
+    # Every section but "Classifiers compared" answers the synthetic-data question for one
+    # classifier, the primary: a cell's mean over several classifiers would compare nothing.
+    cells = cell_summaries([r for r in records if record_classifier(r) == classifiers[0]])
     report = build_report(info, cells)
     root = Path(run_dir)
     _write_figures(root / FIGURES_DIR, report.plots)
+    if len(classifiers) > 1:
+        from synthmix.compare import SECTION_TITLE, comparison_section
+
+        report.notes.append(
+            f"This run compares {len(classifiers)} classifiers ({', '.join(classifiers)}). "
+            f"The headline, plots, ranking and quality sections are for the primary one, "
+            f'{classifiers[0]}; the section "{SECTION_TITLE}" puts all of them side by side.'
+        )
+        report.sections.append(comparison_section(records, classifiers, info, root))
+    report.sections.extend(_generation_sections(root))
     report.sections.extend(_quality_sections(root, cells))
     paths = ReportPaths(html=root / HTML_FILE, markdown=root / MARKDOWN_FILE)
     paths.html.write_text(render_html(report), encoding="utf-8")
@@ -528,6 +547,14 @@ def _config_table(info: dict[str, Any]) -> Table:
         classifier_text = f"{classifier.get('name', '?')} {params}"
     else:
         classifier_text = DASH
+    compared = info.get("classifiers")
+    if isinstance(compared, list) and len(compared) > 1:
+        classifier_text = "; ".join(
+            f"{c.get('label')}: {c.get('name')} "
+            + json.dumps(c.get("params", {}), ensure_ascii=False, sort_keys=True)
+            for c in compared
+            if isinstance(c, dict)
+        )
     seeds = info.get("seeds")
     rows = [
         ["name", str(info.get("name", DASH))],
@@ -764,6 +791,51 @@ QUALITY_COLUMNS = (
     ("real_to_synth_accuracy", "real→synth acc."),
     ("leak_share", "leak share"),
 )
+
+
+GENERATION_COLUMNS = (
+    ("calls", "calls"),
+    ("cached_calls", "cached"),
+    ("texts_returned", "returned"),
+    ("kept", "kept"),
+    ("duplicates", "exact dup."),
+    ("near_duplicates", "near dup."),
+    ("leaks", "real leaks"),
+    ("rejected", "degenerate"),
+    ("truncated", "cut off"),
+    ("parse_failures", "parse fail."),
+)
+
+
+def _generation_sections(root: Path) -> list[Section]:
+    """How each LLM source was made and what dedup removed, from RUN_DIR/sources.json."""
+    from synthmix.source_stats import read_source_stats
+
+    stats = read_source_stats(root)
+    if not stats:
+        return []
+    headers = ["source", *(title for _, title in GENERATION_COLUMNS), "yield", "cost"]
+    rows = [
+        [name]
+        + [str(int(totals.get(key, 0))) for key, _ in GENERATION_COLUMNS]
+        + [f"{float(totals.get('yield', 0.0)):.2f}", f"{float(totals.get('cost', 0.0)):.4f}"]
+        for name, totals in stats.items()
+    ]
+    table = Table(headers, rows, frozenset(range(1, len(headers))))
+    note = (
+        "What generating each source took: LLM calls (answered from the cache), texts the "
+        "model returned, texts kept, and what was dropped: exact repeats, near-duplicates of "
+        "kept texts (MinHash), near-copies of real texts (privacy leaks), degenerate outputs, "
+        "and the last text of answers cut off at max_tokens. "
+        "Yield = unique / returned. Sources made outside synthmix have no row."
+    )
+    return [
+        Section(
+            "Generation and deduplication per source",
+            f'<p class="note">{_esc(note)}</p>\n{_html_table(table)}',
+            f"_{note}_\n\n{_md_table(table)}\n",
+        )
+    ]
 
 
 def _quality_sections(root: Path, cells: Sequence[CellSummary]) -> list[Section]:

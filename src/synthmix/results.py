@@ -1,9 +1,9 @@
 """The results store of an experiment run, and per-cell summaries over seeds.
 
 A run directory holds `run.json` (the resolved config, data fingerprints, package versions)
-and `results.jsonl`, one line per finished (cell, seed), appended and fsynced as soon as it
-finishes. A killed run leaves at most a torn last line, which is ignored; rerunning skips
-every key already present.
+and `results.jsonl`, one line per finished (cell, seed, classifier) fit, appended and fsynced as
+soon as it finishes. A killed run leaves at most a torn last line, which is ignored; rerunning
+skips every fit already present.
 """
 
 from __future__ import annotations
@@ -42,7 +42,13 @@ class ResultsStore:
         return records
 
     def finished_keys(self) -> set[str]:
-        return {record["key"] for record in self.records()}
+        """`fit_key` of every finished fit. Derived from the record's fields rather than its
+        stored key, so records written before runs compared classifiers (whose key has no
+        classifier part) still count as done."""
+        return {
+            fit_key(record["cell_key"], record["seed"], record_classifier(record))
+            for record in self.records()
+        }
 
     def append(self, record: dict[str, Any]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -58,6 +64,34 @@ class ResultsStore:
         with self.path.open("rb") as handle:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1) == b"\n"
+
+
+def fit_key(cell_key: str, seed: int, classifier: str) -> str:
+    """The identity of one fit: which cell, which seed, which classifier (by label)."""
+    return f"{cell_key}|seed={seed}|classifier={classifier}"
+
+
+def record_classifier(record: dict[str, Any]) -> str:
+    """The label of the classifier a record was fitted with. Records from before classifiers
+    had labels name only the classifier, which was then also its label."""
+    classifier = record.get("classifier")
+    if not isinstance(classifier, dict):
+        return ""
+    return str(classifier.get("label") or classifier.get("name") or "")
+
+
+def classifier_labels(info: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    """Every classifier of a run, the primary one first: the order of run.json's
+    `classifiers` (the current config's order), then any others found in the results."""
+    labels: list[str] = []
+    listed = info.get("classifiers")
+    if isinstance(listed, list):
+        labels.extend(str(c["label"]) for c in listed if isinstance(c, dict) and "label" in c)
+    elif isinstance(info.get("classifier"), dict):
+        labels.append(str(info["classifier"].get("name", "")))
+    present = list(dict.fromkeys(record_classifier(record) for record in records))
+    ordered = [label for label in labels if label in present]
+    return ordered + [label for label in present if label not in ordered]
 
 
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
@@ -76,16 +110,18 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
 
 
 def summarize(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per cell: mean and 95% CI over seeds of F1-macro, weighted F1 and accuracy
-    (columns `<metric>`, `<metric>_low`, `<metric>_high`), plus mean per-class F1
-    (columns `f1[<class>]`) and the number of seeds."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """One row per (classifier, cell): mean and 95% CI over seeds of F1-macro, weighted F1 and
+    accuracy (columns `<metric>`, `<metric>_low`, `<metric>_high`), plus mean per-class F1
+    (columns `f1[<class>]`), the number of seeds, the classifier's label (`classifier`) and its
+    mean fit time in seconds (`fit_s`)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        groups[record["cell_key"]].append(record)
+        groups[record_classifier(record), record["cell_key"]].append(record)
     rows = []
-    for cell_key, group in groups.items():
+    for (classifier, cell_key), group in groups.items():
         cell = group[0]["cell"]
         row: dict[str, Any] = {
+            "classifier": classifier,
             "cell_key": cell_key,
             "plan": cell["plan"],
             "source": cell["source"],
@@ -96,6 +132,7 @@ def summarize(records: list[dict[str, Any]]) -> pd.DataFrame:
             "seeds": len(group),
             "train_size": sum(r["train_size"] for r in group) / len(group),
             "shortfall": max(sum(r["shortfall"].values()) for r in group),
+            "fit_s": sum(r.get("timings", {}).get("fit_s", 0.0) for r in group) / len(group),
         }
         for metric in SUMMARY_METRICS:
             estimate = mean_ci([r["metrics"][metric] for r in group])

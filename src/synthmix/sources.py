@@ -11,12 +11,15 @@ from typing import Any
 import numpy as np
 
 from synthmix.augment import AugmentConfig, augment
-from synthmix.data import LABEL, TEXT, LabeledData, load_labeled
+from synthmix.data import LABEL, TEXT, LabeledData, from_frame, read_frame
 from synthmix.errors import ConfigError, DataError
 
 log = logging.getLogger("synthmix")
 
 PROVENANCE_COLUMNS = ("generator", "strategy", "temperature", "prompt_hash", "seed", "call_id")
+# `synthmix label` output has it: whether the cascade decided the row's label (at a
+# calibrated precision) or its fallback guessed one, or none.
+DECIDED = "decided"
 
 
 @dataclass
@@ -92,8 +95,8 @@ def load_sources(
         path = Path(config.path)
         if not path.is_absolute():
             path = base_dir / path
-        data = load_labeled(path, config.text_column, config.label_column)
-        _check_labels(data, train)
+        data, rows = _load_file(path, config)
+        _check_labels(data, train, rows)
         # A synthetic-only cell trains on the source alone; one class cannot train anything.
         data.require_classes(2)
         missing = sorted(set(train.classes) - set(data.classes))
@@ -107,7 +110,33 @@ def load_sources(
     return sources
 
 
-def _check_labels(synthetic: LabeledData, train: LabeledData) -> None:
+def _load_file(path: Path, config: SourceConfig) -> tuple[LabeledData, np.ndarray]:
+    """A source file's labeled texts and, per kept row, its row number in the file.
+
+    Output of `synthmix label` (a `decided` column) is reduced to the rows the cascade
+    decided: the rest carry a fallback guess below the calibrated precision, or no
+    label at all. Errors name rows as the file counts them."""
+    frame, encoding = read_frame(path)
+    rows = np.arange(1, len(frame) + 1)
+    if DECIDED in frame.columns:
+        decided = frame[DECIDED].astype(str).str.strip().str.lower().isin({"true", "1"})
+        rows = rows[decided.to_numpy()]
+        log.info("%s: %d of %d rows decided by the labeling cascade", path, len(rows), len(frame))
+        if not len(rows):
+            raise DataError(str(path), f"no row the labeling cascade decided (column '{DECIDED}')")
+        frame = frame[decided.to_numpy()]
+    try:
+        data = from_frame(
+            frame, config.text_column, config.label_column, source=str(path), encoding=encoding
+        )
+    except DataError as exc:
+        if exc.row is None:
+            raise
+        raise DataError(exc.source, exc.problem, row=int(rows[exc.row - 1])) from None
+    return data, rows
+
+
+def _check_labels(synthetic: LabeledData, train: LabeledData, rows: np.ndarray) -> None:
     unknown = ~synthetic.frame[LABEL].isin(set(train.classes))
     positions = np.flatnonzero(unknown.to_numpy())
     if len(positions):
@@ -115,7 +144,7 @@ def _check_labels(synthetic: LabeledData, train: LabeledData) -> None:
         raise DataError(
             synthetic.source,
             f"label '{label}' does not occur in the training data ({train.source})",
-            row=int(positions[0]) + 1,
+            row=int(rows[positions[0]]),
         )
 
 

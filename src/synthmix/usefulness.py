@@ -24,7 +24,14 @@ from scipy import stats
 from synthmix.errors import SynthmixError
 from synthmix.mixing import SMALL_REAL_PLUS_COUNT, SMALL_REAL_PLUS_SYNTHETIC, SYNTHETIC_ONLY
 from synthmix.quality import flat_values, read_quality
-from synthmix.results import ResultsStore, summarize
+from synthmix.results import (
+    RUN_FILE,
+    ResultsStore,
+    classifier_labels,
+    read_run_info,
+    record_classifier,
+    summarize,
+)
 
 MIN_SOURCES = 3
 TABLE_HEADERS = ["metric", "Spearman ρ", "95% CI", "Kendall τ", "95% CI", "sources"]
@@ -35,13 +42,18 @@ def downstream_scores(
     plan: str = SMALL_REAL_PLUS_SYNTHETIC,
     ratio: float = 1.0,
     metric: str = "f1_macro",
+    classifier: str | None = None,
 ) -> dict[str, float]:
     """Mean `metric` over seeds of each source's cell with `plan` (and, for the small-real
-    plan, synthetic ratio `ratio`) in an experiment run."""
+    plan, synthetic ratio `ratio`) in an experiment run, for `classifier` (a label; default
+    the run's primary classifier)."""
     records = ResultsStore(run_dir).records()
     if not records:
         raise SynthmixError(f"{run_dir}: no finished cells yet; run the experiment first")
-    table = summarize(records)
+    if classifier is None:
+        info = read_run_info(run_dir) if (Path(run_dir) / RUN_FILE).exists() else {}
+        classifier = classifier_labels(info, records)[0]
+    table = summarize([r for r in records if record_classifier(r) == classifier])
     cells = table[(table["plan"] == plan) & table["source"].notna()]
     if plan == SMALL_REAL_PLUS_SYNTHETIC:
         cells = cells[np.isclose(cells["synthetic_ratio"].astype(float), ratio)]

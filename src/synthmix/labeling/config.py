@@ -11,7 +11,7 @@
       - type: llm
         threshold: 0.8
         params: {backend: llama-cpp, backend_params: {n_ctx: 2048}, k: 1, n_samples: 5,
-                 cache: .synthmix/llm-cache.sqlite}
+                 logprobs: 5, cache: .synthmix/llm-cache.sqlite}
 
 Every stage takes an optional `name` (default: its type). LLM answers always go
 through an answer cache (`cache`, default .synthmix/llm-cache.sqlite).

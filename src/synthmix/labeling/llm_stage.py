@@ -4,9 +4,9 @@ The prompt lists the allowed labels with their card descriptions, then k real ex
 per class as "Текст: ... / Метка: ..." pairs and the open text; it works as a plain
 completion prompt for base models (the bundled Gemma) and as one user message for chat
 models. Confidence comes from the first answer token's log-probabilities where the
-backend returns them, otherwise from the agreement of `n_samples` draws at temperature >
-0 (each draw has its own `sample_index`, so a CachedBackend keeps them apart and a
-rerun pays for none of them).
+backend returns them (one call per text), otherwise from the agreement of `n_samples`
+draws at temperature > 0 (each draw has its own `sample_index`, so a CachedBackend keeps
+them apart and a rerun pays for none of them).
 """
 
 from __future__ import annotations
@@ -103,40 +103,41 @@ def parse_label(answer: str, aliases: Mapping[str, str]) -> str | None:
     return min(found)[2] if found else None
 
 
-def _top_logprobs(raw: Mapping[str, Any]) -> dict[str, float] | None:
-    """Top alternatives of the first non-blank answer token, from the completions format
-    ({"tokens", "top_logprobs": [{token: lp}]}) or the chat format ({"content": [{"token",
-    "top_logprobs": [{"token", "logprob"}]}]}); None when the answer carries none."""
-    choices = raw.get("choices") or []
-    logprobs = choices[0].get("logprobs") if choices and isinstance(choices[0], dict) else None
-    if not isinstance(logprobs, dict):
-        return None
-    positions: list[tuple[str, dict[str, float]]] = []
-    if isinstance(logprobs.get("content"), list):
-        for item in logprobs["content"]:
-            top = {str(t["token"]): float(t["logprob"]) for t in item.get("top_logprobs") or []}
-            top.setdefault(str(item.get("token", "")), float(item.get("logprob", -math.inf)))
-            positions.append((str(item.get("token", "")), top))
-    elif isinstance(logprobs.get("top_logprobs"), list):
-        tokens = logprobs.get("tokens") or [""] * len(logprobs["top_logprobs"])
-        for token, top in zip(tokens, logprobs["top_logprobs"], strict=False):
-            positions.append((str(token), {str(k): float(v) for k, v in (top or {}).items()}))
-    return next((top for token, top in positions if token.strip() and top), None)
+def answer_position(positions: Sequence[Mapping[str, float]], answer: str) -> int | None:
+    """Index of the first generated position whose sampled token is not blank (space,
+    quote, punctuation), found by matching each position's alternatives against the
+    answer text; None when the answer has no such token. Positions whose sampled token
+    is not among the alternatives end the walk there (best effort)."""
+    offset = 0
+    for index, top in enumerate(positions):
+        piece = max((t for t in top if t and answer.startswith(t, offset)), key=len, default=None)
+        if piece is None:
+            return index if answer[offset:].strip(_STRIP) else None
+        if piece.strip(_STRIP):
+            return index
+        offset += len(piece)
+    return None
 
 
 def logprob_distribution(
-    raw: Mapping[str, Any], classes: Sequence[str], aliases: Mapping[str, str]
+    positions: Sequence[Mapping[str, float]] | None,
+    answer: str,
+    classes: Sequence[str],
+    aliases: Mapping[str, str],
 ) -> np.ndarray | None:
-    """Class probabilities from the first answer token: each alternative token's
-    probability goes to the classes whose label or alias starts with it (shared equally).
-    Not renormalised: probability spent on tokens that start no label lowers every
-    class, which is what a confidence should do."""
-    top = _top_logprobs(raw)
-    if top is None:
+    """Class probabilities from the first answer token (see `answer_position`): each
+    alternative token's probability goes to the classes whose label or alias starts with
+    it (shared equally). Not renormalised: probability spent on tokens that start no label
+    lowers every class, which is what a confidence should do. None without logprobs; all
+    zeros when the answer has no token to read."""
+    if positions is None:
         return None
-    index = {c: i for i, c in enumerate(classes)}
     result = np.zeros(len(classes))
-    for token, logprob in top.items():
+    position = answer_position(positions, answer)
+    if position is None:
+        return result
+    index = {c: i for i, c in enumerate(classes)}
+    for token, logprob in positions[position].items():
         piece = token.strip(_STRIP).lower()
         if not piece:
             continue
@@ -159,7 +160,11 @@ class LLMStage:
     """Few-shot LLM classification (see module docstring). Wrap the backend in a
     `CachedBackend` so nothing is paid twice; `temperature` applies to the agreement
     draws (with `n_samples=1` the single answer is taken at temperature 0 and its
-    confidence is 1, which says nothing: keep n_samples >= 3 without logprobs)."""
+    confidence is 1, which says nothing: keep n_samples >= 3 without logprobs).
+
+    `logprobs` is how many alternatives per token to ask for (5: the most OpenAI's
+    completions endpoint gives); None never asks, for servers that reject the parameter.
+    Where a server ignores it, the stage falls back to the agreement draws."""
 
     def __init__(
         self,
@@ -175,9 +180,13 @@ class LLMStage:
         seed: int = 0,
         templates: Mapping[str, str] | None = None,
         name: str = "llm",
+        logprobs: int | None = 5,
     ) -> None:
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        if logprobs is not None and logprobs < 1:
+            raise ValueError(f"logprobs must be >= 1 or None, got {logprobs}")
+        self.logprobs = logprobs
         self.name = name
         self.threshold = threshold
         self.card = card
@@ -234,6 +243,7 @@ class LLMStage:
             # draw alike and the agreement would always be 1.
             "seed": self.seed + sample_index,
             "sample_index": sample_index,
+            "logprobs": self.logprobs,
         }
         if self.backend.chat:
             messages = [
@@ -253,7 +263,8 @@ class LLMStage:
             labels=[parse_label(first.texts[0], self.aliases)], answers=first.texts[:1]
         )
         self.last_answers[text] = seen
-        from_logprobs = logprob_distribution(first.raw, self.classes, self.aliases)
+        positions = first.logprobs[0] if first.logprobs else None
+        from_logprobs = logprob_distribution(positions, first.texts[0], self.classes, self.aliases)
         if from_logprobs is not None:
             seen.from_logprobs = True
             return from_logprobs

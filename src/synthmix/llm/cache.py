@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult, cache_key
+from synthmix.llm.backend import (
+    Backend,
+    CompletionRequest,
+    CompletionResult,
+    cache_key,
+    choice_details,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -42,6 +48,10 @@ class CachedAnswer:
     created_at: str
 
     def to_result(self) -> CompletionResult:
+        # Finish reasons and logprobs are read from the stored raw answer, as the backends
+        # read them from the fresh one: no extra columns, and rows written before these
+        # fields existed still load (with what their raw answer holds, else None).
+        finish_reasons, logprobs = choice_details(self.raw, len(self.texts))
         return CompletionResult(
             texts=list(self.texts),
             prompt_tokens=self.prompt_tokens,
@@ -49,6 +59,8 @@ class CachedAnswer:
             raw=self.raw,
             cost=self.cost,
             cached=True,
+            finish_reasons=finish_reasons,
+            logprobs=logprobs,
         )
 
 

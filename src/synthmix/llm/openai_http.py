@@ -13,17 +13,26 @@ dumps, cache keys or error messages (server error texts are scrubbed of it too).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 import os
 import random
+import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from synthmix.llm.backend import BackendError, CompletionRequest, CompletionResult
+from synthmix.llm.backend import (
+    BackendError,
+    CompletionRequest,
+    CompletionResult,
+    choice_details,
+)
 
 log = logging.getLogger("synthmix")
 
@@ -31,6 +40,7 @@ log = logging.getLogger("synthmix")
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _RETRY_AFTER_STATUS = frozenset({429, 503})
 _MAX_SERVER_MESSAGE = 200
+POOL_SIZE = 8  # connections per httpx client; see _loop_state
 # Rough characters-per-token for the TPM limiter's estimate before usage is known;
 # Cyrillic tokenises worse than English, so err on the high side of tokens.
 _CHARS_PER_TOKEN = 3.0
@@ -108,10 +118,20 @@ class _LoopState:
     loop' errors."""
 
     loop: asyncio.AbstractEventLoop
-    client: httpx.AsyncClient
+    clients: list[httpx.AsyncClient]
     semaphore: asyncio.Semaphore
     rpm: TokenBucket | None
     tpm: TokenBucket | None
+    in_flight: list[int] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def least_busy(self) -> Iterator[httpx.AsyncClient]:
+        index = min(range(len(self.clients)), key=self.in_flight.__getitem__)
+        self.in_flight[index] += 1
+        try:
+            yield self.clients[index]
+        finally:
+            self.in_flight[index] -= 1
 
 
 class OpenAICompatibleBackend:
@@ -159,6 +179,7 @@ class OpenAICompatibleBackend:
         self.price_per_1k_completion = price_per_1k_completion
         self.stats = BackendStats()
         self._state: _LoopState | None = None
+        self._tls_context: ssl.SSLContext | None = None
         self._jitter = random.Random()  # jitter must differ between processes, not repeat
 
     def __repr__(self) -> str:
@@ -202,21 +223,39 @@ class OpenAICompatibleBackend:
     def _loop_state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
         if self._state is None or self._state.loop is not loop:
-            limits = httpx.Limits(max_connections=self.max_concurrency)
+            # httpcore 1.0 rescans every pooled connection for every pooled one on each
+            # request (O(n^2) socket polls); at 32 connections that costs more CPU than the
+            # request itself. Pools of at most POOL_SIZE, used least-busy first, keep the
+            # scan small. Keep-alive for every slot: httpx's default of 20 would close and
+            # reopen the rest.
+            shards = math.ceil(self.max_concurrency / POOL_SIZE)
+            size = math.ceil(self.max_concurrency / shards)
+            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
             self._state = _LoopState(
                 loop=loop,
-                client=httpx.AsyncClient(timeout=self.timeout_s, limits=limits),
+                clients=[
+                    httpx.AsyncClient(timeout=self.timeout_s, limits=limits, verify=self._tls())
+                    for _ in range(shards)
+                ],
+                in_flight=[0] * shards,
                 semaphore=asyncio.Semaphore(self.max_concurrency),
                 rpm=TokenBucket(self.requests_per_minute) if self.requests_per_minute else None,
                 tpm=TokenBucket(self.tokens_per_minute) if self.tokens_per_minute else None,
             )
         return self._state
 
+    def _tls(self) -> ssl.SSLContext:
+        # One context for all pools and event loops: loading the CA bundle takes ~20 ms.
+        if self._tls_context is None:
+            self._tls_context = httpx.create_ssl_context()
+        return self._tls_context
+
     async def aclose(self) -> None:
         """Close the HTTP connections of the current event loop (optional: they are
         dropped with the loop anyway)."""
         if self._state is not None and self._state.loop is asyncio.get_running_loop():
-            await self._state.client.aclose()
+            for client in self._state.clients:
+                await client.aclose()
             self._state = None
 
     # --------------------------------------------------------------------------- calls
@@ -244,6 +283,10 @@ class OpenAICompatibleBackend:
         body: dict[str, Any] = {"model": self.model, **request.sampling()}
         if request.messages is not None:
             body["messages"] = request.messages
+            if request.logprobs is not None:
+                # The chat API splits the completions API's `logprobs: k` in two.
+                body["logprobs"] = True
+                body["top_logprobs"] = request.logprobs
         else:
             body["prompt"] = request.prompt
         return body
@@ -290,9 +333,8 @@ class OpenAICompatibleBackend:
         async with state.semaphore:
             self.stats.requests += 1
             try:
-                response = await state.client.post(
-                    self.endpoint, json=body, headers=self._headers()
-                )
+                with state.least_busy() as client:
+                    response = await client.post(self.endpoint, json=body, headers=self._headers())
             except httpx.TimeoutException:
                 raise _Retry(f"timeout after {self.timeout_s}s") from None
             except httpx.TransportError as exc:
@@ -343,12 +385,18 @@ class OpenAICompatibleBackend:
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += completion_tokens
         self.stats.cost += cost
+        scrubbed = self._scrub_raw(raw)
+        # From the scrubbed body, as the cache rebuilds them: a fresh result and a cached
+        # one then agree.
+        finish_reasons, logprobs = choice_details(scrubbed, len(texts))
         return CompletionResult(
             texts=texts,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            raw=self._scrub_raw(raw),
+            raw=scrubbed,
             cost=cost,
+            finish_reasons=finish_reasons,
+            logprobs=logprobs,
         )
 
     def _scrub_raw(self, raw: dict[str, Any]) -> dict[str, Any]:

@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthmix.errors import ConfigError
-from synthmix.llm.backend import CompletionRequest, CompletionResult
-from synthmix.llm.llamacpp import LocalStats, sample_seed
+from synthmix.llm.backend import (
+    CompletionRequest,
+    CompletionResult,
+    LocalStats,
+    TopLogprobs,
+    choice_details,
+    completion_logprobs,
+    sample_seed,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -111,20 +118,42 @@ class TransformersBackend:
             tokenizer, model = self._load_tokenizer(), self._load_model()
             inputs = self._encode(tokenizer, request).to(model.device)
             prompt_length = int(inputs["input_ids"].shape[1])
-            output = self._generate(tokenizer, model, inputs, request)
+            output, step_logits = self._generate(tokenizer, model, inputs, request)
             self.stats.seconds += time.perf_counter() - started
         generated = output[:, prompt_length:]
         decoded = [str(tokenizer.decode(row, skip_special_tokens=True)) for row in generated]
         texts = [_cut(text, request.stop) for text in decoded]
-        completion_tokens = sum(_generated_length(row, tokenizer) for row in generated)
+        lengths = [_generated_length(row, tokenizer) for row in generated]
+        completion_tokens = sum(lengths)
         self.stats.requests += 1
         self.stats.prompt_tokens += prompt_length
         self.stats.completion_tokens += completion_tokens
+        limit = request.max_tokens if request.max_tokens is not None else self.max_new_tokens
+        choices: list[dict[str, Any]] = []
+        for index, row in enumerate(generated):
+            tokens = [int(t) for t in row]
+            ended = tokenizer.eos_token_id in tokens or texts[index] != decoded[index]
+            choice: dict[str, Any] = {
+                "index": index,
+                "text": texts[index],
+                "finish_reason": "length" if not ended and lengths[index] >= limit else "stop",
+            }
+            if step_logits is not None and request.logprobs is not None:
+                choice["logprobs"] = _logprobs(
+                    tokenizer, step_logits, index, tokens[: lengths[index]], request.logprobs
+                )
+            choices.append(choice)
+        # OpenAI-shaped, like the other backends' raw answers: the cache reads finish
+        # reasons and logprobs back from it.
+        raw = {"model": self.model, "texts": texts, "choices": choices}
+        finish_reasons, logprobs = choice_details(raw, len(texts))
         return CompletionResult(
             texts=texts,
             prompt_tokens=prompt_length,
             completion_tokens=completion_tokens,
-            raw={"model": self.model, "texts": texts},
+            raw=raw,
+            finish_reasons=finish_reasons,
+            logprobs=logprobs,
         )
 
     def _encode(self, tokenizer: PreTrainedTokenizerBase, request: CompletionRequest) -> Any:
@@ -142,7 +171,8 @@ class TransformersBackend:
         model: PreTrainedModel,
         inputs: Any,
         request: CompletionRequest,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Output token ids, and the raw logits of every step when logprobs are asked for."""
         import torch
 
         base = request.seed if request.seed is not None else self.seed
@@ -165,9 +195,14 @@ class TransformersBackend:
         if request.stop:
             # Stops generating early; `_cut` then drops the stop string as servers do.
             options.update(stop_strings=request.stop, tokenizer=tokenizer)
+        if request.logprobs is not None:
+            # Raw logits, not `scores`: those are after temperature and top-p.
+            options.update(output_logits=True, return_dict_in_generate=True)
         with torch.inference_mode():
-            output: torch.Tensor = model.generate(**inputs, **options)  # type: ignore[operator]
-        return output
+            output: Any = model.generate(**inputs, **options)  # type: ignore[operator]
+        if request.logprobs is not None:
+            return output.sequences, tuple(output.logits)
+        return output, None
 
 
 def _cut(text: str, stop: list[str] | None) -> str:
@@ -176,6 +211,36 @@ def _cut(text: str, stop: list[str] | None) -> str:
         if marker and marker in text:
             text = text.split(marker, 1)[0]
     return text
+
+
+def _logprobs(
+    tokenizer: PreTrainedTokenizerBase,
+    step_logits: tuple[torch.Tensor, ...],
+    row: int,
+    tokens: list[int],
+    k: int,
+) -> dict[str, Any]:
+    """Completions-format logprobs of one output row: the top k of the model's own
+    distribution at each generated token (end-of-sequence excluded, as servers do)."""
+    import torch
+
+    eos = tokenizer.eos_token_id
+    if tokens and eos is not None and tokens[-1] == eos:
+        tokens = tokens[:-1]
+    positions: list[TopLogprobs] = []
+    sampled: list[str | None] = []
+    for step, token in enumerate(tokens):
+        logprobs = torch.log_softmax(step_logits[step][row].float(), dim=-1)
+        top: TopLogprobs = {}
+        if k > 0:
+            values, ids = torch.topk(logprobs, min(k, logprobs.shape[-1]))
+            for value, index in zip(values.tolist(), ids.tolist(), strict=True):
+                top.setdefault(str(tokenizer.decode([index])), float(value))
+        piece = str(tokenizer.decode([token]))
+        top[piece] = max(float(logprobs[token]), top.get(piece, float("-inf")))
+        positions.append(top)
+        sampled.append(piece)
+    return completion_logprobs(positions, sampled)
 
 
 def _generated_length(row: Any, tokenizer: PreTrainedTokenizerBase) -> int:

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import synthmix
+from llm_server import cedr_answerer, serve
+from synthmix.cards import load_card
+from synthmix.classify import ClassifierConfig
+from synthmix.config import DataConfig, ExperimentConfig
+from synthmix.data import LabeledData
+from synthmix.experiment import run_experiment
+from synthmix.generation_plan import GenerationPlan, GeneratorSpec, run_plan
+from synthmix.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
+from synthmix.report import write_report
+from synthmix.source_stats import SOURCES_FILE, generation_stats
+from synthmix.sources import SourceConfig
+
+CARD = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
+
+
+def test_report_shows_generation_and_dedup_counts_per_source(
+    experiment_files: Path, cedr_test: LabeledData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_KEY", "sk-secret-never-shown")
+    names = {c.shown_name: c.name for c in load_card(CARD).classes}
+    # Small pools make the scripted model repeat itself, so the dedup counts are not zero.
+    with serve(cedr_answerer(cedr_test, pool_size=6, names=names)) as server:
+        plan = GenerationPlan(
+            card=str(CARD),
+            out=str(tmp_path / "llm.jsonl"),
+            cache=str(tmp_path / "cache.sqlite"),
+            generators=[
+                GeneratorSpec(
+                    kind="openai", model="test-model", base_url=server.url, api_key_env="TEST_KEY"
+                )
+            ],
+            strategies=["zero-shot", "few-shot"],
+            temperatures=[0.7],
+            per_class=4,
+            k=2,
+        )
+        made = run_plan(plan, progress=False)
+    config = ExperimentConfig(
+        name="stats",
+        data=DataConfig(
+            train=str(experiment_files / "train.csv"), test=str(experiment_files / "test.csv")
+        ),
+        sources=[
+            SourceConfig(
+                path=str(made.out),
+                name="llm",
+                split_by=["strategy", "temperature"],
+                plans=[SMALL_REAL_PLUS_COUNT],
+            )
+        ],
+        plans=PlanConfig(
+            learning_curve=[],
+            synthetic_only=False,
+            half_and_half=False,
+            real_plus_equal=False,
+            synthetic_ratios=[],
+            synthetic_counts=[4],
+        ),
+        seeds=[0],
+        classifier=ClassifierConfig(name="tfidf_logreg", params={"max_iter": 100}),
+        base_dir=tmp_path,
+    )
+    run_dir = tmp_path / "run"
+    run_experiment(config, run_dir, jobs=1, progress=False)
+
+    stats = json.loads((run_dir / SOURCES_FILE).read_text(encoding="utf-8"))
+    assert set(stats) == {"llm:zero-shot/0.7", "llm:few-shot/0.7"}
+    for run in made.runs:
+        source = stats[f"llm:{run.strategy}/0.7"]
+        totals = run.totals()
+        assert source["kept"] == totals["kept"] > 0
+        assert source["calls"] == totals["calls"]
+        assert source["duplicates"] == totals["duplicates"] > 0
+    markdown = write_report(run_dir).markdown.read_text(encoding="utf-8")
+    assert "Generation and deduplication per source" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| llm:few-shot/0.7"))
+    few_shot = stats["llm:few-shot/0.7"]
+    assert f"| {few_shot['duplicates']} |" in row and f"| {few_shot['kept']} |" in row
+    assert "sk-secret" not in markdown
+
+
+def test_sources_without_a_generation_report_have_no_stats(tmp_path: Path) -> None:
+    (tmp_path / "mine.csv").write_text("text,label\nпривет,a\nпока,b\n", encoding="utf-8")
+    assert generation_stats([SourceConfig(path="mine.csv")], tmp_path) == {}
+    (tmp_path / "mine.report.json").write_text("{not json", encoding="utf-8")
+    assert generation_stats([SourceConfig(path="mine.csv")], tmp_path) == {}
