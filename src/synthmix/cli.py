@@ -120,6 +120,16 @@ def augment(
     typer.echo(f"wrote {len(synthetic)} texts to {out}", err=True)
 
 
+# Options shared by the commands that call an LLM.
+BackendKind = Annotated[str, typer.Option(help="llama-cpp, openai or transformers.")]
+ModelName = Annotated[
+    str | None, typer.Option(help="Model name, or GGUF path (default: bundled Gemma-3-270M).")
+]
+BaseUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")]
+ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key.")]
+AnswerCachePath = Annotated[Path, typer.Option(help="Answer cache (SQLite).")]
+
+
 @app.command()
 def generate(
     plan: Annotated[
@@ -138,14 +148,10 @@ def generate(
         Path | None, typer.Option(help="Persona pool (JSONL from `synthmix personas`).")
     ] = None,
     temperature: Annotated[list[float] | None, typer.Option(help="Repeatable.")] = None,
-    backend: Annotated[str, typer.Option(help="llama-cpp, openai or transformers.")] = "llama-cpp",
-    model: Annotated[
-        str | None, typer.Option(help="Model name, or GGUF path (default: bundled Gemma-3-270M).")
-    ] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
-    api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key.")
-    ] = "OPENAI_API_KEY",
+    backend: BackendKind = "llama-cpp",
+    model: ModelName = None,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
     per_class: Annotated[int, typer.Option(min=0, help="Unique texts wanted per class.")] = 100,
     texts_per_call: Annotated[int, typer.Option(min=1, help="Texts asked for per call.")] = 5,
     max_calls_per_class: Annotated[int | None, typer.Option(help="Call budget per class.")] = None,
@@ -162,9 +168,7 @@ def generate(
     out: Annotated[Path, typer.Option(help="Source file (.jsonl, .csv, .parquet).")] = Path(
         "synthetic.jsonl"
     ),
-    cache: Annotated[Path, typer.Option(help="Answer cache (SQLite).")] = Path(
-        ".synthmix/llm-cache.sqlite"
-    ),
+    cache: AnswerCachePath = Path(".synthmix/llm-cache.sqlite"),
 ) -> None:
     """Generate until N unique texts per class; every answer is cached before use, so a
     rerun after a kill pays for nothing twice. A text counts when it survives the exact,
@@ -249,17 +253,11 @@ def personas_command(
     embedding_dedup: Annotated[
         bool, typer.Option(help="Also drop personas whose embeddings nearly match a kept one.")
     ] = True,
-    backend: Annotated[str, typer.Option(help="llama-cpp, openai or transformers.")] = "llama-cpp",
-    model: Annotated[
-        str | None, typer.Option(help="Model name, or GGUF path (default: bundled Gemma-3-270M).")
-    ] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
-    api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key.")
-    ] = "OPENAI_API_KEY",
-    cache: Annotated[Path, typer.Option(help="Answer cache (SQLite).")] = Path(
-        ".synthmix/llm-cache.sqlite"
-    ),
+    backend: BackendKind = "llama-cpp",
+    model: ModelName = None,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    cache: AnswerCachePath = Path(".synthmix/llm-cache.sqlite"),
     text_column: TextColumn = "text",
     encoding: Encoding = "auto",
 ) -> None:

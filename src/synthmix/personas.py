@@ -30,7 +30,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from synthmix.dedup import DedupConfig, IncrementalDedup, IncrementalStats, build_stages
+from synthmix.augment import normalize
+from synthmix.dedup import (
+    DedupConfig,
+    EmbeddingDedup,
+    IncrementalDedup,
+    IncrementalStats,
+    build_stages,
+)
 from synthmix.errors import ConfigError, DataError
 from synthmix.generate import is_degenerate
 from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult
@@ -481,7 +488,9 @@ async def build_persona_pool(
     )
     # The worked examples of the completion templates count as already in the pool: a base
     # model copying one back has not described anybody.
-    for example in worked_examples(persona_templates(config.language, config.templates)):
+    examples = worked_examples(persona_templates(config.language, config.templates))
+    _warm_embeddings(state, examples)
+    for example in examples:
         state.dedup.add(example)
     state.dedup.stats = IncrementalStats()  # the report counts the model's answers only
     started = time.monotonic()
@@ -592,9 +601,21 @@ async def _run_batch(state: _State, jobs: list[tuple[PersonaPrompt, int, Persona
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    for (_, _, origin), result in zip(jobs, outcomes, strict=True):
-        assert isinstance(result, CompletionResult)
+    results = [o for o in outcomes if isinstance(o, CompletionResult)]
+    level = state.config.level
+    _warm_embeddings(state, [parse_persona(r.texts[0], level) for r in results if r.texts])
+    for (_, _, origin), result in zip(jobs, results, strict=True):
         _accept(state, origin, result)
+
+
+def _warm_embeddings(state: _State, texts: list[str]) -> None:
+    """Embed a batch's texts in one encoder call before the embedding stage asks for them
+    one by one: the encoder caches vectors per text, and USE spends about 0.5 s per call
+    on 2 cores whatever its size (one call for 28 texts: 0.8 s, 28 calls: 14 s)."""
+    forms = [form for form in (normalize(t) for t in texts) if form]
+    for stage in state.dedup.stages:
+        if isinstance(stage, EmbeddingDedup) and forms:
+            stage.encoder.encode(forms)
 
 
 def _accept(state: _State, origin: Persona, result: CompletionResult) -> None:

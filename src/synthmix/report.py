@@ -829,13 +829,7 @@ def _generation_sections(root: Path) -> list[Section]:
         "and the last text of answers cut off at max_tokens. "
         "Yield = unique / returned. Sources made outside synthmix have no row."
     )
-    return [
-        Section(
-            "Generation and deduplication per source",
-            f'<p class="note">{_esc(note)}</p>\n{_html_table(table)}',
-            f"_{note}_\n\n{_md_table(table)}\n",
-        )
-    ]
+    return [_table_section("Generation and deduplication per source", note, table)]
 
 
 def _quality_sections(root: Path, cells: Sequence[CellSummary]) -> list[Section]:
@@ -886,8 +880,12 @@ def _quality_table_section(quality: dict[str, dict[str, Any]]) -> Section:
         "classifier on the synthetic labels) and memorisation (share of texts within the leak "
         "threshold of a real text)."
     )
+    return _table_section("Quality of the synthetic sources", note, table)
+
+
+def _table_section(title: str, note: str, table: Table) -> Section:
     return Section(
-        "Quality of the synthetic sources",
+        title,
         f'<p class="note">{_esc(note)}</p>\n{_html_table(table)}',
         f"_{note}_\n\n{_md_table(table)}\n",
     )
