@@ -217,6 +217,19 @@ def test_analysis_names_reliable_predictor_or_none() -> None:
     assert "needs at least" in analyse(dict(list(quality.items())[:2]), f1).verdict
 
 
+def test_a_metric_on_which_one_source_differs_is_not_a_predictor() -> None:
+    # The demo's case: leak share is 0 for every LLM source and > 0 for the rule-based one,
+    # which also scores lowest.
+    f1 = {"eda": 0.52, "a": 0.53, "b": 0.531, "c": 0.532, "d": 0.533, "e": 0.534}
+    leak_share = {s: (0.02 if s == "eda" else 0.0) for s in f1}
+    correlation = correlate("leak_share", leak_share, f1, n_boot=500)
+    assert correlation.spearman < -0.5
+    # Resamples without "eda" (a third of them) tie completely and count as no association.
+    assert correlation.spearman_high == 0.0
+    assert not correlation.reliable
+    assert analyse({s: {"leak_share": v} for s, v in leak_share.items()}, f1).best is None
+
+
 def _record(source: str, f1: float, seed: int) -> dict[str, Any]:
     cell = {
         "plan": "small_real_plus_synthetic",

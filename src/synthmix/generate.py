@@ -330,9 +330,10 @@ async def _generate_class(
             before = report.kept
             _account(run, report, result)
             _collect(run, report, rows, class_card, index, prompt, result)
+            # Postfix first: update() redraws, and a stale postfix would show there.
+            postfix = {"calls": report.calls, "yield": f"{report.yield_:.2f}", "spent": run.spent}
+            bar.set_postfix(postfix, refresh=False)
             bar.update(report.kept - before)
-        postfix = {"calls": report.calls, "yield": f"{report.yield_:.2f}", "spent": run.spent}
-        bar.set_postfix(postfix, refresh=False)
     bar.close()
     report.wall_s = time.monotonic() - started
     return report, rows

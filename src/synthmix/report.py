@@ -797,6 +797,7 @@ GENERATION_COLUMNS = (
     ("calls", "calls"),
     ("cached_calls", "cached"),
     ("texts_returned", "returned"),
+    ("unique", "unique"),
     ("kept", "kept"),
     ("duplicates", "exact dup."),
     ("near_duplicates", "near dup."),
@@ -824,7 +825,9 @@ def _generation_sections(root: Path) -> list[Section]:
     table = Table(headers, rows, frozenset(range(1, len(headers))))
     note = (
         "What generating each source took: LLM calls (answered from the cache), texts the "
-        "model returned, texts kept, and what was dropped: exact repeats, near-duplicates of "
+        "model returned, distinct texts among them (unique; the last batch of a class can "
+        "overshoot its target, so unique can exceed kept), texts kept in the source, and "
+        "what was dropped: exact repeats, near-duplicates of "
         "kept texts (MinHash), near-copies of real texts (privacy leaks), degenerate outputs, "
         "and the last text of answers cut off at max_tokens. "
         "Yield = unique / returned. Sources made outside synthmix have no row."

@@ -81,8 +81,12 @@ class Correlation:
 
     @property
     def reliable(self) -> bool:
-        """The Spearman interval excludes 0."""
-        return (self.spearman_low > 0 or self.spearman_high < 0) and not math.isnan(self.spearman)
+        """The Spearman interval excludes 0, and the metric tells at least MIN_SOURCES
+        sources apart: a metric on which one source differs and the rest tie (say, leak
+        share 0 for every LLM source) only says where that one source ranks."""
+        if math.isnan(self.spearman) or len(set(self.values)) < MIN_SOURCES:
+            return False
+        return self.spearman_low > 0 or self.spearman_high < 0
 
 
 @dataclass
@@ -139,16 +143,16 @@ def _bootstrap(
             for i in (rng.integers(0, len(x), len(x)) for _ in range(n_boot))
         ]
     )
+    if not np.isfinite(draws).any():
+        nan = (float("nan"), float("nan"))
+        return nan, nan
+    # A draw whose metric or scores all tie carries no ranking: it counts as no association.
+    # Dropping such draws instead keeps only the resamples that hold the odd source out
+    # and makes a one-source difference look certain.
+    draws = np.nan_to_num(draws, nan=0.0)
     tail = (1 - confidence) / 2 * 100
-    intervals = []
-    for column in draws.T:
-        finite = column[np.isfinite(column)]
-        if len(finite) < 2:
-            intervals.append((float("nan"), float("nan")))
-        else:
-            low, high = np.percentile(finite, [tail, 100 - tail])
-            intervals.append((float(low), float(high)))
-    return intervals[0], intervals[1]
+    low, high = np.percentile(draws, [tail, 100 - tail], axis=0)
+    return (float(low[0]), float(high[0])), (float(low[1]), float(high[1]))
 
 
 def correlate(
@@ -213,7 +217,8 @@ def _verdict(best: Correlation | None, n_sources: int) -> str:
     if best is None:
         return (
             f"No metric is a reliable predictor with {n_sources} sources: every Spearman "
-            "interval includes 0. Measure more sources before trusting any metric."
+            f"interval includes 0, or the metric tells fewer than {MIN_SOURCES} sources apart. "
+            "Measure more sources before trusting any metric."
         )
     direction = "higher" if best.spearman > 0 else "lower"
     return (
