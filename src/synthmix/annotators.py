@@ -13,20 +13,23 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from synthmix.cards import TaskCard
 from synthmix.data import LabeledData
 from synthmix.labeling.llm_stage import LLMStage, label_aliases, parse_label
 from synthmix.llm.backend import Backend, CompletionRequest
 from synthmix.metrics import evaluate
+
+T = TypeVar("T")
 
 # ---------------------------------------------------------------------------- agreement
 
@@ -147,27 +150,47 @@ class Annotator:
         seed: int = 0,
     ) -> None:
         self.name = name
+        # Only the answer's label is used: no log-probabilities (llama.cpp computes them
+        # for every prompt token, about 5x the time of a plain answer).
         self._stage = LLMStage(
-            card, backend, examples, k=k, n_samples=1, templates=templates, seed=seed, name=name
+            card,
+            backend,
+            examples,
+            k=k,
+            n_samples=1,
+            templates=templates,
+            seed=seed,
+            name=name,
+            logprobs=None,
         )
 
-    async def alabel(self, texts: Sequence[str]) -> list[str | None]:
-        await self._stage.ascore(texts)
+    async def alabel(self, texts: Sequence[str], progress: tqdm | None = None) -> list[str | None]:
+        # In chunks, so the progress bar moves while a local model works through them.
+        chunk = 2 * self._stage.max_concurrency
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            await self._stage.ascore(part)
+            if progress is not None:
+                progress.update(len(part))
         return [self._stage.last_answers[t].labels[0] for t in texts]
 
 
 async def _annotate(
-    annotators: Sequence[Annotator], texts: Sequence[str]
+    annotators: Sequence[Annotator], texts: Sequence[str], progress: bool
 ) -> list[list[str | None]]:
-    return list(await asyncio.gather(*(a.alabel(texts) for a in annotators)))
+    total = len(texts) * len(annotators)
+    with tqdm(total=total, desc="annotations", disable=not progress) as bar:
+        return list(await asyncio.gather(*(a.alabel(texts, bar) for a in annotators)))
 
 
-def annotate(annotators: Sequence[Annotator], texts: Sequence[str]) -> pd.DataFrame:
+def annotate(
+    annotators: Sequence[Annotator], texts: Sequence[str], progress: bool = False
+) -> pd.DataFrame:
     """A frame with `text` and one column of labels (None: unparseable) per annotator."""
     names = [a.name for a in annotators]
     if len(set(names)) != len(names):
         raise ValueError(f"annotator names must differ: {names}")
-    labels = asyncio.run(_annotate(annotators, texts))
+    labels = asyncio.run(_annotate(annotators, texts, progress))
     frame = pd.DataFrame({"text": list(texts)})
     for name, column in zip(names, labels, strict=True):
         frame[name] = pd.Series(column, dtype=object)
@@ -309,10 +332,16 @@ class Moderator:
         return asyncio.run(self.aexplain(text, label))
 
 
-async def _moderate(
-    moderator: Moderator, cases: list[tuple[str, dict[str, str | None]]]
-) -> list[Verdict]:
-    return list(await asyncio.gather(*(moderator.adecide(t, a) for t, a in cases)))
+async def gather_with_progress(calls: Sequence[Awaitable[T]], desc: str, progress: bool) -> list[T]:
+    """`asyncio.gather` in order, with a bar that counts finished calls."""
+    with tqdm(total=len(calls), desc=desc, disable=not progress) as bar:
+
+        async def one(call: Awaitable[T]) -> T:
+            result = await call
+            bar.update(1)
+            return result
+
+        return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 def _answer(value: Any) -> str | None:
@@ -326,11 +355,14 @@ def _row_answers(
 
 
 def resolve(
-    table: pd.DataFrame, annotators: Sequence[str], moderator: Moderator | None
+    table: pd.DataFrame,
+    annotators: Sequence[str],
+    moderator: Moderator | None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Final labels: the shared answer where annotators agree; the moderator's verdict
-    (with rationale) only where they disagree (without a moderator: no label, source
-    "disputed", for a human)."""
+    (with rationale) only where they disagree (without a moderator, or when its verdict
+    names no label: no label, source "disputed", for a human)."""
     out = table.reset_index(drop=True).copy()
     answers = [_row_answers(out, i, annotators) for i in range(len(out))]
     first = [next((v for v in a.values() if v is not None), None) for a in answers]
@@ -342,8 +374,12 @@ def resolve(
     if moderator is None or not disputed:
         return out
     cases = [(str(out.at[i, "text"]), answers[i]) for i in disputed]
-    verdicts = asyncio.run(_moderate(moderator, cases))
+    calls = [moderator.adecide(text, given) for text, given in cases]
+    verdicts = asyncio.run(gather_with_progress(calls, "moderator", progress))
     for i, verdict in zip(disputed, verdicts, strict=True):
+        if verdict.label is None:  # no label in the verdict: still a case for a human
+            out.at[i, "rationale"] = "moderator gave no label"
+            continue
         out.at[i, "label"], out.at[i, "source"] = verdict.label, "moderator"
         out.at[i, "rationale"] = verdict.rationale
     return out

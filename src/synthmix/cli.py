@@ -130,7 +130,12 @@ ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the A
 AnswerCachePath = Annotated[Path, typer.Option(help="Answer cache (SQLite).")]
 
 
-@app.command()
+@app.command(
+    help="Generate until N unique texts per class; resumable, nothing paid twice.\n\n"
+    "Every answer is cached before use, so a rerun after a kill pays for nothing twice. "
+    "A text counts when it survives the exact, near-duplicate (MinHash) and real-data "
+    "leak checks (and the embedding check if set)."
+)
 def generate(
     plan: Annotated[
         Path | None, typer.Option(help="Generation plan YAML (generators x strategies x temps).")
@@ -170,9 +175,8 @@ def generate(
     ),
     cache: AnswerCachePath = Path(".synthmix/llm-cache.sqlite"),
 ) -> None:
-    """Generate until N unique texts per class; every answer is cached before use, so a
-    rerun after a kill pays for nothing twice. A text counts when it survives the exact,
-    near-duplicate (MinHash) and real-data leak checks (and the embedding check if set)."""
+    """Generate until N unique texts per class (help text in the decorator: Typer keeps a
+    docstring's line breaks)."""
     from synthmix.dedup import DedupConfig
     from synthmix.generation_plan import (
         GenerationPlan,
@@ -227,7 +231,12 @@ def generate(
     typer.echo(f"wrote {len(result.data)} texts to {result.out}; report {result.report}")
 
 
-@app.command("personas")
+@app.command(
+    "personas",
+    help="Build a persona pool for `generate --strategy persona`.\n\n"
+    "Who might write or read the seed texts, then people close to them; deduplicated "
+    "and cached.",
+)
 def personas_command(
     card: Annotated[Path, typer.Option(help="Task card: its examples seed the pool.")],
     out: Annotated[Path, typer.Option(help="Pool (JSONL); <name>.report.json goes beside it.")],
@@ -261,8 +270,7 @@ def personas_command(
     text_column: TextColumn = "text",
     encoding: Encoding = "auto",
 ) -> None:
-    """Build a persona pool: who might write or read the seed texts, then people close to
-    them; deduplicated, cached, and reused by `generate --strategy persona`."""
+    """Build a persona pool (help text in the decorator)."""
     import asyncio
 
     from synthmix.cards import load_card
@@ -456,6 +464,59 @@ def label(
         typer.echo(run.calibration.format(), err=True)
     typer.echo(run.result.format(), err=True)
     typer.echo(f"wrote {len(texts)} labels to {out}; report {report}")
+
+
+@app.command()
+def annotate(
+    data: Annotated[Path, typer.Argument(help="Texts to annotate (CSV/TSV/JSONL/JSON/Parquet).")],
+    card: Annotated[Path, typer.Option(help="Task card YAML.")],
+    out: Annotated[Path, typer.Option(help="Review CSV; <out>.agreement.json goes beside it.")],
+    annotators: Annotated[
+        Path | None,
+        typer.Option(help="Annotators YAML (default: bundled Gemma twice + Gemma moderator)."),
+    ] = None,
+    examples: Annotated[
+        Path | None, typer.Option(help="Labeled examples for the annotators' prompts.")
+    ] = None,
+    gold_column: Annotated[
+        str | None, typer.Option(help="Column of DATA with human labels: agreement with gold.")
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option(help="Expert mode: the moderator's model explains each label.")
+    ] = False,
+    label_studio: Annotated[
+        Path | None, typer.Option(help="Also write Label Studio tasks (JSON) here.")
+    ] = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """LLM annotators label the same texts; a moderator settles their disagreements."""
+    from synthmix.annotate_run import (
+        default_annotation_config,
+        gold_labels,
+        load_annotation_config,
+        run_annotation,
+        summary_lines,
+        write_annotation,
+    )
+    from synthmix.cards import load_card
+    from synthmix.data import load_labeled
+    from synthmix.labeling.run import read_table, texts_of
+
+    task_card = load_card(card)
+    config = load_annotation_config(annotators) if annotators else default_annotation_config()
+    frame = read_table(data, encoding)
+    texts = texts_of(frame, data, text_column)
+    gold = gold_labels(frame, data, gold_column, task_card) if gold_column else None
+    shots = load_labeled(examples, text_column, label_column, encoding) if examples else None
+    run = run_annotation(
+        texts, task_card, config, examples=shots, gold=gold, explain=explain, progress=True
+    )
+    report = write_annotation(run, out, label_studio)
+    for line in summary_lines(run):
+        typer.echo(line, err=True)
+    typer.echo(f"wrote {len(texts)} annotated texts to {out}; agreement {report}")
 
 
 @app.command()

@@ -19,21 +19,32 @@ from synthmix.labeling.cascade import CascadeResult
 from synthmix.labeling.config import CascadeConfig, build_cascade
 
 
-def load_texts(path: str | Path, text_column: str = TEXT, encoding: str = "auto") -> list[str]:
-    """Texts of an unlabeled CSV/TSV/JSONL/Parquet file (other columns are ignored)."""
+def read_table(path: str | Path, encoding: str = "auto") -> pd.DataFrame:
+    """A CSV/TSV/JSONL/JSON/Parquet file as a frame (CSV cells as strings)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(str(path), "file not found")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        text, _ = decode_bytes(path.read_bytes(), str(path), encoding)
-        if suffix in (".jsonl", ".json"):
-            frame = pd.read_json(io.StringIO(text), lines=suffix == ".jsonl")
-        else:
-            sep = "\t" if suffix == ".tsv" else ","
-            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+        return pd.read_parquet(path)
+    text, _ = decode_bytes(path.read_bytes(), str(path), encoding)
+    if suffix in (".jsonl", ".json"):
+        try:
+            return pd.read_json(io.StringIO(text), lines=suffix == ".jsonl")
+        except ValueError as exc:
+            raise DataError(str(path), f"not valid {suffix[1:].upper()}: {exc}") from None
+    sep = "\t" if suffix == ".tsv" else ","
+    return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+
+
+def load_texts(path: str | Path, text_column: str = TEXT, encoding: str = "auto") -> list[str]:
+    """Texts of an unlabeled CSV/TSV/JSONL/Parquet file (other columns are ignored)."""
+    return texts_of(read_table(path, encoding), path, text_column)
+
+
+def texts_of(frame: pd.DataFrame, path: str | Path, text_column: str = TEXT) -> list[str]:
+    """The text column of a frame read from `path`; a missing column or an empty text is
+    a one-line error naming the file (and row)."""
     if text_column not in frame.columns:
         raise DataError(str(path), f"no column '{text_column}'; set the text column name")
     texts = frame[text_column].fillna("").astype(str)
