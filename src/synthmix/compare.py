@@ -29,15 +29,15 @@ from synthmix.report import (
     Score,
     Section,
     Table,
-    _esc,
-    _html_plot,
-    _html_table,
-    _md,
-    _md_table,
-    _mpl,
-    _png,
     cell_summaries,
+    esc,
     find_reference,
+    html_plot,
+    html_table,
+    md_cell,
+    md_table,
+    mpl_text,
+    png_bytes,
     real_only_cell,
     small_real_fraction,
     verdict,
@@ -105,23 +105,23 @@ def comparison_section(
         f"primary classifier, {labels[0]}; this section is the only one with all of them."
     )
     html_parts = [
-        f'<p class="note">{_esc(note)}</p>',
-        "<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in sentences) + "</ul>",
+        f'<p class="note">{esc(note)}</p>',
+        "<ul>" + "".join(f"<li>{esc(s)}</li>" for s in sentences) + "</ul>",
     ]
     md_parts = [f"_{note}_", "", *(f"- {s}" for s in sentences), ""]
     if plot is not None:
         folder = root / FIGURES_DIR
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{plot.name}.png").write_bytes(plot.png)
-        html_parts.append(_html_plot(plot))
+        html_parts.append(html_plot(plot))
         md_parts.extend(
             [f"![{plot.title}]({FIGURES_DIR}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
         )
     else:
         (root / FIGURES_DIR / f"{FIGURE_NAME}.png").unlink(missing_ok=True)
     for title, table in tables:
-        html_parts.append(f"<h3>{_esc(title)}</h3>\n{_html_table(table)}")
-        md_parts.extend([f"### {_md(title)}", "", _md_table(table), ""])
+        html_parts.append(f"<h3>{esc(title)}</h3>\n{html_table(table)}")
+        md_parts.extend([f"### {md_cell(title)}", "", md_table(table), ""])
     return Section(SECTION_TITLE, "\n".join(html_parts), "\n".join(md_parts))
 
 
@@ -349,9 +349,9 @@ def comparison_plot(comparison: Comparison, shared: Sequence[CellSummary]) -> Pl
             xerr=[[s.mean - s.low for s in scores], [s.high - s.mean for s in scores]],
             color=f"C{index % 10}",
             capsize=3,
-            label=_mpl(label),
+            label=mpl_text(label),
         )
-    axes.set_yticks(range(len(cells)), [_mpl(_bar_title(c)) for c in cells])
+    axes.set_yticks(range(len(cells)), [mpl_text(_bar_title(c)) for c in cells])
     axes.invert_yaxis()
     axes.set_xlabel("F1-macro")
     highest = max(s.high for c in cells for s in comparison.scores(c.key).values())
@@ -365,7 +365,7 @@ def comparison_plot(comparison: Comparison, shared: Sequence[CellSummary]) -> Pl
         "F1-macro per classifier",
         "All real data, the small real fraction alone and each source's best small-real mix "
         "(highest mean over classifiers); error bars are 95% CIs over seeds.",
-        _png(figure),
+        png_bytes(figure),
     )
 
 

@@ -589,7 +589,7 @@ def _data_row(role: str, entry: dict[str, Any]) -> list[str]:
 # --- plots -------------------------------------------------------------------------------
 
 
-def _mpl(text: str) -> str:
+def mpl_text(text: str) -> str:
     # A "$" in a source or class name would switch matplotlib into mathtext.
     return text.replace("$", r"\$")
 
@@ -598,7 +598,7 @@ def _source_colours(cells: Sequence[CellSummary]) -> dict[str, str]:
     return {source: f"C{i % 10}" for i, source in enumerate(_sources(cells))}
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
     return buffer.getvalue()
@@ -665,7 +665,7 @@ def _small_real_plot(
         # The 0 point of every source's line is the same real-only cell: the lines share a start.
         series = ([baseline] if baseline is not None else []) + points
         xs = [0.0 if c is baseline else amount(c) for c in series]
-        _line_with_band(axes, xs, [c.f1_macro for c in series], colour, _mpl(source))
+        _line_with_band(axes, xs, [c.f1_macro for c in series], colour, mpl_text(source))
     _reference_band(axes, reference)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("F1-macro")
@@ -677,7 +677,7 @@ def _small_real_plot(
         title,
         f"Each line is one source; x = 0 is {fraction:.0%} real data alone. "
         "Bands are 95% CIs over seeds; the dashed line is all real data.",
-        _png(figure),
+        png_bytes(figure),
     )
 
 
@@ -710,7 +710,7 @@ def _learning_curve_plot(
         FIGURE_NAMES[1],
         "Learning curve: F1-macro vs real data used",
         "How much the classifier gains from more real data; bands are 95% CIs over seeds.",
-        _png(figure),
+        png_bytes(figure),
     )
 
 
@@ -744,8 +744,8 @@ def _per_class_plot(cells: Sequence[CellSummary], reference: CellSummary | None)
     axes = figure.subplots()
     image = axes.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     _annotate(axes, values)
-    axes.set_xticks(range(len(classes)), [_mpl(c) for c in classes], rotation=30, ha="right")
-    labels = ["all real (reference)" if c.is_reference else _mpl(c.label) for c in rows]
+    axes.set_xticks(range(len(classes)), [mpl_text(c) for c in classes], rotation=30, ha="right")
+    labels = ["all real (reference)" if c.is_reference else mpl_text(c.label) for c in rows]
     axes.set_yticks(range(len(rows)), labels)
     axes.set_title("Per-class F1 (mean over seeds)")
     figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
@@ -754,7 +754,7 @@ def _per_class_plot(cells: Sequence[CellSummary], reference: CellSummary | None)
         "Per-class F1",
         "Which classes each mix helps or hurts, against all real data (first row) and the small "
         "real fraction alone (second row).",
-        _png(figure),
+        png_bytes(figure),
     )
 
 
@@ -889,8 +889,8 @@ def _quality_table_section(quality: dict[str, dict[str, Any]]) -> Section:
 def _table_section(title: str, note: str, table: Table) -> Section:
     return Section(
         title,
-        f'<p class="note">{_esc(note)}</p>\n{_html_table(table)}',
-        f"_{note}_\n\n{_md_table(table)}\n",
+        f'<p class="note">{esc(note)}</p>\n{html_table(table)}',
+        f"_{note}_\n\n{md_table(table)}\n",
     )
 
 
@@ -925,16 +925,16 @@ pre { background: #f4f4f4; padding: 0.8em; overflow-x: auto; }
 """
 
 
-def _esc(text: str) -> str:
+def esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _html_table(table: Table) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in table.headers)
+def html_table(table: Table) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in table.headers)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="num">{_esc(v)}</td>' if i in table.numeric else f"<td>{_esc(v)}</td>"
+            f'<td class="num">{esc(v)}</td>' if i in table.numeric else f"<td>{esc(v)}</td>"
             for i, v in enumerate(row)
         )
         + "</tr>\n"
@@ -945,25 +945,25 @@ def _html_table(table: Table) -> str:
 
 def _html_finding(finding: Finding) -> str:
     if finding.verdict is None:
-        return f"<li>{_esc(finding.text)}</li>"
-    return f'<li class="{finding.verdict.name.lower()}">{_esc(finding.text)}</li>'
+        return f"<li>{esc(finding.text)}</li>"
+    return f'<li class="{finding.verdict.name.lower()}">{esc(finding.text)}</li>'
 
 
-def _html_plot(plot: Plot) -> str:
+def html_plot(plot: Plot) -> str:
     data = base64.b64encode(plot.png).decode("ascii")
     return (
-        f'<figure><img alt="{_esc(plot.title)}" src="data:image/png;base64,{data}">'
-        f"<figcaption><b>{_esc(plot.title)}.</b> {_esc(plot.caption)}</figcaption></figure>"
+        f'<figure><img alt="{esc(plot.title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption><b>{esc(plot.title)}.</b> {esc(plot.caption)}</figcaption></figure>"
     )
 
 
 def render_html(report: Report) -> str:
     findings = "\n".join(_html_finding(f) for f in report.findings)
-    notes = "".join(f'<p class="note">{_esc(n)}</p>' for n in report.notes)
-    plots = "\n".join(_html_plot(p) for p in report.plots)
-    run = "\n".join(f"<h3>{_esc(title)}</h3>\n{_html_table(t)}" for title, t in report.run_tables)
-    title = _esc(f"synthmix report: {report.name}")
-    sections = "\n".join(f"<h2>{_esc(s.title)}</h2>\n{s.html}" for s in report.sections)
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in report.notes)
+    plots = "\n".join(html_plot(p) for p in report.plots)
+    run = "\n".join(f"<h3>{esc(title)}</h3>\n{html_table(t)}" for title, t in report.run_tables)
+    title = esc(f"synthmix report: {report.name}")
+    sections = "\n".join(f"<h2>{esc(s.title)}</h2>\n{s.html}" for s in report.sections)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>
@@ -980,11 +980,11 @@ def render_html(report: Report) -> str:
 <h2>Ranking</h2>
 <p class="note">All cells by mean F1-macro. Gap is the mean F1-macro minus that of all real
 data.</p>
-{_html_table(report.ranking)}
+{html_table(report.ranking)}
 {sections}
 <h2>Run</h2>
 {run}
-<details><summary>Full configuration</summary><pre>{_esc(report.config_json)}</pre></details>
+<details><summary>Full configuration</summary><pre>{esc(report.config_json)}</pre></details>
 </body>
 </html>
 """
@@ -993,18 +993,18 @@ data.</p>
 # --- Markdown ----------------------------------------------------------------------------
 
 
-def _md(text: str) -> str:
+def md_cell(text: str) -> str:
     # A "|" would split a table cell; newlines would end the row.
     return text.replace("|", r"\|").replace("\n", " ")
 
 
-def _md_table(table: Table) -> str:
+def md_table(table: Table) -> str:
     align = ["---:" if i in table.numeric else "---" for i in range(len(table.headers))]
     lines = [
-        "| " + " | ".join(_md(h) for h in table.headers) + " |",
+        "| " + " | ".join(md_cell(h) for h in table.headers) + " |",
         "| " + " | ".join(align) + " |",
     ]
-    lines.extend("| " + " | ".join(_md(v) for v in row) + " |" for row in table.rows)
+    lines.extend("| " + " | ".join(md_cell(v) for v in row) + " |" for row in table.rows)
     return "\n".join(lines)
 
 
@@ -1020,11 +1020,11 @@ def render_markdown(report: Report) -> str:
         parts.extend(
             [f"![{plot.title}]({FIGURES_DIR}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
         )
-    parts.extend(["## Ranking", "", _md_table(report.ranking), ""])
+    parts.extend(["## Ranking", "", md_table(report.ranking), ""])
     for section in report.sections:
         parts.extend([f"## {section.title}", "", section.markdown, ""])
     parts.extend(["## Run", ""])
     for title, table in report.run_tables:
-        parts.extend([f"### {title}", "", _md_table(table), ""])
+        parts.extend([f"### {title}", "", md_table(table), ""])
     parts.extend(["### Full configuration", "", "```json", report.config_json, "```", ""])
     return "\n".join(parts)

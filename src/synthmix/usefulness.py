@@ -9,7 +9,6 @@ are wide; the analysis says so rather than crowning a predictor by chance.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from scipy import stats
 from synthmix.errors import SynthmixError
 from synthmix.mixing import SMALL_REAL_PLUS_COUNT, SMALL_REAL_PLUS_SYNTHETIC, SYNTHETIC_ONLY
 from synthmix.quality import flat_values, read_quality
+from synthmix.report import Table, esc, html_table, md_table, mpl_text
 from synthmix.results import (
     RUN_FILE,
     ResultsStore,
@@ -239,9 +239,11 @@ def scatter_png(correlation: Correlation, score_name: str = "F1-macro", dpi: int
     for source, x, y in zip(
         correlation.sources, correlation.values, correlation.scores, strict=True
     ):
-        axes.annotate(_mpl(source), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    axes.set_xlabel(_mpl(correlation.metric))
-    axes.set_ylabel(_mpl(score_name))
+        axes.annotate(
+            mpl_text(source), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8
+        )
+    axes.set_xlabel(mpl_text(correlation.metric))
+    axes.set_ylabel(mpl_text(score_name))
     axes.set_title(f"Spearman ρ = {_fmt(correlation.spearman)}", fontsize=10)
     axes.grid(alpha=0.3)
     buffer = io.BytesIO()
@@ -253,11 +255,6 @@ def scatter_figures(analysis: UsefulnessAnalysis, top: int | None = None) -> dic
     """PNG per metric (strongest first), keyed by metric name."""
     chosen = analysis.correlations if top is None else analysis.correlations[:top]
     return {c.metric: scatter_png(c, analysis.score_name) for c in chosen}
-
-
-def _mpl(text: str) -> str:
-    # A "$" in a source name would switch matplotlib into mathtext.
-    return text.replace("$", r"\$")
 
 
 # --- report section ----------------------------------------------------------------------
@@ -317,27 +314,18 @@ def _intro(analysis: UsefulnessAnalysis) -> str:
     )
 
 
-def _markdown(analysis: UsefulnessAnalysis, figure_names: list[str], folder: str) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", r"\|")
+def _table(analysis: UsefulnessAnalysis) -> Table:
+    return Table(TABLE_HEADERS, analysis.rows(), frozenset(range(1, len(TABLE_HEADERS))))
 
+
+def _markdown(analysis: UsefulnessAnalysis, figure_names: list[str], folder: str) -> str:
     # The report gives the section its heading.
-    lines = [_intro(analysis), ""]
-    lines += [f"**{analysis.verdict}**", ""]
-    lines.append("| " + " | ".join(TABLE_HEADERS) + " |")
-    lines.append("| --- |" + " ---: |" * (len(TABLE_HEADERS) - 1))
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in analysis.rows()]
-    lines.append("")
+    lines = [_intro(analysis), "", f"**{analysis.verdict}**", "", md_table(_table(analysis)), ""]
     lines += [f"![{name}]({folder}/{name})" for name in figure_names]
     return "\n".join(lines) + "\n"
 
 
 def _html(analysis: UsefulnessAnalysis, pngs: Mapping[str, bytes]) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in TABLE_HEADERS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>\n" for row in analysis.rows()
-    )
     images = "".join(
         f'<figure><img alt="{esc(m)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode("ascii")}"></figure>'
@@ -346,7 +334,7 @@ def _html(analysis: UsefulnessAnalysis, pngs: Mapping[str, bytes]) -> str:
     return (
         f'<p class="note">{esc(_intro(analysis))}</p>\n'
         f"<p><b>{esc(analysis.verdict)}</b></p>\n"
-        f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n{images}\n"
+        f"{html_table(_table(analysis))}\n{images}\n"
     )
 
 
