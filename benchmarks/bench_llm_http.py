@@ -16,7 +16,7 @@ call it): `--sdk-requests` are timed and extrapolated to N; and the SDK's AsyncO
 client at the same concurrency.
 
 Run: `python benchmarks/bench_llm_http.py` (prints JSON lines). Needs `openai` for the
-comparison rows (skipped without it).
+SDK comparison rows and `aiohttp` for its row (each skipped without it).
 """
 
 from __future__ import annotations
@@ -192,6 +192,46 @@ async def run_floor(url: str, requests: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
+async def run_aiohttp(url: str, requests: int, concurrency: int) -> float:
+    """aiohttp's ClientSession at the same concurrency: a leaner HTTP stack than httpx,
+    measured for comparison only (synthmix does not depend on it)."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            body = {"model": "bench", "prompt": _prompt(i), "max_tokens": 40}
+            async with gate, session.post(f"{url}/v1/completions", json=body) as response:
+                assert (await response.json())["choices"]
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(requests)))
+        return time.perf_counter() - started
+
+
+def _aiohttp_row(url: str, args: argparse.Namespace, ideal: float, floor: float) -> None:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        _emit({"client": "aiohttp", "skipped": "aiohttp is not installed"})
+        return
+    wall = min(
+        asyncio.run(run_aiohttp(url, args.requests, args.concurrency)) for _ in range(args.repeats)
+    )
+    _emit(
+        {
+            "client": "aiohttp ClientSession + semaphore",
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "best_wall_s": round(wall, 3),
+            "ratio": round(wall / ideal, 3),
+            "over_floor": round(wall / floor, 3),
+        }
+    )
+
+
 def run_sdk_sequential(url: str, requests: int) -> float:
     from openai import OpenAI
 
@@ -307,6 +347,7 @@ def main() -> None:
                 "backend_over_floor": round(min(walls) / floor, 3),
             }
         )
+        _aiohttp_row(url, args, ideal, floor)
         _sdk_rows(url, args, latency_s)
     finally:
         process.terminate()
