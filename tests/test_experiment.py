@@ -68,6 +68,24 @@ def test_changed_config_refuses_the_old_run_dir(experiment_files: Path, tmp_path
     )
 
 
+def test_demo_sets_an_outdated_run_dir_aside(experiment_files: Path, tmp_path: Path) -> None:
+    from synthmix.demo import run_grid
+
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.plans.learning_curve = [1.0]
+    config.sources = []
+    config.seeds = [0]
+    run_dir = tmp_path / "run"
+    run_grid(config, run_dir, jobs=1, progress=False)
+    before = ResultsStore(run_dir).records()
+    config.classifier.params = {"C": 1.0}  # as an upgrade changing the demo's settings would
+    run_grid(config, run_dir, jobs=1, progress=False)
+    (aside,) = tmp_path.glob("run-before-*")
+    assert ResultsStore(aside).records() == before  # nothing of the old run is lost
+    assert read_run_info(run_dir)["classifier"]["params"] == {"C": 1.0}
+    assert len(ResultsStore(run_dir).records()) == len(before)
+
+
 def test_resume_after_kill(experiment_files: Path, tmp_path: Path) -> None:
     """SIGKILL mid-run, then rerun: finished fits are reused, none is lost or doubled, and the
     resumed results equal an uninterrupted run's."""

@@ -13,7 +13,9 @@ is cached, so a rerun is quick.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import yaml
 
 from synthmix.cards import load_card
 from synthmix.config import DataConfig, ExperimentConfig
-from synthmix.experiment import measure_source_quality, run_experiment
+from synthmix.experiment import RunDirInUse, measure_source_quality, run_experiment
 from synthmix.generation_plan import PERSONA_STRATEGY, GenerationPlan, run_plan
 from synthmix.llm.cache import AnswerCache, CachedBackend
 from synthmix.llm.factory import build_backend
@@ -30,6 +32,8 @@ from synthmix.personas import PersonaConfig, build_persona_pool, save_pool
 from synthmix.quality import QualityConfig
 from synthmix.report import ReportPaths, write_report
 from synthmix.sources import SourceConfig
+
+log = logging.getLogger("synthmix")
 
 DEMO_DATASET = "cedr_emotions"
 LLM_RUNS = (
@@ -113,6 +117,20 @@ def generate_llm_sources(out_dir: Path, per_class: int, progress: bool = True) -
     return written
 
 
+def run_grid(config: ExperimentConfig, run_dir: Path, jobs: int, progress: bool) -> None:
+    """The demo's experiment. A run directory left by an earlier synthmix version (whose
+    Gemma sources or settings differ) is moved aside, not refused: the demo makes all its
+    inputs itself, so a user rerunning `make demo` after an upgrade should get a report."""
+    try:
+        run_experiment(config, run_dir, jobs=jobs, progress=progress)
+    except RunDirInUse:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        aside = run_dir.with_name(f"{run_dir.name}-before-{stamp}")
+        run_dir.rename(aside)
+        log.warning("%s: results of a different demo setup moved to %s", run_dir, aside)
+        run_experiment(config, run_dir, jobs=jobs, progress=progress)
+
+
 def run_demo(
     out_dir: str | Path = "runs/demo",
     seeds: int = 3,
@@ -129,6 +147,6 @@ def run_demo(
     if llm_per_class > 0:
         generate_llm_sources(out_dir, llm_per_class, progress)
     run_dir = out_dir / "run"
-    run_experiment(config, run_dir, jobs=jobs, progress=progress)
+    run_grid(config, run_dir, jobs, progress)
     measure_source_quality(config, run_dir, DEMO_QUALITY, progress)
     return write_report(run_dir)

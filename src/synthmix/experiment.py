@@ -330,6 +330,10 @@ def _settings(classifier: dict[str, Any]) -> str:
     )
 
 
+class RunDirInUse(ConfigError):
+    """The run directory holds results of another config or other data."""
+
+
 def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
     """A run directory belongs to one config and one set of data: resuming it with anything
     else would mix incomparable results in one report. It may gain seeds and classifiers; a
@@ -350,7 +354,7 @@ def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
             settings.get(c["label"], _settings(c)) != _settings(c) for c in info["classifiers"]
         )
         if not same or changed:
-            raise ConfigError(
+            raise RunDirInUse(
                 f"{run_dir}: holds results of a different experiment (config or data changed); "
                 "pass another --out or delete that folder"
             )
