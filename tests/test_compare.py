@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from run_records import result_record
 from synthmix import classify
 from synthmix.classify import ClassifierConfig, TfidfLogReg
 from synthmix.config import load_experiment, parse_experiment
@@ -271,36 +272,6 @@ def test_transformer_experiment_runs_with_jobs_forced_to_one(
 # ----- report on hand-made results ---------------------------------------------------------
 
 
-def _record(cell: Cell, seed: int, f1: float, label: str) -> dict[str, Any]:
-    classes = ["a", "b"]
-    per_class = {c: {"precision": f1, "recall": f1, "f1": f1, "support": 10} for c in classes}
-    return {
-        "key": f"{cell.key}|seed={seed}|classifier={label}",
-        "cell_key": cell.key,
-        "cell": {
-            "plan": cell.plan,
-            "real_fraction": cell.real_fraction,
-            "synthetic_ratio": cell.synthetic_ratio,
-            "source": cell.source,
-            "title": cell.title,
-        },
-        "seed": seed,
-        "classifier": {"label": label, "name": "tfidf_logreg", "params": {}},
-        "train_size": 100,
-        "real_counts": {},
-        "synthetic_counts": {},
-        "shortfall": {},
-        "metrics": {
-            "accuracy": f1,
-            "f1_macro": f1,
-            "f1_weighted": f1,
-            "per_class": per_class,
-            "classes": classes,
-        },
-        "timings": {"compose_s": 0.0, "fit_s": 1.5, "predict_s": 0.5},
-    }
-
-
 def _hand_made_run(run_dir: Path, scores: dict[str, dict[Cell, list[float]]]) -> Path:
     labels = list(scores)
     write_run_info(
@@ -315,7 +286,16 @@ def _hand_made_run(run_dir: Path, scores: dict[str, dict[Cell, list[float]]]) ->
     for label, cells in scores.items():
         for cell, values in cells.items():
             for seed, value in enumerate(values):
-                store.append(_record(cell, seed, value, label))
+                store.append(
+                    result_record(
+                        cell,
+                        seed,
+                        value,
+                        ["a", "b"],
+                        classifier={"label": label, "name": "tfidf_logreg", "params": {}},
+                        timings={"compose_s": 0.0, "fit_s": 1.5, "predict_s": 0.5},
+                    )
+                )
     return run_dir
 
 

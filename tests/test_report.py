@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from run_records import result_record
 from synthmix.errors import SynthmixError
 from synthmix.mixing import (
     HALF_AND_HALF,
@@ -49,48 +50,6 @@ def run_info(sources: list[str], classes: list[str] = CLASSES) -> dict[str, Any]
     }
 
 
-def record(
-    cell: Cell,
-    seed: int,
-    f1: float,
-    classes: list[str] = CLASSES,
-    shortfall: int = 0,
-) -> dict[str, Any]:
-    """A results.jsonl line whose every metric, and every class's F1, equals `f1`."""
-    per_class = {
-        label: {"precision": f1, "recall": f1, "f1": f1, "support": 10} for label in classes
-    }
-    return {
-        "key": f"{cell.key}|seed={seed}",
-        "cell_key": cell.key,
-        "cell": {
-            "plan": cell.plan,
-            "real_fraction": cell.real_fraction,
-            "synthetic_ratio": cell.synthetic_ratio,
-            "source": cell.source,
-            "title": cell.title,
-        },
-        "seed": seed,
-        "classifier": {"name": "tfidf_logreg", "params": {"C": 4.0}},
-        "train_size": 100,
-        "real_counts": {label: 10 for label in classes},
-        "synthetic_counts": {},
-        "shortfall": {classes[0]: shortfall} if shortfall else {},
-        "metrics": {
-            "accuracy": f1,
-            "f1_macro": f1,
-            "f1_weighted": f1,
-            "precision_macro": f1,
-            "recall_macro": f1,
-            "per_class": per_class,
-            "confusion_matrix": [[10] * len(classes) for _ in classes],
-            "classes": classes,
-        },
-        "timings": {"compose_s": 0.01, "fit_s": 0.1, "predict_s": 0.01},
-        "finished_at": "2024-05-01T12:01:00+00:00",
-    }
-
-
 def make_run(
     run_dir: Path,
     scores: dict[Cell, list[float]],
@@ -103,7 +62,9 @@ def make_run(
     store = ResultsStore(run_dir)
     for cell, values in scores.items():
         for seed, value in enumerate(values):
-            store.append(record(cell, seed, value, classes, (shortfall or {}).get(cell, 0)))
+            store.append(
+                result_record(cell, seed, value, classes, shortfall=(shortfall or {}).get(cell, 0))
+            )
     return run_dir
 
 
