@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -58,3 +59,17 @@ def experiment_files(
     }
     (folder / "experiment.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session")
+def gemma() -> Any:
+    """The bundled Gemma-3-270M behind llama.cpp, loaded once for every test that runs it
+    (seed 0, 1024-token context); skipped where llama-cpp-python or the model is missing."""
+    pytest.importorskip("llama_cpp")
+    from synthmix.errors import ConfigError
+    from synthmix.llm.llamacpp import LlamaCppBackend
+
+    try:
+        return LlamaCppBackend(n_ctx=1024, seed=0)
+    except ConfigError as exc:
+        pytest.skip(str(exc))

@@ -35,6 +35,7 @@ from synthmix.labeling import (
     wilson,
 )
 from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
+from synthmix.llm.backend import Backend
 
 CARD = Path(__file__).resolve().parents[1] / "src/synthmix/demo_data/cedr_emotions/card.yaml"
 CHANCE = 1 / 6
@@ -432,15 +433,8 @@ def test_nli_stage_mechanics_on_tiny_model(card: TaskCard, tmp_path: Path) -> No
 
 
 def test_bundled_gemma_labels_a_few_texts(
-    card: TaskCard, sample: LabeledData, tmp_path: Path
+    card: TaskCard, sample: LabeledData, gemma: Backend, tmp_path: Path
 ) -> None:
-    pytest.importorskip("llama_cpp")
-    from synthmix.llm.factory import build_backend
-
-    try:
-        gemma = build_backend("llama-cpp", n_ctx=1024)
-    except ConfigError as exc:
-        pytest.skip(str(exc))
     backend = CachedBackend(gemma, AnswerCache(tmp_path / "gemma.sqlite"))
     # The shortest card example per class: prompt evaluation dominates on 2 busy cores.
     examples = {c.name: [min(c.examples, key=len)] for c in card.classes}
@@ -466,15 +460,8 @@ def test_bundled_gemma_labels_a_few_texts(
 
 
 def test_bundled_gemma_confidence_from_real_logprobs(
-    card: TaskCard, sample: LabeledData, tmp_path: Path
+    card: TaskCard, sample: LabeledData, gemma: Backend, tmp_path: Path
 ) -> None:
-    pytest.importorskip("llama_cpp")
-    from synthmix.llm.factory import build_backend
-
-    try:
-        gemma = build_backend("llama-cpp", n_ctx=1024)
-    except ConfigError as exc:
-        pytest.skip(str(exc))
     backend = CachedBackend(gemma, AnswerCache(tmp_path / "gemma.sqlite"))
     examples = {c.name: [min(c.examples, key=len)] for c in card.classes}
     stage = LLMStage(card, backend, examples=examples, k=1, n_samples=3, max_tokens=4)

@@ -152,10 +152,11 @@ def test_seed_texts_are_redacted_before_they_leave(
     assert pool.report.kept == 1
 
 
-def test_bundled_gemma_grows_a_deduplicated_pool_and_reruns_from_cache(tmp_path: Path) -> None:
+def test_bundled_gemma_grows_a_deduplicated_pool_and_reruns_from_cache(
+    gemma: LlamaCppBackend, tmp_path: Path
+) -> None:
     card = load_card(CARD_PATH)
     seeds = [example for class_card in card.classes for example in class_card.examples]
-    gemma = LlamaCppBackend(n_ctx=1024)
     backend = CachedBackend(gemma, AnswerCache(tmp_path / "cache.db"))
     config = PersonaConfig(dedup=FAST, max_calls=12)
     pool = asyncio.run(build_persona_pool(backend, seeds, size=6, config=config))
