@@ -43,40 +43,43 @@ from synthmix.annotators import (
     resolve,
 )
 from synthmix.cards import TaskCard
-from synthmix.config import read_yaml
+from synthmix.config import build_dataclass, read_yaml
 from synthmix.data import LabeledData
 from synthmix.errors import ConfigError, DataError
 from synthmix.experiment import package_versions
 from synthmix.labeling.config import DEFAULT_CACHE
 from synthmix.llm.backend import Backend
 
-_ANNOTATOR_KEYS = {"name", "backend", "backend_params", "k", "seed", "templates"}
-_MODERATOR_KEYS = {"backend", "backend_params", "max_tokens"}
-
 
 @dataclass
 class BackendSpec:
-    kind: str = "llama-cpp"
-    params: dict[str, Any] = field(default_factory=dict)
+    """A backend as the YAML names it: a kind and its options (`build_backend`)."""
+
+    backend: str = "llama-cpp"
+    backend_params: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
-        return json.dumps([self.kind.lower(), self.params], sort_keys=True, default=str)
+        """Equal for settings that make the same backend, so they share one instance."""
+        return json.dumps([self.backend.lower(), self.backend_params], sort_keys=True, default=str)
 
 
 @dataclass
-class AnnotatorSpec:
-    name: str
-    backend: BackendSpec = field(default_factory=BackendSpec)
+class AnnotatorSpec(BackendSpec):
+    name: str = ""
     k: int = 2
     seed: int = 0
     templates: dict[str, str] | None = None
 
 
 @dataclass
+class ModeratorSpec(BackendSpec):
+    max_tokens: int = 200
+
+
+@dataclass
 class AnnotationConfig:
     annotators: list[AnnotatorSpec]
-    moderator: BackendSpec | None = None
-    moderator_max_tokens: int = 200
+    moderator: ModeratorSpec | None = None
     cache: str = DEFAULT_CACHE
 
 
@@ -85,8 +88,8 @@ def default_annotation_config() -> AnnotationConfig:
     Gemma again as moderator. It shows the workflow; for labels worth keeping, use
     stronger models (a 270M base model labels CEDR emotions near chance)."""
     return AnnotationConfig(
-        annotators=[AnnotatorSpec("gemma-a", seed=0), AnnotatorSpec("gemma-b", seed=1)],
-        moderator=BackendSpec(),
+        annotators=[AnnotatorSpec(name="gemma-a", seed=0), AnnotatorSpec(name="gemma-b", seed=1)],
+        moderator=ModeratorSpec(),
     )
 
 
@@ -96,65 +99,25 @@ def load_annotation_config(path: str | Path) -> AnnotationConfig:
 
 
 def parse_annotation_config(raw: Any, source: str) -> AnnotationConfig:
-    if not isinstance(raw, dict) or not isinstance(raw.get("annotators"), list):
-        raise ConfigError(f"{source}: expected a mapping with an 'annotators' list")
-    unknown = sorted(set(raw) - {"annotators", "moderator", "cache"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown key {unknown[0]!r}")
-    annotators = [_annotator(item, i, source) for i, item in enumerate(raw["annotators"], 1)]
-    if len(annotators) < 2:
+    """Keys and types as the dataclasses declare them (`build_dataclass`), then what
+    agreement needs: two or more annotators with distinct names, counts >= 0."""
+    config: AnnotationConfig = build_dataclass(AnnotationConfig, raw, source)
+    if len(config.annotators) < 2:
         raise ConfigError(f"{source}: agreement needs at least two annotators")
-    names = [a.name for a in annotators]
+    for index, annotator in enumerate(config.annotators):
+        where = f"{source}: annotators[{index}]"
+        if not annotator.name.strip():
+            raise ConfigError(f"{where}: every annotator needs a 'name'")
+        for key in ("k", "seed"):
+            if getattr(annotator, key) < 0:
+                raise ConfigError(f"{where}: {key} must be a whole number >= 0")
+    names = [a.name for a in config.annotators]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ConfigError(f"{source}: annotator name {repeated[0]!r} is used twice")
-    config = AnnotationConfig(annotators, cache=str(raw.get("cache") or DEFAULT_CACHE))
-    moderator = raw.get("moderator")
-    if moderator is not None:
-        where = f"{source}: moderator"
-        _check_keys(moderator, _MODERATOR_KEYS, where)
-        config.moderator = _backend_spec(moderator, where)
-        config.moderator_max_tokens = _int(moderator, "max_tokens", 200, where)
+    if config.moderator is not None and config.moderator.max_tokens < 1:
+        raise ConfigError(f"{source}: moderator: max_tokens must be >= 1")
     return config
-
-
-def _check_keys(item: Any, allowed: set[str], where: str) -> None:
-    if not isinstance(item, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    unknown = sorted(set(item) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-
-
-def _int(item: dict[str, Any], key: str, default: int, where: str) -> int:
-    value = item.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{where}: {key} must be a whole number >= 0, got {value!r}")
-    return value
-
-
-def _backend_spec(item: dict[str, Any], where: str) -> BackendSpec:
-    params = item.get("backend_params") or {}
-    if not isinstance(params, dict):
-        raise ConfigError(f"{where}: backend_params must be a mapping")
-    return BackendSpec(str(item.get("backend", "llama-cpp")), dict(params))
-
-
-def _annotator(item: Any, index: int, source: str) -> AnnotatorSpec:
-    where = f"{source}: annotator {index}"
-    _check_keys(item, _ANNOTATOR_KEYS, where)
-    if not str(item.get("name") or "").strip():
-        raise ConfigError(f"{where}: every annotator needs a 'name'")
-    templates = item.get("templates")
-    if templates is not None and not isinstance(templates, dict):
-        raise ConfigError(f"{where}: templates must be a mapping")
-    return AnnotatorSpec(
-        name=str(item["name"]),
-        backend=_backend_spec(item, where),
-        k=_int(item, "k", 2, where),
-        seed=_int(item, "seed", 0, where),
-        templates={str(k): str(v) for k, v in templates.items()} if templates else None,
-    )
 
 
 # ---------------------------------------------------------------------------- running
@@ -172,13 +135,15 @@ def build_backends(config: AnnotationConfig) -> dict[str, Backend]:
     from synthmix.llm.cache import AnswerCache, CachedBackend
     from synthmix.llm.factory import build_backend
 
-    specs = [a.backend for a in config.annotators]
+    specs: list[BackendSpec] = list(config.annotators)
     specs += [config.moderator] if config.moderator is not None else []
     cache = AnswerCache(config.cache)
     backends: dict[str, Backend] = {}
     for spec in specs:
         if spec.key() not in backends:
-            backends[spec.key()] = CachedBackend(build_backend(spec.kind, **spec.params), cache)
+            backends[spec.key()] = CachedBackend(
+                build_backend(spec.backend, **spec.backend_params), cache
+            )
     return backends
 
 
@@ -201,7 +166,7 @@ def run_annotation(
         Annotator(
             a.name,
             card,
-            backends[a.backend.key()],
+            backends[a.key()],
             examples,
             k=a.k,
             templates=a.templates,
@@ -214,7 +179,7 @@ def run_annotation(
     moderator = None
     if config.moderator is not None:
         moderator_backend = backends[config.moderator.key()]
-        moderator = Moderator(card, moderator_backend, config.moderator_max_tokens)
+        moderator = Moderator(card, moderator_backend, config.moderator.max_tokens)
     table = resolve(table, names, moderator, progress)
     if explain and moderator is not None:
         pairs = zip(table["text"], table["label"], strict=True)
