@@ -501,12 +501,12 @@ def annotate(
         write_annotation,
     )
     from synthmix.cards import load_card
-    from synthmix.data import load_labeled
-    from synthmix.labeling.run import read_table, texts_of
+    from synthmix.data import load_labeled, read_frame
+    from synthmix.labeling.run import texts_of
 
     task_card = load_card(card)
     config = load_annotation_config(annotators) if annotators else default_annotation_config()
-    frame = read_table(data, encoding)
+    frame, _ = read_frame(data, encoding)
     texts = texts_of(frame, data, text_column)
     gold = gold_labels(frame, data, gold_column, task_card) if gold_column else None
     shots = load_labeled(examples, text_column, label_column, encoding) if examples else None

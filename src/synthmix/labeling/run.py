@@ -3,7 +3,6 @@ calibrate) the cascade, label, write JSONL and a JSON report."""
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,34 +11,17 @@ from typing import Any
 import pandas as pd
 
 from synthmix.cards import TaskCard
-from synthmix.data import TEXT, LabeledData, decode_bytes
+from synthmix.data import TEXT, LabeledData, read_frame
 from synthmix.errors import DataError
 from synthmix.labeling.calibrate import CalibrationReport, Criterion, calibrate
 from synthmix.labeling.cascade import CascadeResult
 from synthmix.labeling.config import CascadeConfig, build_cascade
 
 
-def read_table(path: str | Path, encoding: str = "auto") -> pd.DataFrame:
-    """A CSV/TSV/JSONL/JSON/Parquet file as a frame (CSV cells as strings)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), "file not found")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    text, _ = decode_bytes(path.read_bytes(), str(path), encoding)
-    if suffix in (".jsonl", ".json"):
-        try:
-            return pd.read_json(io.StringIO(text), lines=suffix == ".jsonl")
-        except ValueError as exc:
-            raise DataError(str(path), f"not valid {suffix[1:].upper()}: {exc}") from None
-    sep = "\t" if suffix == ".tsv" else ","
-    return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-
-
 def load_texts(path: str | Path, text_column: str = TEXT, encoding: str = "auto") -> list[str]:
-    """Texts of an unlabeled CSV/TSV/JSONL/Parquet file (other columns are ignored)."""
-    return texts_of(read_table(path, encoding), path, text_column)
+    """Texts of an unlabeled CSV/TSV/JSONL/JSON/Parquet file (other columns are ignored)."""
+    frame, _ = read_frame(path, encoding)
+    return texts_of(frame, path, text_column)
 
 
 def texts_of(frame: pd.DataFrame, path: str | Path, text_column: str = TEXT) -> list[str]:
