@@ -9,7 +9,6 @@ pays for the rest; the output rows are the same as those of an uninterrupted run
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import random
@@ -27,7 +26,7 @@ from synthmix.cards import ClassCard, TaskCard
 from synthmix.data import LABEL, TEXT, LabeledData
 from synthmix.dedup import DedupConfig, IncrementalDedup, build_stages
 from synthmix.errors import ConfigError, SynthmixError
-from synthmix.llm.backend import Backend, CompletionResult
+from synthmix.llm.backend import Backend, CompletionResult, gather_settled
 from synthmix.prompts import KeyPointsStrategy, Prompt, PromptStrategy, make_strategy
 from synthmix.redact import RedactionConfig, Redactor, backend_is_remote, should_redact
 
@@ -342,15 +341,7 @@ async def _generate_class(
 async def _call_batch(
     run: _Run, class_card: ClassCard, indices: list[int]
 ) -> list[tuple[int, Prompt, CompletionResult]]:
-    """Run calls concurrently. Every call is awaited to the end before an error is raised,
-    so answers already paid for reach the cache."""
-    outcomes = await asyncio.gather(
-        *(_call(run, class_card, i) for i in indices), return_exceptions=True
-    )
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return [o for o in outcomes if not isinstance(o, BaseException)]
+    return await gather_settled(_call(run, class_card, i) for i in indices)
 
 
 async def _call(

@@ -19,7 +19,6 @@ Russian or English by the task's language and can be replaced one by one (`templ
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import random
@@ -40,7 +39,7 @@ from synthmix.dedup import (
 )
 from synthmix.errors import ConfigError, DataError
 from synthmix.generate import is_degenerate
-from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult
+from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult, gather_settled
 from synthmix.prompts import clean_item
 from synthmix.redact import RedactionConfig, Redactor, backend_is_remote, should_redact
 
@@ -592,16 +591,9 @@ async def _expand(state: _State, size: int, limit: int) -> None:
 
 
 async def _run_batch(state: _State, jobs: list[tuple[PersonaPrompt, int, Persona]]) -> None:
-    """Calls run concurrently; every call is awaited before an error is raised, so answers
-    already paid for reach the cache. Answers are taken in call order."""
+    """Calls run concurrently (see `gather_settled`); answers are taken in call order."""
     requests = [prompt.request(state.chat, state.config, index) for prompt, index, _ in jobs]
-    outcomes = await asyncio.gather(
-        *(state.backend.complete(r) for r in requests), return_exceptions=True
-    )
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    results = [o for o in outcomes if isinstance(o, CompletionResult)]
+    results = await gather_settled(state.backend.complete(r) for r in requests)
     level = state.config.level
     _warm_embeddings(state, [parse_persona(r.texts[0], level) for r in results if r.texts])
     for (_, _, origin), result in zip(jobs, results, strict=True):

@@ -3,12 +3,13 @@ names the model (for provenance columns) and the endpoint (for cache keys)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from synthmix.errors import SynthmixError
 
@@ -254,3 +255,16 @@ def cache_key(identity: dict[str, str], request: CompletionRequest) -> str:
         "sample_index": request.sample_index,
     }
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+T = TypeVar("T")
+
+
+async def gather_settled(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """`asyncio.gather`, except that every call runs to its end before the first error is
+    raised: answers already paid for reach the cache instead of being cancelled."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return cast(list[T], outcomes)
