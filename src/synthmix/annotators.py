@@ -26,7 +26,7 @@ from tqdm import tqdm
 from synthmix.cards import TaskCard
 from synthmix.data import LabeledData
 from synthmix.labeling.llm_stage import LLMStage, label_aliases, parse_label
-from synthmix.llm.backend import Backend, CompletionRequest
+from synthmix.llm.backend import Backend, CompletionRequest, gather_settled
 from synthmix.metrics import evaluate
 
 T = TypeVar("T")
@@ -180,7 +180,7 @@ async def _annotate(
 ) -> list[list[str | None]]:
     total = len(texts) * len(annotators)
     with tqdm(total=total, desc="annotations", disable=not progress) as bar:
-        return list(await asyncio.gather(*(a.alabel(texts, bar) for a in annotators)))
+        return await gather_settled(a.alabel(texts, bar) for a in annotators)
 
 
 def annotate(
@@ -333,7 +333,8 @@ class Moderator:
 
 
 async def gather_with_progress(calls: Sequence[Awaitable[T]], desc: str, progress: bool) -> list[T]:
-    """`asyncio.gather` in order, with a bar that counts finished calls."""
+    """`gather_settled` (every call finishes, so paid answers reach the cache, before an
+    error is raised), with a bar that counts finished calls."""
     with tqdm(total=len(calls), desc=desc, disable=not progress) as bar:
 
         async def one(call: Awaitable[T]) -> T:
@@ -341,7 +342,7 @@ async def gather_with_progress(calls: Sequence[Awaitable[T]], desc: str, progres
             bar.update(1)
             return result
 
-        return list(await asyncio.gather(*(one(c) for c in calls)))
+        return await gather_settled(one(c) for c in calls)
 
 
 def _answer(value: Any) -> str | None:
