@@ -24,7 +24,7 @@ import numpy as np
 from synthmix.cards import TaskCard
 from synthmix.data import LabeledData
 from synthmix.labeling.stages import verbalize
-from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult
+from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult, gather_settled
 
 LLM_TEMPLATES_RU: dict[str, str] = {
     "system": (
@@ -268,7 +268,7 @@ class LLMStage:
         if from_logprobs is not None:
             seen.from_logprobs = True
             return from_logprobs
-        rest = await asyncio.gather(*(self._ask(text, i, gate) for i in range(1, self.n_samples)))
+        rest = await gather_settled(self._ask(text, i, gate) for i in range(1, self.n_samples))
         for result in rest:
             seen.answers.append(result.texts[0])
             seen.labels.append(parse_label(result.texts[0], self.aliases))
@@ -284,7 +284,7 @@ class LLMStage:
 
     async def ascore(self, texts: Sequence[str]) -> np.ndarray:
         gate = asyncio.Semaphore(self.max_concurrency)
-        rows = await asyncio.gather(*(self._score_one(t, gate) for t in texts))
+        rows = await gather_settled(self._score_one(t, gate) for t in texts)
         return np.vstack(rows) if rows else np.zeros((0, len(self.classes)))
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
