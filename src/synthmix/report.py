@@ -827,10 +827,10 @@ def _generation_sections(root: Path) -> list[Section]:
         "What generating each source took: LLM calls (answered from the cache), texts the "
         "model returned, distinct texts among them (unique; the last batch of a class can "
         "overshoot its target, so unique can exceed kept), texts kept in the source, and "
-        "what was dropped: exact repeats, near-duplicates of "
-        "kept texts (MinHash), near-copies of real texts (privacy leaks), degenerate outputs, "
-        "and the last text of answers cut off at max_tokens. "
-        "Yield = unique / returned. Sources made outside synthmix have no row."
+        "what was dropped: exact repeats, near-duplicates of kept texts (MinHash), "
+        "near-copies of real texts (privacy leaks), degenerate outputs, and the last text of "
+        "answers cut off at max_tokens. Yield = unique / returned. Sources made outside "
+        "synthmix have no row."
     )
     return [_table_section("Generation and deduplication per source", note, table)]
 
