@@ -296,7 +296,7 @@ def personas_command(
     )
     spec = GeneratorSpec(kind=backend, model=model, base_url=base_url, api_key_env=api_key_env)
     llm = open_backend(spec, AnswerCache(cache))
-    pool = asyncio.run(build_persona_pool(llm, seeds, size, config))
+    pool = asyncio.run(build_persona_pool(llm, seeds, size, config, progress=True))
     report = save_pool(pool, out)
     totals = pool.report
     removed = ", ".join(f"{n} {stage}" for stage, n in totals.removed.items()) or "none"

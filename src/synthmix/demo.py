@@ -80,14 +80,14 @@ def demo_config(out_dir: Path, seeds: int = 3, llm_per_class: int = 0) -> Experi
     )
 
 
-def build_demo_personas(out_dir: Path, size: int = DEMO_PERSONAS) -> Path:
+def build_demo_personas(out_dir: Path, size: int = DEMO_PERSONAS, progress: bool = True) -> Path:
     """A persona pool from the card's examples only (like the prompts: no real data a
     cell does not see), cached in the demo's answer cache."""
     card = load_card(demo_data_dir() / "card.yaml")
     seeds = [example for class_card in card.classes for example in class_card.examples]
     backend = CachedBackend(build_backend("llama-cpp"), AnswerCache(out_dir / "llm-cache.sqlite"))
     config = PersonaConfig(language=card.language)
-    pool = asyncio.run(build_persona_pool(backend, seeds, size, config))
+    pool = asyncio.run(build_persona_pool(backend, seeds, size, config, progress=progress))
     path = out_dir / "personas.jsonl"
     save_pool(pool, path)
     return path
@@ -104,7 +104,7 @@ def generate_llm_sources(out_dir: Path, per_class: int, progress: bool = True) -
         max_tokens=200,
     )
     if any(PERSONA_STRATEGY in strategies for _, strategies, _ in LLM_RUNS):
-        base = replace(base, personas=str(build_demo_personas(out_dir)))
+        base = replace(base, personas=str(build_demo_personas(out_dir, progress=progress)))
     written = []
     for name, strategies, temperatures in LLM_RUNS:
         plan = replace(

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tqdm import tqdm
+
 from synthmix.augment import normalize
 from synthmix.dedup import (
     DedupConfig,
@@ -452,6 +454,7 @@ class _State:
     report: PoolReport
     dedup: IncrementalDedup
     chat: bool
+    bar: tqdm
     personas: list[Persona] = field(default_factory=list)
 
 
@@ -460,10 +463,12 @@ async def build_persona_pool(
     seed_texts: Sequence[str],
     size: int,
     config: PersonaConfig | None = None,
+    progress: bool = False,
 ) -> PersonaPool:
     """A pool of up to `size` distinct personas: text-to-persona on the seed texts, then
     persona-to-persona over the pool until it is full, the call budget is spent
-    (`stopped_by` "max_calls") or there is nothing to expand ("no_personas")."""
+    (`stopped_by` "max_calls") or there is nothing to expand ("no_personas"). `progress`
+    shows a bar of personas kept, with calls made."""
     config = config or PersonaConfig()
     if size < 1:
         raise ConfigError(f"persona pool size must be >= 1, got {size}")
@@ -484,6 +489,7 @@ async def build_persona_pool(
         report=report,
         dedup=IncrementalDedup(build_stages(config.dedup, leak_reference), across_labels=True),
         chat=backend.chat if config.chat is None else config.chat,
+        bar=tqdm(total=size, desc="personas", disable=not progress),
     )
     # The worked examples of the completion templates count as already in the pool: a base
     # model copying one back has not described anybody.
@@ -494,8 +500,9 @@ async def build_persona_pool(
     state.dedup.stats = IncrementalStats()  # the report counts the model's answers only
     started = time.monotonic()
     text_target = min(size, max(1, math.ceil(size * config.text_share)))
-    await _from_texts(state, sent, text_target, limit)
-    await _expand(state, size, limit)
+    with state.bar:
+        await _from_texts(state, sent, text_target, limit)
+        await _expand(state, size, limit)
     report.kept = len(state.personas)
     report.removed = dict(state.dedup.stats.removed)
     report.wall_s = time.monotonic() - started
@@ -628,6 +635,8 @@ def _accept(state: _State, origin: Persona, result: CompletionResult) -> None:
             continue
         if len(state.personas) >= report.target or not state.dedup.add(text):
             continue
+        state.bar.set_postfix(calls=report.calls, refresh=False)
+        state.bar.update(1)
         state.personas.append(
             Persona(
                 persona=text,
