@@ -53,7 +53,7 @@ class _Counters:
         with self.lock:
             latencies = sorted(self.latencies_s)
             self.latencies_s.clear()
-            counts = {
+            counts: dict[str, float] = {
                 "requests": self.requests,
                 "connections": self.connections,
                 "max_in_flight": self.max_in_flight,
