@@ -402,8 +402,10 @@ class OpenAICompatibleBackend:
     def _scrub_raw(self, raw: dict[str, Any]) -> dict[str, Any]:
         # The raw body goes into the cache file; a key echoed in it must not.
         key = self._api_key()
+        if not key:
+            return raw
         dumped = json.dumps(raw, ensure_ascii=False)
-        if key and key in dumped:
+        if key in dumped:
             scrubbed: dict[str, Any] = json.loads(dumped.replace(key, "***"))
             return scrubbed
         return raw
