@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -327,9 +328,15 @@ def test_shingles_and_bands() -> None:
 
 
 def test_normal_parts_agree_with_normalize(cedr_train: LabeledData) -> None:
-    odd = ["Ёлка,\tмама!", "  ", "a\nb", "ПРИВЕТ\u00a0мир...", "ß_ü 1,5 )))"]
-    texts = cedr_train.texts[:3000] + odd
-    assert [" ".join(p.split()) for p in normal_parts(texts)] == [normalize(t) for t in texts]
+    # One table lookup per character; "ß" and "İ" fold to two characters and take the
+    # casefold-first path, a newline inside a text the per-text one.
+    odd = ["Ёлка,\tмама!", "  ", "ПРИВЕТ\u00a0мир...", "ǅ ΣΑΣ ς 🙂 1,5 )))", "\ud800x"]
+    widening = ["ß_ü", "İstanbul"]
+    real = cedr_train.texts[:3000]
+    for texts in (real + odd, real + odd + widening, odd + widening + ["a\nb"]):
+        parts = normal_parts(texts)
+        assert parts == [re.sub(r"[^\w\s]+", " ", t.casefold()) for t in texts]
+        assert [" ".join(p.split()) for p in parts] == [normalize(t) for t in texts]
     assert [" ".join(p.split()) for p in normal_parts(odd[:2])] == ["ёлка мама", ""]
 
 
