@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import os
 import socket
@@ -321,6 +322,8 @@ def main() -> None:
         ]
         cpu_ms = 1000 * (time.process_time() - cpu_started) / (args.requests * args.repeats)
         ideal = args.requests * latency_s / args.concurrency
+        # What a client with no overhead at all could reach: whole rounds of the latency.
+        rounds_ideal = math.ceil(args.requests / args.concurrency) * latency_s
         _emit(
             {
                 "client": "synthmix OpenAICompatibleBackend",
@@ -331,6 +334,8 @@ def main() -> None:
                 "best_wall_s": round(min(walls), 3),
                 "ideal_s": round(ideal, 4),
                 "ratio": round(min(walls) / ideal, 3),
+                "rounds_ideal_s": round(rounds_ideal, 4),
+                "ratio_to_rounds": round(min(walls) / rounds_ideal, 3),
                 # Client CPU per request: what limits the ratio on a busy machine.
                 "client_cpu_ms_per_request": round(cpu_ms, 3),
                 "load_average_1m": round(os.getloadavg()[0], 2),
@@ -351,6 +356,7 @@ def main() -> None:
                 "best_wall_s": round(floor, 3),
                 "ideal_s": round(ideal, 4),
                 "ratio": round(floor / ideal, 3),
+                "ratio_to_rounds": round(floor / rounds_ideal, 3),
                 "backend_over_floor": round(min(walls) / floor, 3),
                 "server": server_stats(url),
             }
