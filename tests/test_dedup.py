@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthmix import dedup
 from synthmix.augment import normalize
 from synthmix.data import LabeledData, from_frame
 from synthmix.dedup import (
@@ -327,13 +328,17 @@ def test_shingles_and_bands() -> None:
     assert lsh_bands(0.7, 128) == 32
 
 
-def test_normal_parts_agree_with_normalize(cedr_train: LabeledData) -> None:
+def test_normal_parts_agree_with_normalize(
+    cedr_train: LabeledData, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # One table lookup per character; "ß" and "İ" fold to two characters and take the
     # casefold-first path, a newline inside a text the per-text one.
     odd = ["Ёлка,\tмама!", "  ", "ПРИВЕТ\u00a0мир...", "ǅ ΣΑΣ ς 🙂 1,5 )))", "\ud800x"]
     widening = ["ß_ü", "İstanbul"]
     real = cedr_train.texts[:3000]
-    for texts in (real + odd, real + odd + widening, odd + widening + ["a\nb"]):
+    cases = [real + odd, real + odd + widening, odd + widening + ["a\nb"]]
+    for chunk, texts in [(100_000, t) for t in cases] + [(4, [*odd, "a\nb", *real[:9]])]:
+        monkeypatch.setattr(dedup, "_NORMALISE_CHUNK", chunk)  # only one chunk has a newline
         parts = normal_parts(texts)
         assert parts == [re.sub(r"[^\w\s]+", " ", t.casefold()) for t in texts]
         assert [" ".join(p.split()) for p in parts] == [normalize(t) for t in texts]
