@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -10,14 +11,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import synthmix
-from llm_server import ScriptedServer, cedr_answerer, serve
+from llm_server import ScriptedServer, cedr_answerer, prompt_text, serve
 from synthmix.augment import normalize
 from synthmix.cards import ClassCard, TaskCard, load_card
+from synthmix.cli import app
 from synthmix.data import LabeledData
 from synthmix.dedup import DedupConfig
 from synthmix.generate import (
@@ -329,3 +333,36 @@ def test_last_text_of_an_answer_cut_at_max_tokens_is_dropped() -> None:
     assert (joy.calls, joy.truncated, joy.kept) == (2, 1, 3)
     assert not any(t.startswith("Оборванный текст 1") for t in result.data.texts)
     assert "Оборванный текст 2 про" in result.data.texts
+
+
+def test_cli_sends_base_model_prompts_to_the_completions_endpoint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--completions` makes an OpenAI-compatible server get plain prompts with stop
+    sequences; the default chat endpoint with completion-few-shot draws a warning (a base
+    model behind a chat template rambles to max_tokens)."""
+    card = tmp_path / "card.yaml"
+    card.write_text(_tiny_card().to_yaml(), encoding="utf-8")
+
+    def answer(body: dict[str, Any]) -> str:
+        digest = hashlib.sha256(prompt_text(body).encode("utf-8")).hexdigest()[:8]
+        return f" Совсем новый текст {digest} про лето\n\n"
+
+    common = ["generate", "--card", str(card), "--strategy", "completion-few-shot"]
+    common += ["--per-class", "2", "--backend", "openai", "--model", "base-model"]
+    common += ["--api-key-env", "SYNTHMIX_UNSET_KEY", "--cache", str(tmp_path / "cache.db")]
+    with serve(answer) as server:
+        args = [*common, "--base-url", server.url, "--out", str(tmp_path / "a.jsonl")]
+        result = CliRunner().invoke(app, [*args, "--completions"])
+        assert result.exit_code == 0, result.output
+        assert server.count > 0
+        assert all(path.endswith("/v1/completions") for path in server.paths)
+        assert all("prompt" in body and body.get("stop") for body in server.bodies)
+        assert "sends chat messages" not in caplog.text
+
+        sent = server.count
+        args = [*common, "--base-url", server.url, "--out", str(tmp_path / "b.jsonl")]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert all(path.endswith("/v1/chat/completions") for path in server.paths[sent:])
+        assert "completion-few-shot writes prompts for base models" in caplog.text

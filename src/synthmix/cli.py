@@ -127,6 +127,14 @@ ModelName = Annotated[
 ]
 BaseUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")]
 ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key.")]
+Endpoint = Annotated[
+    bool | None,
+    typer.Option(
+        "--chat/--completions",
+        help="OpenAI-compatible servers: chat endpoint (instruction models; the default) or"
+        " completions endpoint (base models, with completion-few-shot).",
+    ),
+]
 AnswerCachePath = Annotated[Path, typer.Option(help="Answer cache (SQLite).")]
 
 
@@ -157,6 +165,7 @@ def generate(
     model: ModelName = None,
     base_url: BaseUrl = None,
     api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    chat: Endpoint = None,
     per_class: Annotated[int, typer.Option(min=0, help="Unique texts wanted per class.")] = 100,
     texts_per_call: Annotated[int, typer.Option(min=1, help="Texts asked for per call.")] = 5,
     max_calls_per_class: Annotated[int | None, typer.Option(help="Call budget per class.")] = None,
@@ -200,7 +209,13 @@ def generate(
             out=str(out),
             cache=str(cache),
             generators=[
-                GeneratorSpec(kind=backend, model=model, base_url=base_url, api_key_env=api_key_env)
+                GeneratorSpec(
+                    kind=backend,
+                    model=model,
+                    base_url=base_url,
+                    api_key_env=api_key_env,
+                    chat=chat,
+                )
             ],
             strategies=strategy or ["few-shot"],
             temperatures=temperature or [0.7],
@@ -266,6 +281,7 @@ def personas_command(
     model: ModelName = None,
     base_url: BaseUrl = None,
     api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    chat: Endpoint = None,
     cache: AnswerCachePath = Path(".synthmix/llm-cache.sqlite"),
     text_column: TextColumn = "text",
     encoding: Encoding = "auto",
@@ -294,7 +310,9 @@ def personas_command(
         seed=seed,
         dedup=DedupConfig(embedding=embedding_dedup),
     )
-    spec = GeneratorSpec(kind=backend, model=model, base_url=base_url, api_key_env=api_key_env)
+    spec = GeneratorSpec(
+        kind=backend, model=model, base_url=base_url, api_key_env=api_key_env, chat=chat
+    )
     llm = open_backend(spec, AnswerCache(cache))
     pool = asyncio.run(build_persona_pool(llm, seeds, size, config, progress=True))
     report = save_pool(pool, out)

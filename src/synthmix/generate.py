@@ -10,6 +10,7 @@ pays for the rest; the output rows are the same as those of an uninterrupted run
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import re
@@ -27,8 +28,16 @@ from synthmix.data import LABEL, TEXT, LabeledData
 from synthmix.dedup import DedupConfig, IncrementalDedup, build_stages
 from synthmix.errors import ConfigError, SynthmixError
 from synthmix.llm.backend import Backend, CompletionResult, gather_settled
-from synthmix.prompts import KeyPointsStrategy, Prompt, PromptStrategy, make_strategy
+from synthmix.prompts import (
+    CompletionFewShotStrategy,
+    KeyPointsStrategy,
+    Prompt,
+    PromptStrategy,
+    make_strategy,
+)
 from synthmix.redact import RedactionConfig, Redactor, backend_is_remote, should_redact
+
+log = logging.getLogger("synthmix")
 
 PROVENANCE = ["generator", "strategy", "temperature", "prompt_hash", "seed", "call_id"]
 
@@ -205,6 +214,15 @@ async def generate_until_unique(
     if isinstance(strategy, str):
         strategy = make_strategy(
             strategy, texts_per_call=config.texts_per_call, k=config.k, templates=config.templates
+        )
+    if backend.chat and isinstance(strategy, CompletionFewShotStrategy):
+        # A base model behind a chat endpoint gets the prompt wrapped in its chat template
+        # and rambles to max_tokens (no stop sequences in chat mode): seen with llama.cpp.
+        log.warning(
+            "%s: completion-few-shot writes prompts for base models but this backend sends "
+            "chat messages; for a base model use the completions endpoint (--completions, "
+            "or chat: false in a plan)",
+            backend.model,
         )
     original = _real_by_class(card, real)
     keywords = {c.name: (keywords or {}).get(c.name, c.keywords) for c in card.classes}
