@@ -23,6 +23,8 @@ from synthmix.quality import (
     mauve_from_histograms,
     mean_pairwise_cosine,
     measure_quality,
+    summary_lines,
+    undefined,
     vendi_score,
     write_quality,
 )
@@ -139,6 +141,15 @@ def test_every_metric_has_value_interval_and_sample_size(
     path = write_quality(result, tmp_path / "q.json")
     reread = json.loads(path.read_text(encoding="utf-8"))
     assert flat_values(reread["overall"])["nn_real_similarity.p90"] > 0
+
+    lines = summary_lines(reread)
+    assert len(lines) == 1 + len(flat_values(reread["overall"]))
+    p90 = overall["nn_real_similarity"]["p90"]
+    expected = f"{p90['value']:9.3f}  [{p90['low']:.3f}, {p90['high']:.3f}]"
+    p90_line = next(line for line in lines if line.startswith("nn_real_similarity.p90"))
+    assert p90_line.endswith(expected)
+    reread["overall"]["mauve"] = undefined("too few texts", n=5).to_dict()
+    assert summary_lines(reread)[-1].split() == ["mauve", "-", "too", "few", "texts"]
 
 
 # --- fidelity metrics separate real text from word salad ----------------------------------

@@ -412,7 +412,7 @@ def quality(
     """Diversity, fidelity, label consistency and memorisation of a synthetic source."""
     from synthmix.data import load_labeled
     from synthmix.embeddings import build_encoder
-    from synthmix.quality import QualityConfig, measure_quality, write_quality
+    from synthmix.quality import QualityConfig, measure_quality, summary_lines, write_quality
 
     synth = load_labeled(synthetic, text_column, label_column, encoding)
     reference = load_labeled(real, text_column, label_column, encoding)
@@ -421,9 +421,10 @@ def quality(
     )
     if metrics:
         config.metrics = tuple(metrics)
-    result = measure_quality(synth, reference, config, build_encoder(encoder, cache))
+    result = measure_quality(synth, reference, config, build_encoder(encoder, cache, progress=True))
     write_quality(result, out)
-    typer.echo(f"wrote {out}", err=True)
+    typer.echo("\n".join(summary_lines(result)))
+    typer.echo(f"wrote {out} (per-class values there)", err=True)
 
 
 @app.command()

@@ -40,7 +40,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -809,15 +809,33 @@ def read_quality(path: str | Path) -> dict[str, Any]:
 def flat_values(section: Mapping[str, Any]) -> dict[str, float]:
     """Point values of one section (`overall` or a class), nested distributions flattened as
     `nn_real_similarity.p90`; undefined metrics are left out."""
-    values: dict[str, float] = {}
+    return {name: float(entry["value"]) for name, entry in _defined_entries(section)}
+
+
+def _defined_entries(section: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     for name, entry in section.items():
         if not isinstance(entry, Mapping):
             continue
         if "value" in entry:
             if entry["value"] is not None:
-                values[name] = float(entry["value"])
+                yield name, entry
             continue
         for part, sub in entry.items():
             if isinstance(sub, Mapping) and sub.get("value") is not None:
-                values[f"{name}.{part}"] = float(sub["value"])
-    return values
+                yield f"{name}.{part}", sub
+
+
+def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The overall metrics with their intervals, one aligned line each (for a terminal);
+    metrics undefined for this data are listed with the reason."""
+    overall = metrics["overall"]
+    width = max((len(name) for name in overall), default=0) + 6
+    lines = [f"{'metric':<{width}} {'value':>9}  {metrics['config']['confidence']:.0%} interval"]
+    for name, entry in _defined_entries(overall):
+        low, high = entry.get("low"), entry.get("high")
+        interval = "" if low is None or high is None else f"  [{low:.3f}, {high:.3f}]"
+        lines.append(f"{name:<{width}} {entry['value']:9.3f}{interval}")
+    for name, entry in overall.items():
+        if isinstance(entry, Mapping) and entry.get("value", 0) is None:
+            lines.append(f"{name:<{width}} {'-':>9}  {entry.get('reason', 'undefined')}")
+    return lines
