@@ -16,7 +16,7 @@ from synthmix.mixing import (
     SYNTHETIC_ONLY,
     Cell,
 )
-from synthmix.report import cell_summaries, ranking_table, write_report
+from synthmix.report import cell_summaries, ranking_table, rule_based_sources, write_report
 from synthmix.results import ResultsStore, write_run_info
 
 CLASSES = ["no_emotion", "joy", "sadness", "surprise", "fear", "anger"]
@@ -216,6 +216,22 @@ def test_learning_curve_only_run_renders(tmp_path: Path) -> None:
     assert "-0.200 vs all real" in headline_of(html_text)
     assert (tmp_path / "figures" / "learning_curve.png").exists()
     assert not (tmp_path / "figures" / "f1_vs_synthetic_ratio.png").exists()
+
+
+def test_synthetic_only_cells_of_rule_based_sources_are_marked_as_rewrites(
+    tmp_path: Path,
+) -> None:
+    make_run(tmp_path, full_grid())
+    info = run_info(["eda", "llm"])
+    info["data"]["sources"]["eda"] = {"source": "rule-based augmentation per cell: {}"}
+    write_run_info(tmp_path, info)
+    markdown = write_report(tmp_path).markdown.read_text(encoding="utf-8")
+
+    assert rule_based_sources(info) == {"eda"}
+    rows = [line.split(" | ") for line in markdown.splitlines() if " | synthetic only | " in line]
+    notes = {row[1]: row[-1].rstrip(" |") for row in rows}
+    assert notes == {"eda": "rewrites of all real training texts", "llm": ""}
+    assert "eda: rule-based rewrites of the real texts a cell trains on" in markdown
 
 
 def test_single_seed_cells_render_without_interval(tmp_path: Path) -> None:

@@ -247,6 +247,7 @@ def _is_nan(value: Any) -> bool:
 
 def build_report(info: dict[str, Any], cells: list[CellSummary]) -> Report:
     reference = find_reference(cells)
+    rewrites = rule_based_sources(info)
     return Report(
         name=str(info.get("name", "experiment")),
         findings=headline(cells),
@@ -260,11 +261,18 @@ def build_report(info: dict[str, Any], cells: list[CellSummary]) -> Report:
             )
             if plot is not None
         ],
-        ranking=ranking_table(cells),
+        ranking=ranking_table(cells, rewrites),
         run_tables=_run_tables(info),
         config_json=json.dumps(info.get("config", {}), ensure_ascii=False, indent=2),
-        notes=_notes(cells),
+        notes=_notes(cells, rewrites),
     )
+
+
+def rule_based_sources(info: dict[str, Any]) -> frozenset[str]:
+    """Sources made per cell by rewriting the cell's real texts (EDA and the like)."""
+    sources = info.get("data", {}).get("sources", {})
+    # A file source is described with its rows; a per-cell one has none of its own.
+    return frozenset(name for name, described in sources.items() if "rows" not in described)
 
 
 # --- comparisons -------------------------------------------------------------------------
@@ -471,8 +479,9 @@ def _learning_curve_findings(
     return findings
 
 
-def _notes(cells: Sequence[CellSummary]) -> list[str]:
+def _notes(cells: Sequence[CellSummary], rewrites: frozenset[str] = frozenset()) -> list[str]:
     seeds = sorted({cell.seeds for cell in cells})
+    rewritten = sorted({c.source for c in cells if _rewrites_all_real(c, rewrites) and c.source})
     notes = [
         "± is the half-width of the 95% Student-t confidence interval of the mean over seeds "
         f"(seeds per cell: {', '.join(str(s) for s in seeds)}). A mix counts as helping only "
@@ -480,15 +489,29 @@ def _notes(cells: Sequence[CellSummary]) -> list[str]:
     ]
     if seeds[0] < 2:
         notes.append("Cells with a single seed have no interval: treat their gaps as anecdotes.")
+    if rewritten:
+        notes.append(
+            f"{', '.join(rewritten)}: rule-based rewrites of the real texts a cell trains on; "
+            'its "synthetic only" cells rewrite all real training texts, so they do not show '
+            "what a model trained without real data would score."
+        )
     return notes
+
+
+def _rewrites_all_real(cell: CellSummary, rewrites: frozenset[str]) -> bool:
+    return cell.plan == SYNTHETIC_ONLY and cell.source in rewrites
 
 
 # --- tables ------------------------------------------------------------------------------
 
 
-def ranking_table(cells: Sequence[CellSummary]) -> Table:
+def ranking_table(cells: Sequence[CellSummary], rewrites: frozenset[str] = frozenset()) -> Table:
+    """`rewrites`: rule-based sources, whose synthetic-only cells get a note."""
     reference = find_reference(cells)
-    rows = [_ranking_row(rank, cell, reference) for rank, cell in enumerate(ranked(cells), 1)]
+    rows = [
+        _ranking_row(rank, cell, reference, _rewrites_all_real(cell, rewrites))
+        for rank, cell in enumerate(ranked(cells), 1)
+    ]
     headers = [
         "rank",
         "source",
@@ -504,7 +527,9 @@ def ranking_table(cells: Sequence[CellSummary]) -> Table:
     return Table(headers, rows, numeric=frozenset({0, 3, 4, 5, 6, 7, 8}))
 
 
-def _ranking_row(rank: int, cell: CellSummary, reference: CellSummary | None) -> list[str]:
+def _ranking_row(
+    rank: int, cell: CellSummary, reference: CellSummary | None, rewrites_all_real: bool
+) -> list[str]:
     if cell.is_reference:
         gap = "reference"
     elif reference is None:
@@ -521,7 +546,7 @@ def _ranking_row(rank: int, cell: CellSummary, reference: CellSummary | None) ->
         cell.accuracy.format(),
         f"{cell.train_size:.0f}",
         str(cell.seeds),
-        _shortfall_note(cell),
+        "rewrites of all real training texts" if rewrites_all_real else _shortfall_note(cell),
     ]
 
 
