@@ -151,6 +151,21 @@ def test_embedding_stage_on_real_cedr(
     assert report.accuracy.low > CHANCE  # the whole 95% interval is above chance
 
 
+def test_embedding_prototypes_use_a_seeded_sample_of_many_examples(
+    card: TaskCard, encoder: Encoder, cedr_train: LabeledData
+) -> None:
+    pairs = list(zip(cedr_train.texts, cedr_train.labels, strict=True))
+    given = {label: [t for t, y in pairs if y == label] for label in card.class_names}
+    stage = EmbeddingStage(card, encoder, examples=given, max_examples=30)
+    again = EmbeddingStage(card, encoder, examples=given, max_examples=30)
+    for label in card.class_names:
+        assert len(stage.examples[label]) == min(30, len(given[label]))
+        assert set(stage.examples[label]) <= set(given[label])
+        assert stage.examples[label] == again.examples[label]
+    few = {card.class_names[0]: given[card.class_names[0]][:5]}
+    assert EmbeddingStage(card, encoder, examples=few, max_examples=30).examples == few
+
+
 def test_cascade_on_real_cedr_with_hidden_gold(
     card: TaskCard, keywords: KeywordStage, encoder: Encoder, sample: LabeledData
 ) -> None:

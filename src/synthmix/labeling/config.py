@@ -7,7 +7,7 @@
         params: {prior: 1.0}
       - type: embedding
         threshold: 0.6
-        params: {encoder: use-multilingual, temperature: 0.05}
+        params: {encoder: use-multilingual, temperature: 0.05, max_examples: 200}
       - type: llm
         threshold: 0.8
         params: {backend: llama-cpp, backend_params: {n_ctx: 2048}, k: 1, n_samples: 5,
