@@ -258,3 +258,15 @@ def test_label_input_mistakes_are_one_line(label_files: Path, tmp_path: Path) ->
     for result in (no_column, unknown, no_labels):
         assert "Traceback" not in result.stderr and result.stdout == ""
     assert not (tmp_path / "labeled.jsonl").exists()
+
+
+def test_cli_starts_without_loading_the_heavy_libraries() -> None:
+    """`synthmix --help` and argument errors must not wait for scikit-learn, pandas or
+    torch; the package's re-exports load on first use."""
+    probe = (
+        "import sys, synthmix.cli, synthmix; "
+        "heavy = sorted(m for m in ('sklearn', 'pandas', 'scipy', 'torch') if m in sys.modules); "
+        "print(heavy, synthmix.TfidfLogReg.__name__, 'load_card' in dir(synthmix))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["[]", "TfidfLogReg", "True"], done.stderr
