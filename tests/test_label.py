@@ -230,6 +230,9 @@ def test_cascade_config_parses_and_builds(card: TaskCard, encoder: Encoder) -> N
         build_cascade(
             parse_config({"stages": [{"type": "keywords", "params": {"x": 1}}]}, "c"), card
         )
+    zero = {"stages": [{"type": "embedding", "params": {"max_examples": 0}}]}
+    with pytest.raises(ConfigError, match=r"'embedding': max_examples must be >= 1"):
+        build_cascade(parse_config(zero, "c"), card)
 
 
 def test_label_files_end_to_end(card: TaskCard, sample: LabeledData, tmp_path: Path) -> None:

@@ -155,12 +155,12 @@ BUILDERS: dict[str, Callable[[TaskCard, StageConfig, str, Examples], LabelingSta
 def build_cascade(config: CascadeConfig, card: TaskCard, examples: Examples = None) -> Cascade:
     """Stages from a config; `examples` (real labeled texts) feed the LLM's few-shot
     prompt and the embedding prototypes (card examples where absent). A misspelt
-    parameter is a ConfigError naming the stage."""
+    parameter or a bad value is a ConfigError naming the stage."""
     stages = []
     for cfg in config.stages:
         name = cfg.name or cfg.type
         try:
             stages.append(BUILDERS[cfg.type](card, cfg, name, examples))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # a misspelt parameter or a bad value
             raise ConfigError(f"cascade stage {name!r}: {exc}") from None
     return Cascade(stages, fallback="none" if config.fallback == "none" else "last")
