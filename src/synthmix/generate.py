@@ -342,7 +342,8 @@ async def _generate_class(
         batch = min(needed, config.concurrency, limit - next_index)
         indices = list(range(next_index, next_index + batch))
         next_index += batch
-        answers = await _call_batch(run, class_card, indices)
+        # Every call runs to its end before an error is raised: paid answers reach the cache.
+        answers = await gather_settled(_call(run, class_card, i) for i in indices)
         for index, prompt, result in answers:
             before = report.kept
             _account(run, report, result)
@@ -354,12 +355,6 @@ async def _generate_class(
     bar.close()
     report.wall_s = time.monotonic() - started
     return report, rows
-
-
-async def _call_batch(
-    run: _Run, class_card: ClassCard, indices: list[int]
-) -> list[tuple[int, Prompt, CompletionResult]]:
-    return await gather_settled(_call(run, class_card, i) for i in indices)
 
 
 async def _call(

@@ -623,9 +623,9 @@ def _source_colours(cells: Sequence[CellSummary]) -> dict[str, str]:
     return {source: f"C{i % 10}" for i, source in enumerate(_sources(cells))}
 
 
-def png_bytes(figure: Figure) -> bytes:
+def png_bytes(figure: Figure, dpi: int = _DPI) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
 
 

@@ -9,7 +9,6 @@ are wide; the analysis says so rather than crowning a predictor by chance.
 from __future__ import annotations
 
 import base64
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from scipy import stats
 from synthmix.errors import SynthmixError
 from synthmix.mixing import SMALL_REAL_PLUS_COUNT, SMALL_REAL_PLUS_SYNTHETIC, SYNTHETIC_ONLY
 from synthmix.quality import flat_values, read_quality
-from synthmix.report import Table, esc, html_table, md_table, mpl_text
+from synthmix.report import Table, esc, html_table, md_table, mpl_text, png_bytes
 from synthmix.results import (
     RUN_FILE,
     ResultsStore,
@@ -246,9 +245,7 @@ def scatter_png(correlation: Correlation, score_name: str = "F1-macro", dpi: int
     axes.set_ylabel(mpl_text(score_name))
     axes.set_title(f"Spearman ρ = {_fmt(correlation.spearman)}", fontsize=10)
     axes.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
+    return png_bytes(figure, dpi)
 
 
 def scatter_figures(analysis: UsefulnessAnalysis, top: int | None = None) -> dict[str, bytes]:
