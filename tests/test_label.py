@@ -363,18 +363,23 @@ def _label_logprobs(body: dict[str, Any], answer: str) -> list[dict[str, float]]
 
 
 @pytest.mark.parametrize("chat", [False, True])
-def test_llm_stage_confidence_from_server_logprobs(card: TaskCard, chat: bool) -> None:
+def test_llm_stage_confidence_from_server_logprobs(
+    card: TaskCard, chat: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
     def answer(body: dict[str, Any]) -> str:
         open_text = re.findall(r"Текст: (.*)\nМетка:", prompt_text(body))[-1]
         label = "joy" if "рад" in open_text else "sadness"
         return label if chat else f" {label}"
 
     with serve(answer, logprobs=_label_logprobs) as server:
-        stage = LLMStage(card, _http(server, chat=chat), k=1, n_samples=5, threshold=0.7)
+        stage = LLMStage(
+            card, _http(server, chat=chat), k=1, n_samples=5, threshold=0.7, progress=True
+        )
         texts = ["Я так рад тебя видеть", "Опять дождь и пусто на душе"]
         result = Cascade([stage], fallback="none").run(texts, gold=["joy", "sadness"])
         bodies = server.bodies
     assert len(bodies) == 2  # one call per text: no agreement draws
+    assert "llm: 100%" in capsys.readouterr().err  # the bar of texts scored
     if chat:
         assert all(b["logprobs"] is True and b["top_logprobs"] == 5 for b in bodies)
     else:

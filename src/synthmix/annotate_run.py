@@ -38,7 +38,6 @@ from synthmix.annotators import (
     annotate,
     export_label_studio,
     export_review_csv,
-    gather_with_progress,
     label_studio_tasks,
     resolve,
 )
@@ -48,7 +47,7 @@ from synthmix.data import LabeledData
 from synthmix.errors import ConfigError, DataError
 from synthmix.experiment import package_versions
 from synthmix.labeling.config import DEFAULT_CACHE
-from synthmix.llm.backend import Backend
+from synthmix.llm.backend import Backend, gather_with_progress
 
 
 @dataclass

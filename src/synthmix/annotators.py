@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,10 +26,13 @@ from tqdm import tqdm
 from synthmix.cards import TaskCard
 from synthmix.data import LabeledData
 from synthmix.labeling.llm_stage import LLMStage, label_aliases, parse_label
-from synthmix.llm.backend import Backend, CompletionRequest, gather_settled
+from synthmix.llm.backend import (
+    Backend,
+    CompletionRequest,
+    gather_settled,
+    gather_with_progress,
+)
 from synthmix.metrics import evaluate
-
-T = TypeVar("T")
 
 # ---------------------------------------------------------------------------- agreement
 
@@ -330,19 +333,6 @@ class Moderator:
     def explain(self, text: str, label: str) -> str:
         """Expert mode: why the text has this label (and what speaks against it)."""
         return asyncio.run(self.aexplain(text, label))
-
-
-async def gather_with_progress(calls: Sequence[Awaitable[T]], desc: str, progress: bool) -> list[T]:
-    """`gather_settled` (every call finishes, so paid answers reach the cache, before an
-    error is raised), with a bar that counts finished calls."""
-    with tqdm(total=len(calls), desc=desc, disable=not progress) as bar:
-
-        async def one(call: Awaitable[T]) -> T:
-            result = await call
-            bar.update(1)
-            return result
-
-        return await gather_settled(one(c) for c in calls)
 
 
 def _answer(value: Any) -> str | None:

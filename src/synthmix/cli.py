@@ -477,6 +477,7 @@ def label(
         target_precision=target_precision,
         criterion="point" if criterion == "point" else "wilson",
         holdout=holdout,
+        progress=True,
     )
     report = write_run(run, out)
     if run.calibration is not None:

@@ -103,7 +103,9 @@ def load_config(path: str | Path) -> CascadeConfig:
 Examples = LabeledData | Mapping[str, Sequence[str]] | None
 
 
-def _keywords(card: TaskCard, cfg: StageConfig, name: str, examples: Examples) -> LabelingStage:
+def _keywords(
+    card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
+) -> LabelingStage:
     params = dict(cfg.params)
     mined = params.pop("mined", None)
     if params.pop("mine_from_examples", False) and isinstance(examples, LabeledData):
@@ -113,13 +115,15 @@ def _keywords(card: TaskCard, cfg: StageConfig, name: str, examples: Examples) -
     return KeywordStage(card, mined=mined, threshold=cfg.threshold, name=name, **params)
 
 
-def _embedding(card: TaskCard, cfg: StageConfig, name: str, examples: Examples) -> LabelingStage:
+def _embedding(
+    card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
+) -> LabelingStage:
     from synthmix.embeddings import build_encoder
     from synthmix.labeling.llm_stage import examples_by_class
 
     params = dict(cfg.params)
     encoder = build_encoder(
-        str(params.pop("encoder", "use-multilingual")), params.pop("cache", None)
+        str(params.pop("encoder", "use-multilingual")), params.pop("cache", None), progress
     )
     given = examples_by_class(examples, card) if examples is not None else None
     return EmbeddingStage(
@@ -127,11 +131,15 @@ def _embedding(card: TaskCard, cfg: StageConfig, name: str, examples: Examples) 
     )
 
 
-def _nli(card: TaskCard, cfg: StageConfig, name: str, examples: Examples) -> LabelingStage:
+def _nli(
+    card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
+) -> LabelingStage:
     return NLIStage(card, threshold=cfg.threshold, name=name, **cfg.params)
 
 
-def _llm(card: TaskCard, cfg: StageConfig, name: str, examples: Examples) -> LabelingStage:
+def _llm(
+    card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
+) -> LabelingStage:
     from synthmix.labeling.llm_stage import LLMStage
     from synthmix.llm.cache import AnswerCache, CachedBackend
     from synthmix.llm.factory import build_backend
@@ -141,10 +149,18 @@ def _llm(card: TaskCard, cfg: StageConfig, name: str, examples: Examples) -> Lab
         str(params.pop("backend", "llama-cpp")), **params.pop("backend_params", {})
     )
     cached = CachedBackend(backend, AnswerCache(params.pop("cache", DEFAULT_CACHE)))
-    return LLMStage(card, cached, examples=examples, threshold=cfg.threshold, name=name, **params)
+    return LLMStage(
+        card,
+        cached,
+        examples=examples,
+        threshold=cfg.threshold,
+        name=name,
+        progress=progress,
+        **params,
+    )
 
 
-BUILDERS: dict[str, Callable[[TaskCard, StageConfig, str, Examples], LabelingStage]] = {
+BUILDERS: dict[str, Callable[[TaskCard, StageConfig, str, Examples, bool], LabelingStage]] = {
     "keywords": _keywords,
     "embedding": _embedding,
     "nli": _nli,
@@ -152,15 +168,18 @@ BUILDERS: dict[str, Callable[[TaskCard, StageConfig, str, Examples], LabelingSta
 }
 
 
-def build_cascade(config: CascadeConfig, card: TaskCard, examples: Examples = None) -> Cascade:
+def build_cascade(
+    config: CascadeConfig, card: TaskCard, examples: Examples = None, progress: bool = False
+) -> Cascade:
     """Stages from a config; `examples` (real labeled texts) feed the LLM's few-shot
     prompt and the embedding prototypes (card examples where absent). A misspelt
-    parameter or a bad value is a ConfigError naming the stage."""
+    parameter or a bad value is a ConfigError naming the stage. `progress`: bars while the
+    slow stages (embedding, LLM) work."""
     stages = []
     for cfg in config.stages:
         name = cfg.name or cfg.type
         try:
-            stages.append(BUILDERS[cfg.type](card, cfg, name, examples))
+            stages.append(BUILDERS[cfg.type](card, cfg, name, examples, progress))
         except (TypeError, ValueError) as exc:  # a misspelt parameter or a bad value
             raise ConfigError(f"cascade stage {name!r}: {exc}") from None
     return Cascade(stages, fallback="none" if config.fallback == "none" else "last")

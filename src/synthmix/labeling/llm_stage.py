@@ -24,7 +24,13 @@ import numpy as np
 from synthmix.cards import TaskCard
 from synthmix.data import LabeledData
 from synthmix.labeling.stages import verbalize
-from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult, gather_settled
+from synthmix.llm.backend import (
+    Backend,
+    CompletionRequest,
+    CompletionResult,
+    gather_settled,
+    gather_with_progress,
+)
 
 LLM_TEMPLATES_RU: dict[str, str] = {
     "system": (
@@ -181,12 +187,14 @@ class LLMStage:
         templates: Mapping[str, str] | None = None,
         name: str = "llm",
         logprobs: int | None = 5,
+        progress: bool = False,
     ) -> None:
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         if logprobs is not None and logprobs < 1:
             raise ValueError(f"logprobs must be >= 1 or None, got {logprobs}")
         self.logprobs = logprobs
+        self.progress = progress  # a bar of texts scored: a small local model takes seconds each
         self.name = name
         self.threshold = threshold
         self.card = card
@@ -284,7 +292,8 @@ class LLMStage:
 
     async def ascore(self, texts: Sequence[str]) -> np.ndarray:
         gate = asyncio.Semaphore(self.max_concurrency)
-        rows = await gather_settled(self._score_one(t, gate) for t in texts)
+        calls = [self._score_one(t, gate) for t in texts]
+        rows = await gather_with_progress(calls, self.name, self.progress)
         return np.vstack(rows) if rows else np.zeros((0, len(self.classes)))
 
     def score(self, texts: Sequence[str]) -> np.ndarray:

@@ -57,10 +57,11 @@ def label_texts(
     target_precision: float = 0.9,
     criterion: Criterion = "wilson",
     holdout: float = 0.3,
+    progress: bool = False,
 ) -> LabelRun:
     """Label `texts`; with `gold`, thresholds are first calibrated on it (part held out
     for the check). Gold texts should not also be `examples`: the LLM would see them."""
-    cascade = build_cascade(config, card, examples)
+    cascade = build_cascade(config, card, examples, progress)
     report = None
     if gold is not None:
         report = calibrate(cascade, gold, target_precision, holdout, criterion)

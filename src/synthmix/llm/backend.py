@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
+from tqdm import tqdm
+
 from synthmix.errors import SynthmixError
 
 
@@ -268,3 +270,15 @@ async def gather_settled(calls: Iterable[Awaitable[T]]) -> list[T]:
         if isinstance(outcome, BaseException):
             raise outcome
     return cast(list[T], outcomes)
+
+
+async def gather_with_progress(calls: Sequence[Awaitable[T]], desc: str, progress: bool) -> list[T]:
+    """`gather_settled` with a bar that counts finished calls."""
+    with tqdm(total=len(calls), desc=desc, disable=not progress) as bar:
+
+        async def one(call: Awaitable[T]) -> T:
+            result = await call
+            bar.update(1)
+            return result
+
+        return await gather_settled(one(c) for c in calls)
