@@ -48,16 +48,16 @@ from synthmix.classifiers import (
     register_encoder,
     shared_encoder,
 )
+from synthmix.classifiers.tfidf import ClassifierConfig, TfidfLogReg, register_classifier
 from synthmix.classifiers.tiny_bert import build_tiny_bert
-from synthmix.classify import ClassifierConfig, TfidfLogReg, register_classifier
-from synthmix.data import LabeledData, load_labeled, stratified_fraction
+from synthmix.data.labeled import LabeledData, load_labeled, stratified_fraction
 from synthmix.demo import demo_config, demo_data_dir
-from synthmix.embeddings import USEMultilingualEncoder, normalize_rows
-from synthmix.experiment import run_experiment
-from synthmix.metrics import evaluate, mean_ci
-from synthmix.mixing import PlanConfig
-from synthmix.report import write_report
-from synthmix.results import ResultsStore, record_classifier
+from synthmix.embeddings.encoder import USEMultilingualEncoder, normalize_rows
+from synthmix.experiment.mixing import PlanConfig
+from synthmix.experiment.results import ResultsStore, record_classifier
+from synthmix.experiment.runner import run_experiment
+from synthmix.report.render import write_report
+from synthmix.stats.classification import evaluate, mean_ci
 
 COUNTING = "bench-counting"
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthmix.augment import normalize
-from synthmix.dedup import MinHashDedup, jaccard, resolve_backend
+from synthmix.augment.eda import normalize
+from synthmix.dedup.stages import MinHashDedup, jaccard, resolve_backend
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATES = (

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from synthmix.demo import demo_config
-from synthmix.experiment import run_experiment
-from synthmix.results import ResultsStore
+from synthmix.experiment.results import ResultsStore
+from synthmix.experiment.runner import run_experiment
 
 
 def time_grid(jobs: int) -> dict[str, float]:

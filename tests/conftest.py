@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import yaml
 
-from synthmix.data import LabeledData, load_labeled, sample_per_class, stratified_fraction
+from synthmix.data.labeled import LabeledData, load_labeled, sample_per_class, stratified_fraction
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 PACKAGE_DEMO = Path(__file__).resolve().parents[1] / "src" / "synthmix" / "demo_data"
@@ -66,7 +66,7 @@ def gemma() -> Any:
     """The bundled Gemma-3-270M behind llama.cpp, loaded once for every test that runs it
     (seed 0, 1024-token context); skipped where llama-cpp-python or the model is missing."""
     pytest.importorskip("llama_cpp")
-    from synthmix.errors import ConfigError
+    from synthmix.core.errors import ConfigError
     from synthmix.llm.llamacpp import LlamaCppBackend
 
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from synthmix.data import LabeledData
+from synthmix.data.labeled import LabeledData
 
 
 @dataclass

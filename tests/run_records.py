@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthmix.mixing import Cell
+from synthmix.experiment.mixing import Cell
 
 DEFAULT_CLASSIFIER = {"name": "tfidf_logreg", "params": {"C": 4.0}}
 DEFAULT_TIMINGS = {"compose_s": 0.01, "fit_s": 0.1, "predict_s": 0.01}

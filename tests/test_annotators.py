@@ -16,7 +16,9 @@ import yaml
 from sklearn.metrics import cohen_kappa_score
 
 from llm_server import ScriptedServer, prompt_text, serve
-from synthmix.annotators import (
+from synthmix.cards.card import TaskCard, load_card
+from synthmix.core.errors import SynthmixError
+from synthmix.labeling.annotators import (
     Annotator,
     Moderator,
     agreement_report,
@@ -30,8 +32,6 @@ from synthmix.annotators import (
     label_studio_tasks,
     resolve,
 )
-from synthmix.cards import TaskCard, load_card
-from synthmix.errors import SynthmixError
 from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
 
 CARD = Path(__file__).resolve().parents[1] / "src/synthmix/demo_data/cedr_emotions/card.yaml"
@@ -229,7 +229,7 @@ def _annotators_yaml(server: ScriptedServer, folder: Path, **changes: Any) -> Pa
 def _annotate_cli(*args: str) -> Any:
     from typer.testing import CliRunner
 
-    from synthmix.cli import app
+    from synthmix.cli.app import app
 
     return CliRunner().invoke(app, ["annotate", *args])
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synthmix.augment import (
+from synthmix.augment.eda import (
     AugmentConfig,
     augment,
     detokenize,
@@ -14,9 +14,9 @@ from synthmix.augment import (
     tokenize,
     write_source,
 )
-from synthmix.data import LabeledData, from_frame, load_labeled
-from synthmix.errors import ConfigError, SynthmixError
-from synthmix.sources import PROVENANCE_COLUMNS
+from synthmix.core.errors import ConfigError, SynthmixError
+from synthmix.data.labeled import LabeledData, from_frame, load_labeled
+from synthmix.experiment.sources import PROVENANCE_COLUMNS
 
 PER_CLASS = 1000  # above the smallest CEDR class (anger, 384), so texts are reused
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synthmix.cards import DESCRIPTION_TODO, draft_card_yaml, load_card, parse_card
-from synthmix.data import LabeledData
-from synthmix.errors import ConfigError
+from synthmix.cards.card import DESCRIPTION_TODO, draft_card_yaml, load_card, parse_card
+from synthmix.core.errors import ConfigError
+from synthmix.data.labeled import LabeledData
 
 
 def test_draft_card_lists_classes_counts_and_real_examples(cedr_train: LabeledData) -> None:

@@ -20,15 +20,15 @@ from synthmix.classifiers import (
     register_encoder,
     shared_encoder,
 )
+from synthmix.classifiers.tfidf import TextClassifier
 from synthmix.classifiers.tiny_bert import build_tiny_bert
 from synthmix.classifiers.transformer import (
     balanced_class_weights,
     validation_split,
 )
-from synthmix.classify import TextClassifier
-from synthmix.data import LabeledData, stratified_fraction
-from synthmix.errors import ConfigError
-from synthmix.metrics import evaluate
+from synthmix.core.errors import ConfigError
+from synthmix.data.labeled import LabeledData, stratified_fraction
+from synthmix.stats.classification import evaluate
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

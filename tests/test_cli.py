@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthmix.data import LABEL, TEXT, LabeledData, load_labeled, sample_per_class
-from synthmix.results import ResultsStore
+from synthmix.data.labeled import LABEL, TEXT, LabeledData, load_labeled, sample_per_class
+from synthmix.experiment.results import ResultsStore
 
 CLASSES = ["anger", "fear", "joy", "no_emotion", "sadness", "surprise"]
 
@@ -188,7 +188,7 @@ def label_files(cedr_test: LabeledData, tmp_path_factory: pytest.TempPathFactory
 def test_label_calibrates_and_writes_labels_and_report(label_files: Path) -> None:
     from typer.testing import CliRunner
 
-    from synthmix.cli import app
+    from synthmix.cli.app import app
 
     out = label_files / "out" / "labeled.jsonl"
     args = ["label", str(label_files / "unlabeled.csv"), "--card", str(LABEL_CARD)]
@@ -264,7 +264,7 @@ def test_cli_starts_without_loading_the_heavy_libraries() -> None:
     """`synthmix --help` and argument errors must not wait for scikit-learn, pandas or
     torch; the package's re-exports load on first use."""
     probe = (
-        "import sys, synthmix.cli, synthmix; "
+        "import sys, synthmix.cli.app, synthmix; "
         "heavy = sorted(m for m in ('sklearn', 'pandas', 'scipy', 'torch') if m in sys.modules); "
         "print(heavy, synthmix.TfidfLogReg.__name__, 'load_card' in dir(synthmix))"
     )

@@ -15,14 +15,19 @@ import pytest
 import yaml
 
 from run_records import result_record
-from synthmix import classify
-from synthmix.classify import ClassifierConfig, TfidfLogReg
-from synthmix.config import load_experiment, parse_experiment
-from synthmix.errors import ConfigError
-from synthmix.experiment import run_experiment, schedule
-from synthmix.mixing import REAL_ONLY, SMALL_REAL_PLUS_SYNTHETIC, Cell
-from synthmix.report import write_report
-from synthmix.results import ResultsStore, read_run_info, record_classifier, write_run_info
+from synthmix.classifiers import tfidf as classify
+from synthmix.classifiers.tfidf import ClassifierConfig, TfidfLogReg
+from synthmix.core.errors import ConfigError
+from synthmix.experiment.config import load_experiment, parse_experiment
+from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_SYNTHETIC, Cell
+from synthmix.experiment.results import (
+    ResultsStore,
+    read_run_info,
+    record_classifier,
+    write_run_info,
+)
+from synthmix.experiment.runner import run_experiment, schedule
+from synthmix.report.render import write_report
 
 STRONG = {"name": "tfidf_logreg", "params": {"max_iter": 200}}
 WEAK = {"name": "tfidf_logreg", "label": "tfidf C=0.05", "params": {"C": 0.05, "max_iter": 200}}
@@ -232,7 +237,7 @@ def test_transformer_experiment_runs_with_jobs_forced_to_one(
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from synthmix.classifiers.tiny_bert import build_tiny_bert
-    from synthmix.data import load_labeled
+    from synthmix.data.labeled import load_labeled
 
     train = load_labeled(experiment_files / "train.csv")
     model = build_tiny_bert(train.texts, tmp_path / "tiny-bert")

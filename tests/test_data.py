@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmix.data import (
+from synthmix.core.errors import DataError
+from synthmix.data.labeled import (
     LabeledData,
     check_test_labels,
     from_frame,
@@ -17,7 +18,6 @@ from synthmix.data import (
     split_train_test,
     stratified_fraction,
 )
-from synthmix.errors import DataError
 
 
 @pytest.fixture()

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmix import dedup
-from synthmix.augment import normalize
-from synthmix.data import LabeledData, from_frame
-from synthmix.dedup import (
+from synthmix.augment.eda import normalize
+from synthmix.data.labeled import LabeledData, from_frame
+from synthmix.dedup import stages as dedup
+from synthmix.dedup.stages import (
     DedupConfig,
     Deduplicator,
     EmbeddingDedup,
@@ -31,7 +31,7 @@ from synthmix.dedup import (
     shingle,
     write_dedup_report,
 )
-from synthmix.embeddings import Encoder, build_encoder
+from synthmix.embeddings.encoder import Encoder, build_encoder
 
 FILLER = "внезапно"  # a word none of the chosen sentences contains (checked below)
 

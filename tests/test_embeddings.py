@@ -10,8 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthmix.embeddings import CachedEncoder, SentenceTransformerEncoder, USEMultilingualEncoder
-from synthmix.errors import ConfigError
+from synthmix.core.errors import ConfigError
+from synthmix.embeddings.encoder import (
+    CachedEncoder,
+    SentenceTransformerEncoder,
+    USEMultilingualEncoder,
+)
 
 
 class CountingEncoder:
@@ -76,7 +80,7 @@ WRITER = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from synthmix.embeddings import CachedEncoder
+from synthmix.embeddings.encoder import CachedEncoder
 
 class OnesEncoder:
     name = "ones"

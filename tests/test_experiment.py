@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthmix.config import load_experiment
-from synthmix.errors import ConfigError, DataError
-from synthmix.experiment import run_experiment
-from synthmix.results import ResultsStore, read_run_info
+from synthmix.core.errors import ConfigError, DataError
+from synthmix.experiment.config import load_experiment
+from synthmix.experiment.results import ResultsStore, read_run_info
+from synthmix.experiment.runner import run_experiment
 
 CARD = "src/synthmix/demo_data/cedr_emotions/card.yaml"
 
@@ -93,7 +93,7 @@ def test_resume_after_kill(experiment_files: Path, tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "synthmix.cli",
+        "synthmix.cli.app",
         "experiment",
         str(experiment_files / "experiment.yaml"),
         "--out",
@@ -192,7 +192,7 @@ def test_config_errors_are_one_line(tmp_path: Path, yaml_text: str, expected: st
 def test_labeled_output_feeds_back_as_a_source(experiment_files: Path, tmp_path: Path) -> None:
     """Label held-out texts with the cascade, then use `labeled.jsonl` as a source: the
     rows the cascade decided train the source's cells; undecided ones are left out."""
-    from synthmix.cards import load_card
+    from synthmix.cards.card import load_card
     from synthmix.labeling import parse_config
     from synthmix.labeling.run import label_texts, load_texts, write_run
 

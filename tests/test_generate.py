@@ -19,18 +19,18 @@ from typer.testing import CliRunner
 
 import synthmix
 from llm_server import ScriptedServer, cedr_answerer, prompt_text, serve
-from synthmix.augment import normalize
-from synthmix.cards import ClassCard, TaskCard, load_card
-from synthmix.cli import app
-from synthmix.data import LabeledData
-from synthmix.dedup import DedupConfig
-from synthmix.generate import (
+from synthmix.augment.eda import normalize
+from synthmix.cards.card import ClassCard, TaskCard, load_card
+from synthmix.cli.app import app
+from synthmix.data.labeled import LabeledData
+from synthmix.dedup.stages import DedupConfig
+from synthmix.generation.engine import (
     PROVENANCE,
     GenerationConfig,
     generate_until_unique,
     is_degenerate,
-    write_generation_report,
 )
+from synthmix.generation.plan import run_summary
 from synthmix.llm import (
     AnswerCache,
     CachedBackend,
@@ -114,9 +114,8 @@ def test_call_budget_and_cost_budget_stop_generation(tmp_path: Path) -> None:
     assert result.classes["joy"].calls == 3 and result.classes["joy"].stopped_by == "max_cost"
     assert result.classes["fear"].calls == 0 and result.classes["fear"].stopped_by == "max_cost"
     assert result.totals()["cost"] == 3.0
-    write_generation_report(result, tmp_path / "report.json")
-    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
-    assert report["classes"]["joy"]["kept"] == 6 and report["totals"]["calls"] == 3
+    summary = run_summary(result)
+    assert summary["classes"]["joy"]["kept"] == 6 and summary["totals"]["calls"] == 3
 
 
 @pytest.fixture
@@ -177,9 +176,9 @@ def test_leaked_real_texts_are_dropped(cedr_train: LabeledData) -> None:
 
 _SCRIPT = """
 import asyncio, sys
-from synthmix.cards import load_card
-from synthmix.data import load_labeled
-from synthmix.generate import GenerationConfig, generate_until_unique
+from synthmix.cards.card import load_card
+from synthmix.data.labeled import load_labeled
+from synthmix.generation.engine import GenerationConfig, generate_until_unique
 from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
 
 url, cache, out, card, train = sys.argv[1:6]

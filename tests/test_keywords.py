@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synthmix.data import LabeledData, from_frame
-from synthmix.keywords import log_odds_z, make_lemmatizer, mine_keywords
+from synthmix.cards.keywords import log_odds_z, make_lemmatizer, mine_keywords
+from synthmix.data.labeled import LabeledData, from_frame
 
 CATS = [
     "Мои кошки спят на диване.",

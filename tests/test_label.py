@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from llm_server import Reply, ScriptedServer, prompt_text, serve
-from synthmix.cards import TaskCard, load_card
-from synthmix.data import LABEL, TEXT, LabeledData, sample_per_class
-from synthmix.embeddings import Encoder, build_encoder
-from synthmix.errors import ConfigError
+from synthmix.cards.card import TaskCard, load_card
+from synthmix.core.errors import ConfigError
+from synthmix.data.labeled import LABEL, TEXT, LabeledData, sample_per_class
+from synthmix.embeddings.encoder import Encoder, build_encoder
 from synthmix.labeling import (
     Cascade,
     EmbeddingStage,

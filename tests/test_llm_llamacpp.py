@@ -23,8 +23,8 @@ pytest.importorskip(
     "llama_cpp", reason="llama-cpp-python is not installed (pip install llama-cpp-python)"
 )
 
-from synthmix.data import LabeledData
-from synthmix.errors import ConfigError
+from synthmix.core.errors import ConfigError
+from synthmix.data.labeled import LabeledData
 from synthmix.llm import (
     AnswerCache,
     CachedBackend,

@@ -16,7 +16,7 @@ import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from synthmix.data import LabeledData
+from synthmix.data.labeled import LabeledData
 from synthmix.llm import CompletionRequest
 from synthmix.llm.factory import build_backend
 from synthmix.llm.transformers_local import TransformersBackend, _cut

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthmix.metrics import evaluate, mean_ci
+from synthmix.stats.classification import evaluate, mean_ci
 
 CLASSES = ["anger", "joy", "sadness"]
 # true:  anger anger anger joy joy sadness

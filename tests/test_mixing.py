@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from synthmix.data import LabeledData, sample_per_class
-from synthmix.mixing import (
+from synthmix.data.labeled import LabeledData, sample_per_class
+from synthmix.experiment.mixing import (
     HALF_AND_HALF,
     REAL_ONLY,
     REAL_PLUS_EQUAL,

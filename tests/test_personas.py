@@ -19,15 +19,13 @@ from typer.testing import CliRunner
 
 import synthmix
 from llm_server import ScriptedServer, prompt_text, serve
-from synthmix.augment import normalize
-from synthmix.cards import ClassCard, TaskCard, load_card
-from synthmix.cli import app
-from synthmix.dedup import DedupConfig
-from synthmix.errors import ConfigError, DataError
-from synthmix.generate import GenerationConfig, generate_until_unique
-from synthmix.generation_plan import GenerationPlan, GeneratorSpec, run_plan
-from synthmix.llm import AnswerCache, CachedBackend, LlamaCppBackend, OpenAICompatibleBackend
-from synthmix.personas import (
+from synthmix.augment.eda import normalize
+from synthmix.cards.card import ClassCard, TaskCard, load_card
+from synthmix.cli.app import app
+from synthmix.core.errors import ConfigError, DataError
+from synthmix.dedup.stages import DedupConfig
+from synthmix.generation.engine import GenerationConfig, generate_until_unique
+from synthmix.generation.personas import (
     PersonaConfig,
     build_persona_pool,
     load_personas,
@@ -37,8 +35,10 @@ from synthmix.personas import (
     save_pool,
     text_to_persona_prompt,
 )
-from synthmix.prompts import PersonaStrategy, make_strategy
-from synthmix.redact import RedactionConfig
+from synthmix.generation.plan import GenerationPlan, GeneratorSpec, run_plan
+from synthmix.generation.strategies import PersonaStrategy, make_strategy
+from synthmix.llm import AnswerCache, CachedBackend, LlamaCppBackend, OpenAICompatibleBackend
+from synthmix.llm.redaction import RedactionConfig
 
 CARD_PATH = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
 FAST = DedupConfig(embedding=False)  # the embedding stage has its own tests in test_dedup

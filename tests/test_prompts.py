@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from synthmix.cards import ClassCard, TaskCard
-from synthmix.errors import ConfigError
-from synthmix.prompts import (
+from synthmix.cards.card import ClassCard, TaskCard
+from synthmix.core.errors import ConfigError
+from synthmix.generation.strategies import (
     STRATEGIES,
     CompletionFewShotStrategy,
     KeyPointsStrategy,

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmix.data import LabeledData
-from synthmix.embeddings import build_encoder
-from synthmix.quality import (
+from synthmix.data.labeled import LabeledData
+from synthmix.embeddings.encoder import build_encoder
+from synthmix.quality.measure import (
     ALL_METRICS,
     QualityConfig,
     compression_ratio,
@@ -28,7 +28,7 @@ from synthmix.quality import (
     vendi_score,
     write_quality,
 )
-from synthmix.usefulness import analyse, correlate, scatter_png, usefulness_section
+from synthmix.report.usefulness import analyse, correlate, scatter_png, usefulness_section
 
 
 class HashEncoder:

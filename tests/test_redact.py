@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import synthmix.redact as redact_module
-from synthmix.data import LabeledData
-from synthmix.errors import ConfigError
+import synthmix.llm.redaction as redact_module
+from synthmix.core.errors import ConfigError
+from synthmix.data.labeled import LabeledData
 from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
-from synthmix.redact import (
+from synthmix.llm.redaction import (
     RedactionConfig,
     Redactor,
     backend_is_remote,

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from run_records import result_record
-from synthmix.errors import SynthmixError
-from synthmix.mixing import (
+from synthmix.core.errors import SynthmixError
+from synthmix.experiment.mixing import (
     HALF_AND_HALF,
     REAL_ONLY,
     REAL_PLUS_EQUAL,
@@ -16,8 +16,8 @@ from synthmix.mixing import (
     SYNTHETIC_ONLY,
     Cell,
 )
-from synthmix.report import cell_summaries, ranking_table, rule_based_sources, write_report
-from synthmix.results import ResultsStore, write_run_info
+from synthmix.experiment.results import ResultsStore, write_run_info
+from synthmix.report.render import cell_summaries, ranking_table, rule_based_sources, write_report
 
 CLASSES = ["no_emotion", "joy", "sadness", "surprise", "fear", "anger"]
 TRAIN_COUNTS = {

@@ -7,16 +7,16 @@ import pytest
 
 import synthmix
 from llm_server import cedr_answerer, serve
-from synthmix.cards import load_card
-from synthmix.classify import ClassifierConfig
-from synthmix.config import DataConfig, ExperimentConfig
-from synthmix.data import LabeledData
-from synthmix.experiment import run_experiment
-from synthmix.generation_plan import GenerationPlan, GeneratorSpec, run_plan
-from synthmix.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
-from synthmix.report import write_report
-from synthmix.source_stats import SOURCES_FILE, generation_stats
-from synthmix.sources import SourceConfig
+from synthmix.cards.card import load_card
+from synthmix.classifiers.tfidf import ClassifierConfig
+from synthmix.data.labeled import LabeledData
+from synthmix.experiment.config import DataConfig, ExperimentConfig
+from synthmix.experiment.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
+from synthmix.experiment.runner import run_experiment
+from synthmix.experiment.source_stats import SOURCES_FILE, generation_stats
+from synthmix.experiment.sources import SourceConfig
+from synthmix.generation.plan import GenerationPlan, GeneratorSpec, run_plan
+from synthmix.report.render import write_report
 
 CARD = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
 

@@ -2,44 +2,38 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from synthmix.errors import ConfigError, DataError, SynthmixError
+from synthmix.core.errors import ConfigError, DataError, SynthmixError
+from synthmix.core.exports import lazy_exports
 
 if TYPE_CHECKING:
     from synthmix.cards import ClassCard, TaskCard, draft_card, load_card
-    from synthmix.classify import ClassifierConfig, TextClassifier, TfidfLogReg, build_classifier
+    from synthmix.classifiers.tfidf import (
+        ClassifierConfig,
+        TextClassifier,
+        TfidfLogReg,
+        build_classifier,
+    )
     from synthmix.data import LabeledData, from_frame, load_labeled, stratified_fraction
-    from synthmix.metrics import evaluate, mean_ci
-    from synthmix.mixing import Cell, PlanConfig, compose, plan_cells
+    from synthmix.experiment.mixing import Cell, PlanConfig, compose, plan_cells
+    from synthmix.stats import evaluate, mean_ci
 
 __version__ = "0.1.0"
 
-# Re-exports load on first use (PEP 562): importing them here pulled in scikit-learn, pandas
-# and scipy, 1.5 s before the CLI could even print --help.
-_LAZY = {
+_EXPORTS = {
     "synthmix.cards": ("ClassCard", "TaskCard", "draft_card", "load_card"),
-    "synthmix.classify": ("ClassifierConfig", "TextClassifier", "TfidfLogReg", "build_classifier"),
+    "synthmix.classifiers.tfidf": (
+        "ClassifierConfig",
+        "TextClassifier",
+        "TfidfLogReg",
+        "build_classifier",
+    ),
     "synthmix.data": ("LabeledData", "from_frame", "load_labeled", "stratified_fraction"),
-    "synthmix.metrics": ("evaluate", "mean_ci"),
-    "synthmix.mixing": ("Cell", "PlanConfig", "compose", "plan_cells"),
+    "synthmix.stats": ("evaluate", "mean_ci"),
+    "synthmix.experiment.mixing": ("Cell", "PlanConfig", "compose", "plan_cells"),
 }
-_HOME = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'synthmix' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOME})
-
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = [
     "Cell",

@@ -1,3 +1,3 @@
-from synthmix.cli import main
+from synthmix.cli.app import main
 
 main()

@@ -21,17 +21,17 @@ from pathlib import Path
 
 import yaml
 
-from synthmix.cards import load_card
-from synthmix.config import DataConfig, ExperimentConfig
-from synthmix.experiment import RunDirInUse, measure_source_quality, run_experiment
-from synthmix.generation_plan import PERSONA_STRATEGY, GenerationPlan, run_plan
+from synthmix.cards.card import load_card
+from synthmix.experiment.config import DataConfig, ExperimentConfig
+from synthmix.experiment.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
+from synthmix.experiment.runner import RunDirInUse, measure_source_quality, run_experiment
+from synthmix.experiment.sources import SourceConfig
+from synthmix.generation.personas import PersonaConfig, build_persona_pool, save_pool
+from synthmix.generation.plan import PERSONA_STRATEGY, GenerationPlan, run_plan
 from synthmix.llm.cache import AnswerCache, CachedBackend
 from synthmix.llm.factory import build_backend
-from synthmix.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
-from synthmix.personas import PersonaConfig, build_persona_pool, save_pool
-from synthmix.quality import QualityConfig
-from synthmix.report import ReportPaths, write_report
-from synthmix.sources import SourceConfig
+from synthmix.quality.measure import QualityConfig
+from synthmix.report.render import ReportPaths, write_report
 
 log = logging.getLogger("synthmix")
 

@@ -1,5 +1,5 @@
 """The classifier zoo: sentence-vector classifiers and fine-tuned transformers, all behind
-`synthmix.classify.TextClassifier`. The transformer classes import torch/transformers only
+`synthmix.classifiers.tfidf.TextClassifier`. The transformer classes import torch/transformers only
 when fitted, so importing this package is cheap."""
 
 from synthmix.classifiers.embedding import (
@@ -9,14 +9,28 @@ from synthmix.classifiers.embedding import (
     register_encoder,
     shared_encoder,
 )
+from synthmix.classifiers.tfidf import (
+    ClassifierConfig,
+    TextClassifier,
+    TfidfLogReg,
+    available_classifiers,
+    build_classifier,
+    register_classifier,
+)
 from synthmix.classifiers.transformer import LoraClassifier, TransformerClassifier
 
 __all__ = [
+    "ClassifierConfig",
     "EmbeddingLogReg",
     "EmbeddingMLP",
     "LoraClassifier",
+    "TextClassifier",
+    "TfidfLogReg",
     "TransformerClassifier",
+    "available_classifiers",
+    "build_classifier",
     "clear_encoder_cache",
+    "register_classifier",
     "register_encoder",
     "shared_encoder",
 ]

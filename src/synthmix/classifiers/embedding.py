@@ -24,15 +24,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils.class_weight import compute_sample_weight
 
-from synthmix.classify import IMBALANCE_OPTIONS, oversample_indices
-from synthmix.embeddings import (
+from synthmix.classifiers.tfidf import IMBALANCE_OPTIONS, oversample_indices
+from synthmix.core.errors import ConfigError
+from synthmix.embeddings.encoder import (
     OFFLINE_DEFAULT,
     CachedEncoder,
     Encoder,
     USEMultilingualEncoder,
     build_encoder,
 )
-from synthmix.errors import ConfigError
 
 _ENCODERS: dict[tuple[str, str | None], CachedEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()

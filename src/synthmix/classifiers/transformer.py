@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import precision_recall_fscore_support
 
-from synthmix.classify import IMBALANCE_OPTIONS, oversample_indices
-from synthmix.errors import ConfigError
+from synthmix.classifiers.tfidf import IMBALANCE_OPTIONS, oversample_indices
+from synthmix.core.errors import ConfigError
 
 log = logging.getLogger("synthmix")
 

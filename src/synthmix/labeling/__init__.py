@@ -25,7 +25,7 @@ from synthmix.labeling.stages import (
     NLIStage,
     margin_confidence,
 )
-from synthmix.labeling.stats import Proportion, wilson
+from synthmix.stats.intervals import Proportion, wilson
 
 __all__ = [
     "CalibrationReport",

@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from synthmix.data import LabeledData, split_train_test
+from synthmix.data.labeled import LabeledData, split_train_test
 from synthmix.labeling.cascade import Cascade, CascadeResult
-from synthmix.labeling.stats import Proportion, wilson
+from synthmix.stats.intervals import Proportion, wilson
 
 Criterion = Literal["wilson", "point"]
 

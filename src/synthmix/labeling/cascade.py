@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from synthmix.labeling.stages import LabelingStage
-from synthmix.labeling.stats import Proportion, wilson
+from synthmix.stats.intervals import Proportion, wilson
 
 Fallback = Literal["last", "none"]
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthmix.cards import TaskCard
-from synthmix.config import read_yaml
-from synthmix.data import LabeledData
-from synthmix.errors import ConfigError
+from synthmix.cards.card import TaskCard
+from synthmix.core.config import read_yaml
+from synthmix.core.errors import ConfigError
+from synthmix.data.labeled import LabeledData
 from synthmix.labeling.cascade import Cascade
 from synthmix.labeling.stages import EmbeddingStage, KeywordStage, LabelingStage, NLIStage
 
@@ -109,7 +109,7 @@ def _keywords(
     params = dict(cfg.params)
     mined = params.pop("mined", None)
     if params.pop("mine_from_examples", False) and isinstance(examples, LabeledData):
-        from synthmix.keywords import mine_keywords
+        from synthmix.cards.keywords import mine_keywords
 
         mined = mine_keywords(examples, card.language, top_k=int(params.pop("top_k", 20)))
     return KeywordStage(card, mined=mined, threshold=cfg.threshold, name=name, **params)
@@ -118,7 +118,7 @@ def _keywords(
 def _embedding(
     card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
 ) -> LabelingStage:
-    from synthmix.embeddings import build_encoder
+    from synthmix.embeddings.encoder import build_encoder
     from synthmix.labeling.llm_stage import examples_by_class
 
     params = dict(cfg.params)

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from synthmix.cards import TaskCard
-from synthmix.data import LabeledData
+from synthmix.cards.card import TaskCard
+from synthmix.core.text import is_russian, one_line
+from synthmix.data.labeled import LabeledData
 from synthmix.labeling.stages import verbalize
 from synthmix.llm.backend import (
     Backend,
@@ -57,7 +58,7 @@ LLM_TEMPLATES_EN: dict[str, str] = {
 
 
 def llm_templates(language: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    base = LLM_TEMPLATES_RU if language.lower().startswith("ru") else LLM_TEMPLATES_EN
+    base = LLM_TEMPLATES_RU if is_russian(language) else LLM_TEMPLATES_EN
     return {**base, **(overrides or {})}
 
 
@@ -72,10 +73,6 @@ def examples_by_class(
     elif source is not None:
         given = {k: list(v) for k, v in source.items()}
     return {c.name: given.get(c.name) or list(c.examples) for c in card.classes}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def label_aliases(card: TaskCard) -> dict[str, str]:
@@ -235,10 +232,10 @@ class LLMStage:
             labels=", ".join(self.classes),
         )
         items = [
-            t["item"].format(text=_one_line(s), field=t["field"], label=label)
+            t["item"].format(text=one_line(s), field=t["field"], label=label)
             for s, label in self.shots
         ]
-        opening = t["item"].format(text=_one_line(text), field=t["field"], label="").rstrip()
+        opening = t["item"].format(text=one_line(text), field=t["field"], label="").rstrip()
         return "\n\n".join([header, *items, opening])
 
     def request(self, text: str, sample_index: int) -> CompletionRequest:

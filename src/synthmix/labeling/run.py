@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from synthmix.cards import TaskCard
-from synthmix.data import TEXT, LabeledData, read_frame
-from synthmix.errors import DataError
+from synthmix.cards.card import TaskCard
+from synthmix.core.errors import DataError
+from synthmix.data.labeled import TEXT, LabeledData, read_frame
 from synthmix.labeling.calibrate import CalibrationReport, Criterion, calibrate
 from synthmix.labeling.cascade import CascadeResult
 from synthmix.labeling.config import CascadeConfig, build_cascade

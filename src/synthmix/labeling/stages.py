@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from scipy.special import softmax
 
-from synthmix.cards import TaskCard
-from synthmix.embeddings import Encoder, build_encoder
-from synthmix.keywords import make_lemmatizer
+from synthmix.cards.card import TaskCard
+from synthmix.cards.keywords import make_lemmatizer
+from synthmix.core.text import is_russian
+from synthmix.embeddings.encoder import Encoder, build_encoder
 
 _WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
 
@@ -33,13 +35,6 @@ class LabelingStage(Protocol):
     def score(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    exp = np.exp(shifted)
-    result: np.ndarray = exp / exp.sum(axis=axis, keepdims=True)
-    return result
-
-
 # ---------------------------------------------------------------------------- keywords
 
 Keywords = Mapping[str, Sequence[str] | Sequence[tuple[str, float]]]
@@ -49,7 +44,7 @@ class KeywordStage:
     """Weighted keyword/lemma matches per class.
 
     Keywords come from the card (weight 1 each) and, optionally, from
-    `synthmix.keywords.mine_keywords` (`mined`: class -> [(lemma, z)]; weight z / the
+    `synthmix.cards.keywords.mine_keywords` (`mined`: class -> [(lemma, z)]; weight z / the
     class's largest z, so a class's best mined word weighs as much as a card keyword).
     Texts and keywords are lemmatised (pymorphy3 for Russian), so "бесит" in the card
     matches "бесило"; multi-word keywords ("надо же") match as consecutive lemmas.
@@ -239,7 +234,7 @@ class NLIStage:
         self.threshold = threshold
         self.model = model
         self.classes = card.class_names
-        language = "ru" if card.language.lower().startswith("ru") else "en"
+        language = "ru" if is_russian(card.language) else "en"
         self.hypothesis_template = hypothesis_template or HYPOTHESIS_TEMPLATES[language]
         given = dict(verbalizations or {})
         self.verbalizations = [

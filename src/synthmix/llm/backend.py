@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from tqdm import tqdm
 
-from synthmix.errors import SynthmixError
+from synthmix.core.errors import SynthmixError
 
 
 class BackendError(SynthmixError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from synthmix.errors import ConfigError
+from synthmix.core.errors import ConfigError
 from synthmix.llm.backend import Backend
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthmix.errors import ConfigError
+from synthmix.core.errors import ConfigError
 from synthmix.llm.backend import (
     BackendError,
     CompletionRequest,
@@ -120,19 +120,6 @@ class LlamaCppBackend:
             "model_bytes": str(self.model_path.stat().st_size),
             "seed": str(self.seed),
             "repeat_penalty": str(self.repeat_penalty),
-        }
-
-    def config(self) -> dict[str, Any]:
-        """Settings for run records."""
-        return {
-            "backend": self.name,
-            "model": self.model,
-            "n_ctx": self.n_ctx,
-            "n_threads": self.n_threads,
-            "chat": self.chat,
-            "seed": self.seed,
-            "default_max_tokens": self.default_max_tokens,
-            "repeat_penalty": self.repeat_penalty,
         }
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:

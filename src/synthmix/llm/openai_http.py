@@ -195,23 +195,6 @@ class OpenAICompatibleBackend:
     def cache_identity(self) -> dict[str, str]:
         return {"kind": self.name, "base_url": self.base_url, "model": self.model}
 
-    def config(self) -> dict[str, Any]:
-        """Settings for run records: names the key's environment variable, never the key."""
-        return {
-            "backend": self.name,
-            "base_url": self.base_url,
-            "model": self.model,
-            "chat": self.chat,
-            "api_key_env": self.api_key_env,
-            "max_concurrency": self.max_concurrency,
-            "requests_per_minute": self.requests_per_minute,
-            "tokens_per_minute": self.tokens_per_minute,
-            "timeout_s": self.timeout_s,
-            "max_retries": self.max_retries,
-            "price_per_1k_prompt": self.price_per_1k_prompt,
-            "price_per_1k_completion": self.price_per_1k_completion,
-        }
-
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (
             prompt_tokens * self.price_per_1k_prompt

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthmix.errors import ConfigError
+from synthmix.core.errors import ConfigError
 from synthmix.llm.backend import (
     CompletionRequest,
     CompletionResult,
@@ -72,18 +72,6 @@ class TransformersBackend:
 
     def cache_identity(self) -> dict[str, str]:
         return {"kind": self.name, "model": _model_identity(self.model), "seed": str(self.seed)}
-
-    def config(self) -> dict[str, Any]:
-        """Settings for run records."""
-        return {
-            "backend": self.name,
-            "model": self.model,
-            "device": self.device,
-            "chat": self.chat,
-            "max_new_tokens": self.max_new_tokens,
-            "seed": self.seed,
-            "dtype": self.dtype,
-        }
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         return await asyncio.to_thread(self._complete_sync, request)

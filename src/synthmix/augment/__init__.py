@@ -1,0 +1,15 @@
+"""Rule-based augmentation (EDA)."""
+
+from __future__ import annotations
+
+from synthmix.core.exports import lazy_exports
+
+_EXPORTS = {
+    ".eda": (
+        "AugmentConfig",
+        "augment",
+        "write_source",
+    ),
+}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+__all__ = ["AugmentConfig", "augment", "write_source"]

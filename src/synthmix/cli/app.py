@@ -1,0 +1,28 @@
+"""The `synthmix` command line: thin glue over the Python API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+# The command modules register their commands on the app when imported.
+from synthmix.cli import cards, generate, label, runs, texts  # noqa: F401
+from synthmix.cli.base import app
+from synthmix.core.errors import SynthmixError
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        app()
+    except SynthmixError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

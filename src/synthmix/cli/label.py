@@ -1,0 +1,123 @@
+"""`synthmix` commands: auto-labeling with the cascade, and LLM annotators with a moderator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from synthmix.cli.base import Encoding, LabelColumn, TextColumn, app
+from synthmix.core.errors import SynthmixError
+
+
+@app.command()
+def label(
+    data: Annotated[Path, typer.Argument(help="Unlabeled texts (CSV/TSV/JSONL/JSON/Parquet).")],
+    card: Annotated[Path, typer.Option(help="Task card YAML.")],
+    out: Annotated[Path, typer.Option(help="Labels (JSONL); <out>.report.json beside it.")],
+    cascade: Annotated[
+        Path | None,
+        typer.Option(help="Cascade YAML (default: keywords -> embedding -> bundled Gemma)."),
+    ] = None,
+    calibrate: Annotated[
+        Path | None, typer.Option(help="Gold labeled file: calibrate thresholds on it first.")
+    ] = None,
+    target_precision: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Precision each stage must reach.")
+    ] = 0.9,
+    criterion: Annotated[str, typer.Option(help="'wilson' (lower bound) or 'point'.")] = "wilson",
+    holdout: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share of gold held out to check.")
+    ] = 0.3,
+    examples: Annotated[
+        Path | None, typer.Option(help="Labeled examples for LLM prompts / embedding prototypes.")
+    ] = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """Auto-label texts with a confidence cascade; thresholds optionally calibrated on gold."""
+    from synthmix.cards.card import load_card
+    from synthmix.data.labeled import load_labeled
+    from synthmix.labeling.config import default_config, load_config
+    from synthmix.labeling.run import label_texts, load_texts, write_run
+
+    if criterion not in ("wilson", "point"):
+        raise SynthmixError(f"--criterion must be 'wilson' or 'point', got {criterion!r}")
+    task_card = load_card(card)
+    config = load_config(cascade) if cascade is not None else default_config()
+    gold = load_labeled(calibrate, text_column, label_column, encoding) if calibrate else None
+    if gold is not None:
+        task_card.check_covers(gold, str(card))
+    shots = load_labeled(examples, text_column, label_column, encoding) if examples else None
+    texts = load_texts(data, text_column, encoding)
+    run = label_texts(
+        texts,
+        task_card,
+        config,
+        examples=shots,
+        gold=gold,
+        target_precision=target_precision,
+        criterion="point" if criterion == "point" else "wilson",
+        holdout=holdout,
+        progress=True,
+    )
+    report = write_run(run, out)
+    if run.calibration is not None:
+        typer.echo(run.calibration.format(), err=True)
+    typer.echo(run.result.format(), err=True)
+    typer.echo(f"wrote {len(texts)} labels to {out}; report {report}")
+
+
+@app.command()
+def annotate(
+    data: Annotated[Path, typer.Argument(help="Texts to annotate (CSV/TSV/JSONL/JSON/Parquet).")],
+    card: Annotated[Path, typer.Option(help="Task card YAML.")],
+    out: Annotated[Path, typer.Option(help="Review CSV; <out>.agreement.json goes beside it.")],
+    annotators: Annotated[
+        Path | None,
+        typer.Option(help="Annotators YAML (default: bundled Gemma twice + Gemma moderator)."),
+    ] = None,
+    examples: Annotated[
+        Path | None, typer.Option(help="Labeled examples for the annotators' prompts.")
+    ] = None,
+    gold_column: Annotated[
+        str | None, typer.Option(help="Column of DATA with human labels: agreement with gold.")
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option(help="Expert mode: the moderator's model explains each label.")
+    ] = False,
+    label_studio: Annotated[
+        Path | None, typer.Option(help="Also write Label Studio tasks (JSON) here.")
+    ] = None,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """LLM annotators label the same texts; a moderator settles their disagreements."""
+    from synthmix.cards.card import load_card
+    from synthmix.data.labeled import load_labeled, read_frame
+    from synthmix.labeling.annotate import (
+        default_annotation_config,
+        gold_labels,
+        load_annotation_config,
+        run_annotation,
+        summary_lines,
+        write_annotation,
+    )
+    from synthmix.labeling.run import texts_of
+
+    task_card = load_card(card)
+    config = load_annotation_config(annotators) if annotators else default_annotation_config()
+    frame, _ = read_frame(data, encoding)
+    texts = texts_of(frame, data, text_column)
+    gold = gold_labels(frame, data, gold_column, task_card) if gold_column else None
+    shots = load_labeled(examples, text_column, label_column, encoding) if examples else None
+    run = run_annotation(
+        texts, task_card, config, examples=shots, gold=gold, explain=explain, progress=True
+    )
+    report = write_annotation(run, out, label_studio)
+    for line in summary_lines(run):
+        typer.echo(line, err=True)
+    typer.echo(f"wrote {len(texts)} annotated texts to {out}; agreement {report}")

@@ -1,0 +1,55 @@
+"""The mixing grid: config, mixes, sources, results and the runner."""
+
+from __future__ import annotations
+
+from synthmix.core.exports import lazy_exports
+
+_EXPORTS = {
+    ".config": (
+        "DataConfig",
+        "ExperimentConfig",
+        "load_experiment",
+        "parse_experiment",
+    ),
+    ".mixing": (
+        "Cell",
+        "PlanConfig",
+        "plan_cells",
+        "compose",
+    ),
+    ".sources": (
+        "SourceConfig",
+        "load_sources",
+    ),
+    ".results": (
+        "ResultsStore",
+        "read_run_info",
+        "summarize",
+    ),
+    ".runner": (
+        "run_experiment",
+        "RunOutcome",
+        "RunDirInUse",
+        "measure_source_quality",
+    ),
+}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+__all__ = [
+    "Cell",
+    "DataConfig",
+    "ExperimentConfig",
+    "PlanConfig",
+    "ResultsStore",
+    "RunDirInUse",
+    "RunOutcome",
+    "SourceConfig",
+    "compose",
+    "load_experiment",
+    "load_sources",
+    "measure_source_quality",
+    "parse_experiment",
+    "plan_cells",
+    "read_run_info",
+    "run_experiment",
+    "summarize",
+]

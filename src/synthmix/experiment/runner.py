@@ -1,0 +1,386 @@
+"""The experiment runner: every (cell, seed) of the mixing grid, trained with every classifier
+of the experiment and evaluated on real test data, each result stored the moment it is
+finished."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+from synthmix.cards.card import load_card
+from synthmix.classifiers.tfidf import (
+    ClassifierConfig,
+    available_classifiers,
+    build_classifier,
+    runs_serially,
+)
+from synthmix.core.errors import ConfigError
+from synthmix.core.provenance import package_versions
+from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, split_train_test
+from synthmix.embeddings.encoder import build_encoder
+from synthmix.experiment.config import ExperimentConfig
+from synthmix.experiment.mixing import SOURCE_PLANS, Cell, compose, plan_cells
+from synthmix.experiment.results import (
+    RUN_FILE,
+    ResultsStore,
+    encode_predictions,
+    fit_key,
+    read_run_info,
+    write_run_info,
+)
+from synthmix.experiment.source_stats import generation_stats, write_source_stats
+from synthmix.experiment.sources import DerivedSource, derived_sources, load_sources
+from synthmix.quality.measure import QualityConfig, measure_quality, write_quality
+from synthmix.stats.classification import evaluate
+
+log = logging.getLogger("synthmix")
+
+# Where a run directory keeps the per-source quality metrics.
+QUALITY_DIR = "quality"
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    train: LabeledData
+    test: LabeledData
+    sources: dict[str, LabeledData | DerivedSource]
+
+
+Task = tuple[Cell, int, ClassifierConfig]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    total: int
+    reused: int
+    ran: int
+
+
+def load_experiment_data(config: ExperimentConfig) -> ExperimentData:
+    """Load and cross-check everything before any training starts, so a bad row in the
+    last source fails in the first second, not after an hour."""
+    data = config.data
+    train = load_labeled(
+        config.resolve(data.train), data.text_column, data.label_column, data.encoding
+    )
+    if data.test is None:
+        train, test = split_train_test(train, data.test_size, data.split_seed)
+    else:
+        test = load_labeled(
+            config.resolve(data.test), data.text_column, data.label_column, data.encoding
+        )
+    train.require_classes(2)
+    check_test_labels(train, test)
+    if config.card is not None:
+        load_card(config.resolve(config.card)).check_covers(train, config.card)
+    files = load_sources(config.sources, config.base_dir, train)
+    derived = derived_sources(config.sources)
+    clash = sorted(set(files) & set(derived))
+    if clash:
+        raise ConfigError(f"two synthetic sources are named {clash[0]!r}; set 'name'")
+    return ExperimentData(train=train, test=test, sources={**files, **derived})
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> RunOutcome:
+    """Run every (cell, seed, classifier) fit not yet in `run_dir`'s results store. Safe to
+    kill at any point and rerun: finished fits are kept and skipped."""
+    run_dir = Path(run_dir)
+    classifiers = config.compared_classifiers()
+    unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]
+    if unknown:
+        raise ConfigError(
+            f"unknown classifier {unknown[0]!r} (available: {', '.join(available_classifiers())})"
+        )
+    data = load_experiment_data(config)
+    cells = plan_cells(config.plans, list(data.sources), source_plans(config, data))
+    info = _run_info(config, data, cells)
+    _claim_run_dir(run_dir, info)
+    write_source_stats(run_dir, generation_stats(config.sources, config.base_dir))
+    store = ResultsStore(run_dir)
+    done = store.finished_keys()
+    # Classifier by classifier: a run killed halfway has the primary classifier's grid complete.
+    tasks = [(cell, seed, spec) for spec in classifiers for cell in cells for seed in config.seeds]
+    todo = [task for task in tasks if result_key(*task) not in done]
+    batches = schedule(todo, jobs if jobs is not None else config.jobs)
+    bar = tqdm(
+        total=len(tasks),
+        initial=len(tasks) - len(todo),
+        desc="cells x seeds x classifiers",
+        unit="fit",
+        disable=not progress,
+    )
+    # Per record as well as in run.json: a resumed run may run under upgraded packages.
+    versions = package_versions()
+    with bar:
+        for batch, workers in batches:
+            for record in _run_tasks(batch, data, workers):
+                store.append({**record, "versions": versions})
+                bar.set_postfix_str(
+                    f"{record['classifier']['label']} {record['cell']['title']} "
+                    f"F1={record['metrics']['f1_macro']:.3f}"
+                )
+                bar.update()
+    return RunOutcome(run_dir, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
+
+
+def schedule(todo: list[Task], requested: int) -> list[tuple[list[Task], int]]:
+    """Batches of fits with their worker counts: serial classifiers (torch: one fit already
+    uses every core or the GPU) run one at a time after the rest has run in parallel."""
+    parallel = [task for task in todo if not runs_serially(task[2].name)]
+    serial = [task for task in todo if runs_serially(task[2].name)]
+    batches = []
+    if parallel:
+        batches.append((parallel, _worker_count(requested, len(parallel))))
+    if serial:
+        if _worker_count(requested, len(serial)) > 1:
+            names = ", ".join(dict.fromkeys(task[2].display for task in serial))
+            log.warning(
+                "%s: one fit at a time (jobs=1), since parallel workers each loading a "
+                "transformer would thrash",
+                names,
+            )
+        batches.append((serial, 1))
+    return batches
+
+
+def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, list[str] | None]:
+    """Plan restrictions by source name; a file split into several sources passes its
+    restriction to each part."""
+    restrictions: dict[str, list[str] | None] = {}
+    for spec in config.sources:
+        if spec.plans is not None:
+            unknown = sorted(set(spec.plans) - set(SOURCE_PLANS))
+            if unknown:
+                raise ConfigError(
+                    f"source {spec.name or spec.path!r}: unknown plan {unknown[0]!r} "
+                    f"(use {', '.join(SOURCE_PLANS)})"
+                )
+        base = spec.name or (Path(spec.path).stem if spec.path else "eda")
+        for name in data.sources:
+            if name == base or name.startswith(f"{base}:"):
+                restrictions[name] = spec.plans
+    return restrictions
+
+
+def result_key(cell: Cell, seed: int, classifier: ClassifierConfig) -> str:
+    return fit_key(cell.key, seed, classifier.display)
+
+
+def _run_tasks(todo: list[Task], data: ExperimentData, workers: int) -> Iterator[dict[str, Any]]:
+    if workers <= 1:
+        for cell, seed, classifier in todo:
+            yield run_cell(cell, seed, data, classifier)
+        return
+    # Results come back as each fit finishes, so each is stored before the next one ends.
+    yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
+        delayed(run_cell)(cell, seed, data, classifier) for cell, seed, classifier in todo
+    )
+
+
+def run_cell(
+    cell: Cell, seed: int, data: ExperimentData, classifier: ClassifierConfig
+) -> dict[str, Any]:
+    """Train `classifier` on the cell's mix for one seed and evaluate on the real test set."""
+    started = time.perf_counter()
+    synthetic = data.sources[cell.source] if cell.source is not None else None
+    mix = compose(cell, data.train, synthetic, seed)
+    composed = time.perf_counter()
+    model = build_classifier(classifier, seed)
+    model.fit(mix.data.texts, mix.data.labels)
+    fitted = time.perf_counter()
+    predictions = model.predict(data.test.texts)
+    predicted = time.perf_counter()
+    return {
+        "key": result_key(cell, seed, classifier),
+        "cell_key": cell.key,
+        "cell": {
+            "plan": cell.plan,
+            "real_fraction": cell.real_fraction,
+            "synthetic_ratio": cell.synthetic_ratio,
+            "synthetic_count": cell.synthetic_count,
+            "source": cell.source,
+            "title": cell.title,
+        },
+        "seed": seed,
+        "classifier": classifier.describe(),
+        "train_size": len(mix.data),
+        "real_counts": mix.real_counts,
+        "synthetic_counts": mix.synthetic_counts,
+        "shortfall": mix.shortfall,
+        "metrics": evaluate(data.test.labels, predictions.tolist(), data.train.classes),
+        # Per test text, so two cells can be compared on the same texts (paired analysis).
+        "predictions": encode_predictions(predictions.tolist(), data.train.classes),
+        "timings": {
+            "compose_s": round(composed - started, 4),
+            "fit_s": round(fitted - composed, 4),
+            "predict_s": round(predicted - fitted, 4),
+        },
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _worker_count(requested: int, tasks: int) -> int:
+    cores = os.cpu_count() or 1
+    workers = cores if requested <= 0 else requested
+    return max(1, min(workers, tasks))
+
+
+def _fingerprint(data: LabeledData) -> str:
+    digest = hashlib.sha256()
+    for text, label in zip(data.texts, data.labels, strict=True):
+        digest.update(f"{label}\t{text}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _describe(data: LabeledData) -> dict[str, Any]:
+    return {
+        "source": data.source,
+        "rows": len(data),
+        "class_counts": data.class_counts(),
+        "encoding": data.encoding,
+        "sha256_16": _fingerprint(data),
+    }
+
+
+def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell]) -> dict[str, Any]:
+    described = {
+        "train": _describe(data.train),
+        "test": _describe(data.test),
+        "sources": {
+            name: _describe(source)
+            if isinstance(source, LabeledData)
+            else {"source": f"rule-based augmentation per cell: {source.settings}"}
+            for name, source in data.sources.items()
+        },
+    }
+    # Seeds and classifiers are left out: adding either to a finished run extends it instead
+    # of refusing it. A classifier whose settings change under the same label is caught by
+    # `_claim_run_dir`.
+    common = {
+        k: v for k, v in config.to_dict().items() if k not in ("seeds", "classifier", "classifiers")
+    }
+    classifiers = config.compared_classifiers()
+    primary = classifiers[0]
+    return {
+        "name": config.name,
+        "fingerprint": _fingerprint_of({"config": common, "data": described}),
+        "config": config.to_dict(),
+        "seeds": config.seeds,
+        "classifier": {"name": primary.name, "params": primary.params},
+        "classifiers": [spec.describe() for spec in classifiers],
+        "cells": len(cells),
+        "data": described,
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _fingerprint_of(identity: dict[str, Any]) -> str:
+    text = json.dumps(identity, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _legacy_fingerprint(info: dict[str, Any], classifier: dict[str, Any]) -> str:
+    """The fingerprint a run written before `classifiers` existed would have for this config:
+    its single classifier (name and params) was part of the identity."""
+    config = {
+        k: v for k, v in info["config"].items() if k not in ("seeds", "classifier", "classifiers")
+    }
+    config["classifier"] = {"name": classifier.get("name"), "params": classifier.get("params")}
+    return _fingerprint_of({"config": config, "data": info["data"]})
+
+
+def _settings(classifier: dict[str, Any]) -> str:
+    # As JSON, so that params read back from run.json (lists) equal the live ones (tuples).
+    return json.dumps(
+        [classifier.get("name"), classifier.get("params")], sort_keys=True, ensure_ascii=False
+    )
+
+
+class RunDirInUse(ConfigError):
+    """The run directory holds results of another config or other data."""
+
+
+def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
+    """A run directory belongs to one config and one set of data: resuming it with anything
+    else would mix incomparable results in one report. It may gain seeds and classifiers; a
+    classifier label keeps the name and params it was first run with. run.json lists every
+    classifier the directory holds results of, the current config's first."""
+    if (run_dir / RUN_FILE).exists():
+        previous = read_run_info(run_dir)
+        earlier = previous.get("classifiers")
+        if isinstance(earlier, list):
+            same = previous.get("fingerprint") == info["fingerprint"]
+        else:
+            # A run from before classifiers could be compared: one classifier, labelled by name.
+            old = previous.get("classifier") or {}
+            earlier = [{"label": old.get("name"), **old}]
+            same = previous.get("fingerprint") == _legacy_fingerprint(info, old)
+        settings = {c["label"]: _settings(c) for c in earlier}
+        changed = any(
+            settings.get(c["label"], _settings(c)) != _settings(c) for c in info["classifiers"]
+        )
+        if not same or changed:
+            raise RunDirInUse(
+                f"{run_dir}: holds results of a different experiment (config or data changed); "
+                "pass another --out or delete that folder"
+            )
+        current = {c["label"] for c in info["classifiers"]}
+        info = {
+            **info,
+            "classifiers": info["classifiers"] + [c for c in earlier if c["label"] not in current],
+            "started_at": previous.get("started_at", info["started_at"]),
+        }
+    write_run_info(run_dir, info)
+
+
+def measure_source_quality(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    quality: QualityConfig | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Quality metrics of every source against the real training data, written to
+    RUN_DIR/quality/ for the report's metrics table and its usefulness section. A source
+    measured before is skipped; embeddings are cached in RUN_DIR/embeddings.sqlite.
+
+    A derived (rule-based) source is measured on one augmentation of the full training
+    set, the same texts its synthetic-only cells train on."""
+    quality = quality or QualityConfig()
+    folder = Path(run_dir) / QUALITY_DIR
+    data = load_experiment_data(config)
+    encoder = build_encoder(cache_path=Path(run_dir) / "embeddings.sqlite")
+    written = []
+    for name, source in tqdm(data.sources.items(), desc="source quality", disable=not progress):
+        path = folder / f"{_file_safe(name)}.json"
+        if path.exists():
+            continue
+        if not isinstance(source, LabeledData):
+            per_class = min(max(data.train.class_counts().values()), quality.sample_size)
+            source = source(data.train, per_class, quality.seed)
+        metrics = measure_quality(source, data.train, quality, encoder)
+        written.append(write_quality({**metrics, "source_name": name}, path))
+    return written
+
+
+def _file_safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

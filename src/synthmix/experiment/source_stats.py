@@ -1,0 +1,119 @@
+"""What making each synthetic source took: calls, texts returned, and how many the exact,
+near-duplicate and real-leak checks dropped, read from the generation reports that
+`synthmix generate` writes next to its output (`<out stem>.report.json`).
+
+The experiment copies these figures into RUN_DIR/sources.json, so the report can show them
+without the source files, and a source made elsewhere (no report) simply has no row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from synthmix.experiment.sources import SourceConfig
+
+log = logging.getLogger("synthmix")
+
+SOURCES_FILE = "sources.json"
+COUNTS = (
+    "calls",
+    "cached_calls",
+    "texts_returned",
+    "unique",
+    "kept",
+    "duplicates",
+    "near_duplicates",
+    "leaks",
+    "rejected",
+    "truncated",
+    "parse_failures",
+)
+
+
+def generation_report_path(source_path: Path) -> Path:
+    return source_path.with_name(source_path.stem + ".report.json")
+
+
+def generation_stats(configs: list[SourceConfig], base_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per experiment source name: summed generation totals of the runs that made it."""
+    stats: dict[str, dict[str, Any]] = {}
+    for config in configs:
+        if config.path is None:
+            continue
+        path = Path(config.path)
+        path = path if path.is_absolute() else base_dir / path
+        report = _read_report(generation_report_path(path))
+        if report is None:
+            continue
+        base = config.name or path.stem
+        for run in _runs(report):
+            name = _source_name(base, config.split_by, run, report)
+            if name is None:
+                continue
+            _add(stats.setdefault(name, {}), run.get("totals", {}))
+    for totals in stats.values():
+        returned = totals["texts_returned"]
+        totals["yield"] = totals["unique"] / returned if returned else 0.0
+    return stats
+
+
+def _read_report(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable generation report (%s); its source has no stats", path, exc)
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _runs(report: dict[str, Any]) -> list[dict[str, Any]]:
+    # A plan report lists its runs; a single run's report is the run itself.
+    runs = report.get("runs")
+    if isinstance(runs, list):
+        return [r for r in runs if isinstance(r, dict)]
+    return [report]
+
+
+def _source_name(
+    base: str, split_by: list[str], run: dict[str, Any], report: dict[str, Any]
+) -> str | None:
+    """The name `sources._split` gives the rows of this run (values as pandas prints them)."""
+    if not split_by:
+        return base
+    plan: dict[str, Any] = report.get("plan") or {}
+    config: dict[str, Any] = run.get("config") or {}
+    values = {
+        "generator": run.get("generator"),
+        "strategy": run.get("strategy"),
+        "temperature": run.get("temperature", config.get("temperature")),
+        "prompt_hash": run.get("prompt_hash"),
+        "seed": plan.get("seed", config.get("seed")),
+    }
+    parts = []
+    for column in split_by:
+        value = values.get(column)
+        if value is None:
+            return None
+        parts.append(str(float(value)) if column == "temperature" else str(value))
+    return f"{base}:" + "/".join(parts)
+
+
+def _add(into: dict[str, Any], totals: dict[str, Any]) -> None:
+    for key in (*COUNTS, "cost"):
+        into[key] = into.get(key, 0) + (totals.get(key) or 0)
+
+
+def write_source_stats(run_dir: Path, stats: dict[str, dict[str, Any]]) -> None:
+    path = Path(run_dir) / SOURCES_FILE
+    path.write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def read_source_stats(run_dir: Path) -> dict[str, dict[str, Any]]:
+    path = Path(run_dir) / SOURCES_FILE
+    report = _read_report(path)
+    return {k: v for k, v in (report or {}).items() if isinstance(v, dict)}

@@ -1,0 +1,163 @@
+"""Synthetic sources: files of labeled texts with provenance columns, one source per
+generator/strategy/temperature combination."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthmix.augment.eda import AugmentConfig, augment
+from synthmix.core.errors import ConfigError, DataError
+from synthmix.data.labeled import LABEL, TEXT, LabeledData, from_frame, read_frame
+
+log = logging.getLogger("synthmix")
+
+PROVENANCE_COLUMNS = ("generator", "strategy", "temperature", "prompt_hash", "seed", "call_id")
+# `synthmix label` output has it: whether the cascade decided the row's label (at a
+# calibrated precision) or its fallback guessed one, or none.
+DECIDED = "decided"
+
+
+@dataclass
+class SourceConfig:
+    """A synthetic source: a file (`path`), or rule-based augmentation (`augment`, with
+    AugmentConfig settings such as alpha and operations) derived in every cell from the real
+    texts that cell may see.
+
+    `split_by` names provenance columns of a file whose value combinations become separate
+    sources (one file from `synthmix generate` can hold several).
+    """
+
+    path: str | None = None
+    name: str | None = None
+    augment: dict[str, Any] | None = None
+    split_by: list[str] = field(default_factory=list)
+    # Limit this source to some plans, e.g. [small_real_plus_count] for a source of a few
+    # dozen texts per class that could never fill "synthetic only".
+    plans: list[str] | None = None
+    text_column: str = TEXT
+    label_column: str = LABEL
+
+
+class DerivedSource:
+    """Synthetic texts made per cell from the real texts the cell trains on (or, for
+    synthetic-only cells, from all real texts). A source file made once from the whole
+    training set would leak the other 90% of the real data into a "10% real" cell."""
+
+    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+        self.name = name
+        self.settings = dict(settings)
+        if "operations" in self.settings:
+            self.settings["operations"] = tuple(self.settings["operations"])
+        self.config(per_class=1, seed=0)  # reject bad settings before any training
+
+    def config(self, per_class: int, seed: int) -> AugmentConfig:
+        try:
+            return AugmentConfig(per_class=per_class, seed=seed, **self.settings)
+        except TypeError as exc:
+            raise ConfigError(f"source {self.name!r}: augment: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"source {self.name!r}: augment: {exc}") from None
+
+    def __call__(self, visible: LabeledData, per_class: int, seed: int) -> LabeledData:
+        return augment(visible, self.config(per_class, seed))
+
+
+def derived_sources(configs: list[SourceConfig]) -> dict[str, DerivedSource]:
+    sources = {}
+    for config in configs:
+        if config.augment is None:
+            continue
+        if config.path is not None:
+            raise ConfigError("a source has either 'path' or 'augment', not both")
+        name = config.name or "eda"
+        if name in sources:
+            raise ConfigError(f"two synthetic sources are named {name!r}; set 'name'")
+        sources[name] = DerivedSource(name, config.augment)
+    return sources
+
+
+def load_sources(
+    configs: list[SourceConfig], base_dir: Path, train: LabeledData
+) -> dict[str, LabeledData]:
+    """Load every source, split it by provenance and check its labels against training data.
+    Source names must be unique across the experiment."""
+    sources: dict[str, LabeledData] = {}
+    for config in configs:
+        if config.augment is not None:
+            continue
+        if config.path is None:
+            raise ConfigError("a source needs 'path' (a file) or 'augment' (rule-based)")
+        path = Path(config.path)
+        if not path.is_absolute():
+            path = base_dir / path
+        data, rows = _load_file(path, config)
+        _check_labels(data, train, rows)
+        # A synthetic-only cell trains on the source alone; one class cannot train anything.
+        data.require_classes(2)
+        missing = sorted(set(train.classes) - set(data.classes))
+        if missing:
+            log.warning("%s: no texts for class(es) %s", data.source, ", ".join(missing))
+        base = config.name or path.stem
+        for name, part in _split(data, base, config.split_by).items():
+            if name in sources:
+                raise ConfigError(f"two synthetic sources are named {name!r}; set 'name'")
+            sources[name] = part
+    return sources
+
+
+def _load_file(path: Path, config: SourceConfig) -> tuple[LabeledData, np.ndarray]:
+    """A source file's labeled texts and, per kept row, its row number in the file.
+
+    Output of `synthmix label` (a `decided` column) is reduced to the rows the cascade
+    decided: the rest carry a fallback guess below the calibrated precision, or no
+    label at all. Errors name rows as the file counts them."""
+    frame, encoding = read_frame(path)
+    rows = np.arange(1, len(frame) + 1)
+    if DECIDED in frame.columns:
+        decided = frame[DECIDED].astype(str).str.strip().str.lower().isin({"true", "1"})
+        rows = rows[decided.to_numpy()]
+        log.info("%s: %d of %d rows decided by the labeling cascade", path, len(rows), len(frame))
+        if not len(rows):
+            raise DataError(str(path), f"no row the labeling cascade decided (column '{DECIDED}')")
+        frame = frame[decided.to_numpy()]
+    try:
+        data = from_frame(
+            frame, config.text_column, config.label_column, source=str(path), encoding=encoding
+        )
+    except DataError as exc:
+        if exc.row is None:
+            raise
+        raise DataError(exc.source, exc.problem, row=int(rows[exc.row - 1])) from None
+    return data, rows
+
+
+def _check_labels(synthetic: LabeledData, train: LabeledData, rows: np.ndarray) -> None:
+    unknown = ~synthetic.frame[LABEL].isin(set(train.classes))
+    positions = np.flatnonzero(unknown.to_numpy())
+    if len(positions):
+        label = synthetic.frame[LABEL].iloc[positions[0]]
+        raise DataError(
+            synthetic.source,
+            f"label '{label}' does not occur in the training data ({train.source})",
+            row=int(rows[positions[0]]),
+        )
+
+
+def _split(data: LabeledData, base: str, columns: list[str]) -> dict[str, LabeledData]:
+    if not columns:
+        return {base: data}
+    for column in columns:
+        if column not in data.frame.columns:
+            raise DataError(data.source, f"no provenance column '{column}' to split sources by")
+    parts: dict[str, LabeledData] = {}
+    keys = data.frame[columns].astype(str)
+    for values, index in keys.groupby(columns, sort=True).groups.items():
+        values = values if isinstance(values, tuple) else (values,)
+        name = f"{base}:" + "/".join(str(v) for v in values)
+        parts[name] = data.subset(np.asarray(data.frame.index.get_indexer(index)))
+    return parts

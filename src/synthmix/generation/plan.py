@@ -1,0 +1,249 @@
+"""A generation plan: generators x strategies x temperatures, one synthetic source each, all
+written to one file whose provenance columns let an experiment split it back into sources."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthmix.cards.card import TaskCard, load_card
+from synthmix.cards.keywords import mine_keywords
+from synthmix.core.config import build_dataclass, read_yaml
+from synthmix.core.errors import ConfigError
+from synthmix.data.labeled import LabeledData, load_labeled
+from synthmix.dedup.stages import DedupConfig
+from synthmix.generation.engine import GenerationConfig, GenerationResult, generate_until_unique
+from synthmix.generation.personas import load_personas
+from synthmix.generation.strategies import PromptStrategy, make_strategy
+from synthmix.llm.backend import Backend
+from synthmix.llm.cache import AnswerCache, CachedBackend
+from synthmix.llm.factory import build_backend
+
+KEYWORD_SOURCES = ("card", "mined")
+PERSONA_STRATEGY = "persona"
+_NO_POOL = (
+    "{source}: strategy 'persona' needs a persona pool: set 'personas' (or pass --personas) "
+    "to a file written by `synthmix personas`"
+)
+EXAMPLE_STRATEGIES = {"few-shot", "fskw", "paraphrase", "key-points", "completion-few-shot"}
+
+
+@dataclass
+class GeneratorSpec:
+    """One LLM. `kind`: llama-cpp (a GGUF file; none = the bundled Gemma-3-270M), openai (any
+    OpenAI-compatible server: OpenAI, vLLM, Ollama, llama.cpp server, OpenRouter) or
+    transformers (a local or hub model). The API key is read from the environment variable
+    named by `api_key_env`, never from this file."""
+
+    kind: str = "llama-cpp"
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    chat: bool | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationPlan:
+    card: str
+    data: str | None = None
+    out: str = "synthetic.jsonl"
+    cache: str = ".synthmix/llm-cache.sqlite"
+    generators: list[GeneratorSpec] = field(default_factory=lambda: [GeneratorSpec()])
+    strategies: list[str] = field(default_factory=lambda: ["few-shot"])
+    temperatures: list[float] = field(default_factory=lambda: [0.7])
+    per_class: int = 100
+    texts_per_call: int = 5
+    k: int = 8
+    seed: int = 0
+    max_calls_per_class: int | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = 512
+    concurrency: int = 8
+    keywords: str = "card"
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    # Persona pool (JSONL from `synthmix personas`) that the "persona" strategy samples from.
+    personas: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+
+def load_plan(path: str | Path) -> GenerationPlan:
+    path = Path(path)
+    raw = read_yaml(path)
+    plan: GenerationPlan = build_dataclass(GenerationPlan, raw, str(path))
+    plan.base_dir = path.resolve().parent
+    check_plan(plan, str(path))
+    return plan
+
+
+def check_plan(plan: GenerationPlan, source: str) -> None:
+    if plan.keywords not in KEYWORD_SOURCES:
+        raise ConfigError(f"{source}: keywords must be one of {', '.join(KEYWORD_SOURCES)}")
+    for name, values in (
+        ("generators", plan.generators),
+        ("strategies", plan.strategies),
+        ("temperatures", plan.temperatures),
+    ):
+        if not values:
+            raise ConfigError(f"{source}: '{name}' must list at least one entry")
+    if plan.data is None and plan.keywords == "mined":
+        raise ConfigError(f"{source}: keywords: mined needs real data: set 'data'")
+    if PERSONA_STRATEGY in plan.strategies and plan.personas is None:
+        raise ConfigError(_NO_POOL.format(source=source))
+
+
+def check_examples(plan: GenerationPlan, card: TaskCard) -> None:
+    """Without `data`, example-based strategies draw on the card's own examples (the safe
+    choice when generated texts must not carry information from held-out real data)."""
+    wanted = sorted(EXAMPLE_STRATEGIES & set(plan.strategies))
+    bare = [c.name for c in card.classes if not c.examples]
+    if plan.data is None and wanted and bare:
+        raise ConfigError(
+            f"{plan.card}: strategies {wanted} need examples, and class {bare[0]!r} has none "
+            "in the card: add examples or set 'data'"
+        )
+
+
+@dataclass
+class PlanResult:
+    data: LabeledData
+    runs: list[GenerationResult]
+    out: Path
+    report: Path
+
+
+def open_backend(spec: GeneratorSpec, cache: AnswerCache) -> Backend:
+    options: dict[str, Any] = dict(spec.options)
+    if spec.kind == "openai":
+        if spec.base_url is None or spec.model is None:
+            raise ConfigError("an openai generator needs 'base_url' and 'model'")
+        options.update(
+            base_url=spec.base_url,
+            model=spec.model,
+            api_key_env=spec.api_key_env or "OPENAI_API_KEY",
+        )
+    elif spec.kind == "llama-cpp":
+        options.update(model_path=spec.model)
+    else:
+        options.update(model=spec.model)
+    if spec.chat is not None:
+        options["chat"] = spec.chat
+    return CachedBackend(build_backend(spec.kind, **options), cache)
+
+
+def class_keywords(
+    plan: GenerationPlan, card: TaskCard, real: LabeledData | None
+) -> dict[str, list[str]]:
+    if plan.keywords == "mined" and real is not None:
+        mined = mine_keywords(real, language=card.language, top_k=20)
+        return {label: [word for word, _ in pairs] for label, pairs in mined.items()}
+    return {c.name: c.keywords for c in card.classes}
+
+
+def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
+    """Every combination in turn; answers come from the cache where it has them, so a rerun
+    after a kill pays only for what was never answered."""
+    card = load_card(plan.resolve(plan.card))
+    check_examples(plan, card)
+    real = None
+    if plan.data is not None:
+        real = load_labeled(plan.resolve(plan.data), plan.text_column, plan.label_column)
+        card.check_covers(real, plan.card)
+    keywords = class_keywords(plan, card, real)
+    personas = _persona_pool(plan)
+    cache = AnswerCache(plan.resolve(plan.cache))
+    runs = []
+    for spec in plan.generators:
+        backend = open_backend(spec, cache)
+        for strategy in plan.strategies:
+            for temperature in plan.temperatures:
+                config = GenerationConfig(
+                    strategy=strategy,
+                    per_class=plan.per_class,
+                    temperature=temperature,
+                    max_calls_per_class=plan.max_calls_per_class,
+                    max_cost=plan.max_cost,
+                    texts_per_call=plan.texts_per_call,
+                    seed=plan.seed,
+                    k=plan.k,
+                    max_tokens=plan.max_tokens,
+                    concurrency=plan.concurrency,
+                    dedup=plan.dedup,
+                )
+                runs.append(
+                    asyncio.run(
+                        generate_until_unique(
+                            backend,
+                            _strategy(strategy, plan, personas),
+                            card,
+                            real,
+                            config,
+                            keywords=keywords,
+                            progress=progress,
+                        )
+                    )
+                )
+    return _write(plan, runs)
+
+
+def _persona_pool(plan: GenerationPlan) -> list[str] | None:
+    """The pool's persona texts, read once per plan; None when no strategy samples them."""
+    if PERSONA_STRATEGY not in plan.strategies:
+        return None
+    if plan.personas is None:
+        raise ConfigError(_NO_POOL.format(source="generation plan"))
+    return load_personas(plan.resolve(plan.personas))
+
+
+def _strategy(name: str, plan: GenerationPlan, personas: list[str] | None) -> PromptStrategy | str:
+    # Other strategies are built by generate_until_unique from the config's settings.
+    if name != PERSONA_STRATEGY:
+        return name
+    return make_strategy(
+        name, texts_per_call=plan.texts_per_call, k=plan.k, personas=personas or []
+    )
+
+
+def _write(plan: GenerationPlan, runs: list[GenerationResult]) -> PlanResult:
+    from synthmix.augment.eda import write_source
+
+    frame = pd.concat([run.data.frame for run in runs], ignore_index=True)
+    data = LabeledData(frame, "generation plan")
+    out = plan.resolve(plan.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial" + out.suffix)
+    write_source(data, partial)
+    partial.replace(out)
+    report = out.with_name(out.stem + ".report.json")
+    summary = {
+        "plan": {k: v for k, v in asdict(plan).items() if k != "base_dir"},
+        "runs": [run_summary(run) for run in runs],
+    }
+    report.write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return PlanResult(data=data, runs=runs, out=out, report=report)
+
+
+def run_summary(run: GenerationResult) -> dict[str, Any]:
+    return {
+        "generator": run.generator,
+        "strategy": run.strategy,
+        "temperature": run.config.temperature,
+        "prompt_hash": run.prompt_hash,
+        "backend": run.backend,
+        "cache": run.cache,
+        "totals": run.totals(),
+        "classes": {label: report.to_dict() for label, report in run.classes.items()},
+    }
