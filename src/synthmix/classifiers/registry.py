@@ -7,15 +7,12 @@ group `synthmix.classifiers`, and `register_classifier` adds one at run time.
 
 from __future__ import annotations
 
-import inspect
-import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from synthmix.classifiers.base import TextClassifier
+from synthmix.core.config import check_params
 from synthmix.core.errors import ConfigError
 from synthmix.core.plugins import Registry
 
@@ -56,7 +53,7 @@ CLASSIFIERS: Registry[ClassifierFactory] = Registry(
 # every core (or the one GPU), so two at once thrash instead of finishing sooner.
 _SERIAL: set[str] = {"transformer", "lora"}
 # Set by the experiment for every fit, never by the user.
-_RESERVED = frozenset({"random_state"})
+_RESERVED = {"random_state": "set per seed by the experiment"}
 
 
 def register_classifier(
@@ -84,47 +81,7 @@ def check_classifier(config: ClassifierConfig) -> None:
     """A classifier's name and params checked against its constructor, before any fit: an
     unknown or misspelt parameter, or a value of the wrong type, is one ConfigError."""
     factory = CLASSIFIERS.get(config.name)
-    check_params(factory, config.params, f"classifier {config.display!r}")
-
-
-def check_params(factory: Callable[..., Any], params: Mapping[str, Any], where: str) -> None:
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return  # a C-implemented or opaque factory: its own error will speak at build time
-    accepted = {
-        name: p
-        for name, p in signature.parameters.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in _RESERVED
-    }
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    for name in params:
-        if name in _RESERVED:
-            raise ConfigError(f"{where}: '{name}' is set per seed by the experiment; remove it")
-        if name not in accepted and not takes_any:
-            raise ConfigError(
-                f"{where}: unknown parameter '{name}' (allowed: {', '.join(accepted)})"
-            )
-    hints = _hints(factory)
-    for name, value in params.items():
-        hint = hints.get(name)
-        if hint is None:
-            continue
-        try:
-            TypeAdapter(hint).validate_python(value)
-        except ValidationError as exc:
-            problem = exc.errors(include_url=False)[0]["msg"]
-            raise ConfigError(
-                f"{where}: parameter '{name}': {problem.lower()}, got {value!r}"
-            ) from None
-
-
-def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
-    target = factory.__init__ if inspect.isclass(factory) else factory
-    try:
-        return typing.get_type_hints(target)
-    except Exception:  # unresolvable annotations: check names only
-        return {}
+    check_params(factory, config.params, f"classifier {config.display!r}", _RESERVED)
 
 
 def build_classifier(config: ClassifierConfig, seed: int) -> TextClassifier:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import typing
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,56 @@ def build_dataclass(cls: type, raw: Any, source: str, where: str = "") -> Any:
         return _adapter(cls).validate_python(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {explain(exc, cls, where)}") from None
+
+
+def check_params(
+    factory: Callable[..., Any],
+    params: Mapping[str, Any],
+    where: str,
+    reserved: Mapping[str, str] | None = None,
+    own: Collection[str] = (),
+) -> None:
+    """`params` checked against `factory`'s signature: names (a factory taking **kwargs accepts
+    any) and, where annotated, types. `reserved` maps the names synthmix sets itself (a seed,
+    the card) to who sets them; `own` are consumed before the factory is called."""
+    reserved = reserved or {}
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # a C-implemented or opaque factory: its own error will speak at build time
+    accepted = {
+        name: p
+        for name, p in signature.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in reserved
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for name in params:
+        if name in reserved:
+            raise ConfigError(f"{where}: '{name}' is {reserved[name]}; remove it")
+        if name not in accepted and name not in own and not takes_any:
+            raise ConfigError(
+                f"{where}: unknown parameter '{name}' (allowed: {', '.join([*own, *accepted])})"
+            )
+    hints = _hints(factory)
+    for name, value in params.items():
+        hint = hints.get(name)
+        if hint is None or name in own:
+            continue
+        try:
+            TypeAdapter(hint).validate_python(value)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]["msg"]
+            raise ConfigError(
+                f"{where}: parameter '{name}': {problem.lower()}, got {value!r}"
+            ) from None
+
+
+def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: check names only
+        return {}
 
 
 def explain(exc: ValidationError, cls: type, where: str = "") -> str:

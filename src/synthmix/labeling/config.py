@@ -22,23 +22,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from synthmix.cards.card import TaskCard
-from synthmix.core.config import read_yaml
+from synthmix.core.config import build_dataclass, check_params, read_yaml
 from synthmix.core.errors import ConfigError
+from synthmix.core.plugins import Registry
 from synthmix.data.labeled import LabeledData
 from synthmix.labeling.cascade import Cascade
+from synthmix.labeling.llm_stage import LLMStage
 from synthmix.labeling.stages import EmbeddingStage, KeywordStage, LabelingStage, NLIStage
 
-STAGE_TYPES = ("keywords", "embedding", "nli", "llm")
 DEFAULT_CACHE = ".synthmix/llm-cache.sqlite"
 
 
 @dataclass
 class StageConfig:
     type: str
-    threshold: float
+    threshold: float = 0.5
     params: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
 
@@ -46,7 +47,7 @@ class StageConfig:
 @dataclass
 class CascadeConfig:
     stages: list[StageConfig]
-    fallback: str = "last"
+    fallback: Literal["last", "none"] = "last"
 
 
 def default_config() -> CascadeConfig:
@@ -62,34 +63,26 @@ def default_config() -> CascadeConfig:
 
 
 def parse_config(raw: Any, source: str) -> CascadeConfig:
-    if not isinstance(raw, dict) or not isinstance(raw.get("stages"), list) or not raw["stages"]:
-        raise ConfigError(f"{source}: expected a mapping with a non-empty 'stages' list")
-    fallback = str(raw.get("fallback", "last"))
-    if fallback not in ("last", "none"):
-        raise ConfigError(f"{source}: fallback must be 'last' or 'none', got {fallback!r}")
-    return CascadeConfig(
-        [_stage(item, i, source) for i, item in enumerate(raw["stages"], 1)], fallback
-    )
+    """A cascade config validated whole: keys, stage types (built-in or registered) and each
+    stage's params against what that stage takes, so a typo fails before any model loads."""
+    if isinstance(raw, dict) and raw.get("stages") == []:
+        raise ConfigError(f"{source}: 'stages' must list at least one stage")
+    if isinstance(raw, dict) and isinstance(raw.get("stages"), list):
+        # `params: ` left empty in YAML reads as None: the same as no params.
+        raw = {**raw, "stages": [_no_empty_params(item) for item in raw["stages"]]}
+    config: CascadeConfig = build_dataclass(CascadeConfig, raw, source)
+    for index, stage in enumerate(config.stages, 1):
+        where = f"{source}: stage {index} ({stage.name or stage.type})"
+        try:
+            kind = STAGE_KINDS.get(stage.type)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: stage {index}: 'type': {exc}") from None
+        check_params(kind.stage, stage.params, where, _SET_BY_CASCADE, kind.own_params)
+    return config
 
 
-def _stage(item: Any, index: int, source: str) -> StageConfig:
-    where = f"{source}: stage {index}"
-    if not isinstance(item, dict) or item.get("type") not in STAGE_TYPES:
-        raise ConfigError(f"{where}: 'type' must be one of {', '.join(STAGE_TYPES)}")
-    try:
-        threshold = float(item.get("threshold", 0.5))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: threshold must be a number") from None
-    params = item.get("params") or {}
-    if not isinstance(params, dict):
-        raise ConfigError(f"{where}: 'params' must be a mapping")
-    unknown = sorted(set(item) - {"type", "threshold", "params", "name"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-    name = item.get("name")
-    return StageConfig(
-        str(item["type"]), threshold, dict(params), None if name is None else str(name)
-    )
+def _no_empty_params(item: Any) -> Any:
+    return {**item, "params": {}} if isinstance(item, dict) and item.get("params") is None else item
 
 
 def load_config(path: str | Path) -> CascadeConfig:
@@ -140,7 +133,6 @@ def _nli(
 def _llm(
     card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
 ) -> LabelingStage:
-    from synthmix.labeling.llm_stage import LLMStage
     from synthmix.llm.cache import AnswerCache, CachedBackend
     from synthmix.llm.factory import build_backend
 
@@ -160,11 +152,38 @@ def _llm(
     )
 
 
-BUILDERS: dict[str, Callable[[TaskCard, StageConfig, str, Examples, bool], LabelingStage]] = {
-    "keywords": _keywords,
-    "embedding": _embedding,
-    "nli": _nli,
-    "llm": _llm,
+@dataclass(frozen=True)
+class StageKind:
+    """How a cascade stage type is built: `build` makes the stage from its config; `stage` is
+    the class whose constructor its params are checked against; `own_params` are the params
+    `build` consumes itself (a backend, a cache path) before calling that constructor."""
+
+    build: Callable[[TaskCard, StageConfig, str, Examples, bool], LabelingStage]
+    stage: Callable[..., LabelingStage]
+    own_params: tuple[str, ...] = ()
+
+
+# A third-party package adds a stage type through the entry point group
+# `synthmix.labeling_stages` (a `StageKind`), or `STAGE_KINDS.register` at run time.
+STAGE_KINDS: Registry[StageKind] = Registry(
+    "synthmix.labeling_stages",
+    "stage type",
+    {
+        "keywords": StageKind(_keywords, KeywordStage, ("mined", "mine_from_examples", "top_k")),
+        "embedding": StageKind(_embedding, EmbeddingStage, ("encoder", "cache")),
+        "nli": StageKind(_nli, NLIStage),
+        "llm": StageKind(_llm, LLMStage, ("backend", "backend_params", "cache")),
+    },
+)
+# Constructor arguments the cascade fills itself.
+_SET_BY_CASCADE = {
+    "card": "the task card",
+    "threshold": "the stage's 'threshold' key, not a param",
+    "name": "the stage's 'name' key, not a param",
+    "encoder": "built from 'encoder' and 'cache'",
+    "backend": "built from 'backend' and 'backend_params'",
+    "examples": "the command's --examples",
+    "progress": "set by the command",
 }
 
 
@@ -179,7 +198,7 @@ def build_cascade(
     for cfg in config.stages:
         name = cfg.name or cfg.type
         try:
-            stages.append(BUILDERS[cfg.type](card, cfg, name, examples, progress))
+            stages.append(STAGE_KINDS.get(cfg.type).build(card, cfg, name, examples, progress))
         except (TypeError, ValueError) as exc:  # a misspelt parameter or a bad value
             raise ConfigError(f"cascade stage {name!r}: {exc}") from None
     return Cascade(stages, fallback="none" if config.fallback == "none" else "last")
