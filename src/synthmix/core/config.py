@@ -108,7 +108,9 @@ def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
 def explain(exc: ValidationError, cls: type, where: str = "") -> str:
     """The first problem pydantic found, as `key.path: problem` in the words of the YAML."""
     error = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in error["loc"]]
+    # A union's member type appears in the location (`backend.BackendSpec.model`): drop it.
+    members = {c.__name__ for c in _dataclasses_in(cls)} | {"str", "int", "float", "bool"}
+    loc = [str(part) for part in error["loc"] if str(part) not in members and "[" not in str(part)]
     kind, value = error["type"], error.get("input")
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         key, parent = loc[-1], loc[:-1]

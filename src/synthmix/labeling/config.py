@@ -10,7 +10,7 @@
         params: {encoder: use-multilingual, temperature: 0.05, max_examples: 200}
       - type: llm
         threshold: 0.8
-        params: {backend: llama-cpp, backend_params: {n_ctx: 2048}, k: 1, n_samples: 5,
+        params: {backend: {kind: llama-cpp, options: {n_ctx: 2048}}, k: 1, n_samples: 5,
                  logprobs: 5, cache: .synthmix/llm-cache.sqlite}
 
 Every stage takes an optional `name` (default: its type). LLM answers always go
@@ -32,6 +32,7 @@ from synthmix.data.labeled import LabeledData
 from synthmix.labeling.cascade import Cascade
 from synthmix.labeling.llm_stage import LLMStage
 from synthmix.labeling.stages import EmbeddingStage, KeywordStage, LabelingStage, NLIStage
+from synthmix.llm.spec import BackendSpec
 
 DEFAULT_CACHE = ".synthmix/llm-cache.sqlite"
 
@@ -133,14 +134,11 @@ def _nli(
 def _llm(
     card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
 ) -> LabelingStage:
-    from synthmix.llm.cache import AnswerCache, CachedBackend
-    from synthmix.llm.factory import build_backend
+    from synthmix.llm.cache import AnswerCache
 
     params = dict(cfg.params)
-    backend = build_backend(
-        str(params.pop("backend", "llama-cpp")), **params.pop("backend_params", {})
-    )
-    cached = CachedBackend(backend, AnswerCache(params.pop("cache", DEFAULT_CACHE)))
+    spec = _backend_spec(params.pop("backend", "llama-cpp"), params.pop("backend_params", {}))
+    cached = spec.open(AnswerCache(params.pop("cache", DEFAULT_CACHE)))
     return LLMStage(
         card,
         cached,
@@ -150,6 +148,15 @@ def _llm(
         progress=progress,
         **params,
     )
+
+
+def _backend_spec(backend: Any, legacy_params: dict[str, Any]) -> BackendSpec:
+    """`backend:` as a spec mapping (kind, model, base_url, ...) or a kind name with
+    `backend_params` (the older shape)."""
+    if isinstance(backend, dict):
+        spec: BackendSpec = build_dataclass(BackendSpec, backend, "cascade", "backend")
+        return spec
+    return BackendSpec.from_legacy(str(backend), dict(legacy_params))
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,7 @@ _SET_BY_CASCADE = {
     "threshold": "the stage's 'threshold' key, not a param",
     "name": "the stage's 'name' key, not a param",
     "encoder": "built from 'encoder' and 'cache'",
-    "backend": "built from 'backend' and 'backend_params'",
+    "backend": "built from 'backend' (a backend spec)",
     "examples": "the command's --examples",
     "progress": "set by the command",
 }
