@@ -95,3 +95,27 @@ def test_a_plugin_registers_through_its_entry_point(
     model = registry.build_classifier(registry.ClassifierConfig(name="tiny"), seed=0)
     assert type(model).__name__ == "Tiny"
     sys.modules.pop("my_plugin", None)
+
+
+@pytest.mark.parametrize(
+    ("plans", "expected"),
+    [
+        ({"learning_curve": [0.1, 1.5]}, "plans: learning_curve: 1.5 is not a fraction"),
+        ({"small_real_fraction": 0}, "plans: small_real_fraction: 0.0 is not a fraction"),
+        ({"synthetic_counts": [0]}, "plans: synthetic_counts: 0 must be >= 1"),
+    ],
+)
+def test_plan_values_out_of_range_name_the_key(plans: dict[str, object], expected: str) -> None:
+    assert expected in _error({**BASE, "plans": plans})
+
+
+def test_cascade_mined_keywords_of_the_wrong_shape_are_one_line() -> None:
+    from synthmix.cards.card import parse_card
+    from synthmix.labeling.config import build_cascade, parse_config
+
+    card = parse_card(
+        {"task": "t", "language": "ru", "classes": [{"name": "a", "description": "d"}]}, "c"
+    )
+    config = parse_config({"stages": [{"type": "keywords", "params": {"mined": True}}]}, "c")
+    with pytest.raises(ConfigError, match="'mined' must map each class to its keywords"):
+        build_cascade(config, card)

@@ -102,6 +102,10 @@ def _keywords(
 ) -> LabelingStage:
     params = dict(cfg.params)
     mined = params.pop("mined", None)
+    if mined is not None and not isinstance(mined, Mapping):
+        raise ValueError(
+            "'mined' must map each class to its keywords (or set mine_from_examples: true)"
+        )
     if params.pop("mine_from_examples", False) and isinstance(examples, LabeledData):
         from synthmix.cards.keywords import mine_keywords
 
