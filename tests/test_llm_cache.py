@@ -187,3 +187,52 @@ def test_rows_without_finish_reasons_or_logprobs_still_load(tmp_path: Path) -> N
     result = restored.to_result()
     assert result.texts == ["a", "b"] and result.finish_reasons == [None, None]
     assert result.logprobs is None and result.cached
+
+
+_WORKER = """
+import asyncio, sys
+from synthmix.llm import AnswerCache, CachedBackend, CompletionRequest, OpenAICompatibleBackend
+
+async def main(url: str, path: str) -> None:
+    backend = OpenAICompatibleBackend(url, "test-model", api_key_env=None)
+    cached = CachedBackend(backend, AnswerCache(path))
+    requests = [
+        CompletionRequest(messages=[{"role": "user", "content": f"текст {i}"}], temperature=1.0)
+        for i in range(12)
+    ]
+    await asyncio.gather(*(cached.complete(r) for r in requests))
+    print(cached.stats.requests, cached.stats.waited, flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def test_two_processes_sharing_a_cache_pay_once_per_request(tmp_path: Path) -> None:
+    """Each request is claimed in the cache before it is sent; the other process waits for
+    that answer instead of paying for it again."""
+    import subprocess
+    import sys
+
+    with serve(_answer, delay_s=0.3) as slow:
+        path = tmp_path / "shared.sqlite"
+        AnswerCache(path).close()  # both workers find the tables ready
+        command = [sys.executable, "-c", _WORKER, slow.url, str(path)]
+        workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in "ab"]
+        outputs = [w.communicate(timeout=120)[0].split() for w in workers]
+        assert all(w.returncode == 0 for w in workers)
+        paid = sum(int(requests) for requests, _ in outputs)
+        waited = sum(int(w) for _, w in outputs)
+        assert slow.count == 12 and paid == 12 and waited > 0
+
+
+def test_the_claim_of_a_dead_process_is_taken_over(tmp_path: Path, server: ScriptedServer) -> None:
+    cache = AnswerCache(tmp_path / "cache.db")
+    cached = CachedBackend(_backend(server), cache)
+    key = cached.key(_request())
+    # A claim left by a process that died (kill -9) before it could answer or release it.
+    cache._db.execute(
+        "INSERT INTO claims VALUES (?, ?, ?, ?)",
+        (key, __import__("socket").gethostname(), 2**22 + 1, 0.0),
+    )
+    result = asyncio.run(cached.complete(_request()))
+    assert result.texts and server.count == 1

@@ -34,6 +34,18 @@ def _emit(text: str, out: Path | None) -> None:
         typer.echo(f"wrote {out}", err=True)
 
 
+def claim_output(
+    ctx: typer.Context, path: Path, what: str = "output", folder: bool = False
+) -> None:
+    """Check now that `path` can be written (before any work is paid for) and hold its lock
+    until the command ends, so a second process writing it is refused instead of clobbering."""
+    from synthmix.core.files import check_writable
+    from synthmix.core.locks import exclusive
+
+    check_writable(path, what, folder)
+    ctx.with_resource(exclusive(path, what))
+
+
 BackendKind = Annotated[str, typer.Option(help="llama-cpp, openai or transformers.")]
 ModelName = Annotated[
     str | None, typer.Option(help="Model name, or GGUF path (default: bundled Gemma-3-270M).")

@@ -18,12 +18,14 @@ from synthmix.cli.base import (
     ModelName,
     TextColumn,
     app,
+    claim_output,
 )
 from synthmix.core.errors import SynthmixError
 
 
 @app.command()
 def augment(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Real labeled data to augment.")],
     per_class: Annotated[int, typer.Option(min=1, help="Unique texts to produce per class.")],
     out: Annotated[Path, typer.Option(help="Source file to write (.csv, .jsonl, .parquet).")],
@@ -34,6 +36,7 @@ def augment(
     encoding: Encoding = "auto",
 ) -> None:
     """Rule-based augmentation (EDA without synonyms): the baseline LLM sources must beat."""
+    claim_output(ctx, out)
     from synthmix.augment.eda import AugmentConfig, write_source
     from synthmix.augment.eda import augment as run_augment
     from synthmix.data.labeled import load_labeled

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from synthmix.cli.base import Encoding, LabelColumn, TextColumn, app
+from synthmix.cli.base import Encoding, LabelColumn, TextColumn, app, claim_output
 from synthmix.core.errors import SynthmixError
 
 
 @app.command()
 def label(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Unlabeled texts (CSV/TSV/JSONL/JSON/Parquet).")],
     card: Annotated[Path, typer.Option(help="Task card YAML.")],
     out: Annotated[Path, typer.Option(help="Labels (JSONL); <out>.report.json beside it.")],
@@ -38,6 +39,7 @@ def label(
     encoding: Encoding = "auto",
 ) -> None:
     """Auto-label texts with a confidence cascade; thresholds optionally calibrated on gold."""
+    claim_output(ctx, out)
     from synthmix.cards.card import load_card
     from synthmix.data.labeled import load_labeled
     from synthmix.labeling.config import default_config, load_config
@@ -72,6 +74,7 @@ def label(
 
 @app.command()
 def annotate(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Texts to annotate (CSV/TSV/JSONL/JSON/Parquet).")],
     card: Annotated[Path, typer.Option(help="Task card YAML.")],
     out: Annotated[Path, typer.Option(help="Review CSV; <out>.agreement.json goes beside it.")],
@@ -96,6 +99,7 @@ def annotate(
     encoding: Encoding = "auto",
 ) -> None:
     """LLM annotators label the same texts; a moderator settles their disagreements."""
+    claim_output(ctx, out)
     from synthmix.cards.card import load_card
     from synthmix.data.labeled import load_labeled, read_frame
     from synthmix.labeling.annotate import (

@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from synthmix.cli.base import app
+from synthmix.cli.base import app, claim_output
 
 
 @app.command()
 def experiment(
+    ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="Experiment YAML.")],
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>).")] = None,
     jobs: Annotated[int | None, typer.Option(help="Parallel fits; 0 = one per core.")] = None,
@@ -26,6 +27,7 @@ def experiment(
 
     loaded = load_experiment(config)
     run_dir = out or Path("runs") / loaded.name
+    claim_output(ctx, run_dir, "run directory", folder=True)
     outcome = run_experiment(loaded, run_dir, jobs=jobs)
     typer.echo(f"{outcome.ran} fits run, {outcome.reused} reused from {run_dir}", err=True)
     if quality:

@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from synthmix.cli.base import Encoding, LabelColumn, TextColumn, app
+from synthmix.cli.base import Encoding, LabelColumn, TextColumn, app, claim_output
 
 
 @app.command()
 def dedup(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Synthetic labeled texts to deduplicate.")],
     out: Annotated[Path, typer.Option(help="Kept texts (.csv, .jsonl, .parquet).")],
     real: Annotated[
@@ -40,6 +41,7 @@ def dedup(
     encoding: Encoding = "auto",
 ) -> None:
     """Drop exact, near (MinHash) and optionally embedding duplicates, and copies of real data."""
+    claim_output(ctx, out)
     from synthmix.augment.eda import write_source
     from synthmix.data.labeled import LabeledData, load_labeled
     from synthmix.dedup.stages import DedupConfig, Deduplicator, build_stages, write_dedup_report
@@ -71,6 +73,7 @@ def dedup(
 
 @app.command()
 def quality(
+    ctx: typer.Context,
     synthetic: Annotated[Path, typer.Argument(help="Synthetic labeled data to assess.")],
     real: Annotated[Path, typer.Option(help="Real labeled data to compare with.")],
     out: Annotated[Path, typer.Option(help="Write the metrics JSON here.")],
@@ -94,6 +97,7 @@ def quality(
     encoding: Encoding = "auto",
 ) -> None:
     """Diversity, fidelity, label consistency and memorisation of a synthetic source."""
+    claim_output(ctx, out)
     from synthmix.data.labeled import load_labeled
     from synthmix.embeddings.encoder import build_encoder
     from synthmix.quality.measure import (

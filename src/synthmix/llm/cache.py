@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from synthmix.core.errors import ConfigError
 from synthmix.llm.backend import (
     Backend,
     CompletionRequest,
@@ -36,6 +40,20 @@ CREATE TABLE IF NOT EXISTS answers (
     created_at TEXT NOT NULL
 )
 """
+# A request another process is paying for right now: a second process sharing the cache waits
+# for that answer instead of paying for the same request again.
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    claimed_at REAL NOT NULL
+)
+"""
+# A claim older than this is taken over even if its owner looks alive (a hung process, or one
+# on another machine sharing the file).
+CLAIM_TTL_S = 600.0
+CLAIM_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -70,14 +88,21 @@ class AnswerCache:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, each INSERT is its own durable transaction.
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against process death in WAL mode; only power loss can drop
-        # the last commits, which then are simply requested again.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: autocommit, each INSERT is its own durable transaction.
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process death in WAL mode; only power loss can drop
+            # the last commits, which then are simply requested again.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+            self._db.execute(_CLAIMS)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"{self.path}: cannot open the answer cache here ({' '.join(str(exc).split())});"
+                " choose a writable --cache path"
+            ) from None
 
     def __repr__(self) -> str:
         return f"AnswerCache({str(self.path)!r})"
@@ -133,8 +158,47 @@ class AnswerCache:
             ),
         )
 
+    def claim(self, key: str) -> bool:
+        """Claim `key` for this process; False while another live process holds it."""
+        now = time.time()
+        host, pid = socket.gethostname(), os.getpid()
+        inserted = self._db.execute(
+            "INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", (key, host, pid, now)
+        ).rowcount
+        if inserted:
+            return True
+        row = self._db.execute(
+            "SELECT host, pid, claimed_at FROM claims WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None or (row[0], row[1]) == (host, pid) or _stale(row[0], row[1], row[2], now):
+            self._db.execute(
+                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", (key, host, pid, now)
+            )
+            return True
+        return False
+
+    def release(self, key: str) -> None:
+        self._db.execute(
+            "DELETE FROM claims WHERE key = ? AND host = ? AND pid = ?",
+            (key, socket.gethostname(), os.getpid()),
+        )
+
     def close(self) -> None:
         self._db.close()
+
+
+def _stale(host: str, pid: int, claimed_at: float, now: float) -> bool:
+    if now - claimed_at > CLAIM_TTL_S:
+        return True
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True  # the owner died (kill -9): its claim is void
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass
@@ -142,6 +206,7 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     requests: int = 0  # calls passed to the wrapped backend (a miss joined in flight is not)
+    waited: int = 0  # answers another process sharing the cache paid for while we waited
 
 
 class CachedBackend:
@@ -183,10 +248,18 @@ class CachedBackend:
         future: asyncio.Future[CompletionResult] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
+            shared = await self._claim_or_wait(key)
+            if shared is not None:
+                self.stats.waited += 1
+                future.set_result(shared)
+                return shared
             self.stats.requests += 1
-            result = await self.backend.complete(request)
-            # Persist first: whatever the caller does next (parse, crash), this is paid.
-            self.cache.put(key, result, request)
+            try:
+                result = await self.backend.complete(request)
+                # Persist first: whatever the caller does next (parse, crash), this is paid.
+                self.cache.put(key, result, request)
+            finally:
+                self.cache.release(key)
             future.set_result(result)
             return result
         except asyncio.CancelledError:
@@ -198,3 +271,14 @@ class CachedBackend:
             raise
         finally:
             del self._pending[key]
+
+    async def _claim_or_wait(self, key: str) -> CompletionResult | None:
+        """None once this process holds the claim on `key` (it pays); the answer, when another
+        process that held the claim has put it into the cache meanwhile."""
+        while not self.cache.claim(key):
+            await asyncio.sleep(CLAIM_POLL_S)
+            found = self.cache.get(key)
+            if found is not None:
+                return found.to_result()
+        found = self.cache.get(key)  # answered between our miss and our claim
+        return found.to_result() if found is not None else None
