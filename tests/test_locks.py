@@ -94,3 +94,29 @@ def test_a_lock_waits_for_nobody_once_released(tmp_path: Path) -> None:
         with exclusive(out):
             pass
     assert time.monotonic() - started < 1.0
+
+
+_BAR_THEN_ERROR = """
+import sys
+from tqdm import tqdm
+from synthmix.cli.app import app, main
+from synthmix.core.errors import ConfigError
+
+@app.command("fail-mid-bar")
+def fail_mid_bar() -> None:
+    bar = tqdm(total=10, desc="texts")
+    bar.update(3)
+    raise ConfigError("card.yaml: the thing that went wrong")
+
+sys.argv = ["synthmix", "fail-mid-bar"]
+main()
+"""
+
+
+def test_an_error_during_a_progress_bar_starts_its_own_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _BAR_THEN_ERROR], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines = done.stderr.replace("\\r", "\\n").splitlines()
+    assert "error: card.yaml: the thing that went wrong" in lines

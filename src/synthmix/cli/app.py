@@ -16,10 +16,17 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        app()
+        # Warnings go through tqdm.write, so they land above a progress bar, not on its line.
+        with logging_redirect_tqdm():
+            app()
     except SynthmixError as exc:
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()  # an error glued to the end of a half-drawn bar is easy to miss
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
