@@ -11,7 +11,7 @@ import pytest
 
 from llm_server import Reply, ScriptedServer, completion_body, serve
 from synthmix.core.errors import ConfigError, SynthmixError
-from synthmix.llm import BackendError, CompletionRequest, OpenAICompatibleBackend
+from synthmix.llm import BackendError, CompletionRequest, OpenAICompatibleBackend, cache_key
 from synthmix.llm.openai_http import TokenBucket
 
 KEY = "sk-test-SECRET-0123456789abcdef"
@@ -262,3 +262,21 @@ def test_finish_reasons_per_choice(server: ScriptedServer) -> None:
     assert result.texts == ["Ура, наконец", "Ура!", "Ну"]
     assert result.finish_reasons == ["length", "stop", None]
     assert result.logprobs is None
+
+
+def test_a_json_schema_is_sent_as_structured_output(server: ScriptedServer) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"texts": {"type": "array", "items": {"type": "string"}}},
+        "required": ["texts"],
+    }
+    backend = _backend(server)
+    asyncio.run(backend.complete(replace(_chat(), json_schema=schema)))
+    asyncio.run(backend.complete(_chat()))
+    structured, plain = server.bodies
+    assert structured["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": schema, "strict": True},
+    }
+    assert "json_schema" not in structured and "response_format" not in plain
+    assert cache_key({}, replace(_chat(), json_schema=schema)) != cache_key({}, _chat())

@@ -34,6 +34,10 @@ class CompletionRequest:
 
     `logprobs=k` asks for the k most likely tokens at every generated position with their
     log-probabilities (0: only the sampled token's, where a backend reports it).
+
+    `json_schema` asks for an answer that is JSON matching the schema (structured output:
+    `response_format` on OpenAI-compatible servers, a grammar on llama.cpp); a backend
+    without such support ignores it and the caller's parser falls back to plain text.
     """
 
     messages: list[dict[str, str]] | None = None
@@ -46,6 +50,7 @@ class CompletionRequest:
     n: int = 1
     sample_index: int = 0
     logprobs: int | None = None
+    json_schema: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -71,6 +76,7 @@ class CompletionRequest:
             "seed": self.seed,
             "n": self.n if self.n != 1 else None,
             "logprobs": self.logprobs,
+            "json_schema": self.json_schema,
         }
         return {k: v for k, v in params.items() if v is not None}
 

@@ -310,6 +310,13 @@ class OpenAICompatibleBackend:
             want = "messages" if self.chat else "a prompt"
             raise BackendError(f"{self.endpoint}: this backend sends {want}; request has not")
         body: dict[str, Any] = {"model": self.model, **request.sampling()}
+        schema = body.pop("json_schema", None)
+        if schema is not None:
+            # OpenAI's structured outputs; llama.cpp's server and vLLM accept the same shape.
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema, "strict": True},
+            }
         if request.messages is not None:
             body["messages"] = request.messages
             if request.logprobs is not None:
