@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmix.augment.eda import normalize
+from synthmix.core.text import normalize
 from synthmix.data.labeled import LabeledData, from_frame
-from synthmix.dedup import stages as dedup
-from synthmix.dedup.stages import (
+from synthmix.dedup import (
     DedupConfig,
     Deduplicator,
     EmbeddingDedup,
@@ -31,6 +30,7 @@ from synthmix.dedup.stages import (
     shingle,
     write_dedup_report,
 )
+from synthmix.dedup import forms as dedup_forms
 from synthmix.embeddings.encoder import Encoder, build_encoder
 
 FILLER = "внезапно"  # a word none of the chosen sentences contains (checked below)
@@ -337,8 +337,10 @@ def test_normal_parts_agree_with_normalize(
     widening = ["ß_ü", "İstanbul"]
     real = cedr_train.texts[:3000]
     cases = [real + odd, real + odd + widening, odd + widening + ["a\nb"]]
-    for chunk, texts in [(100_000, t) for t in cases] + [(4, [*odd, "a\nb", *real[:9]])]:
-        monkeypatch.setattr(dedup, "_NORMALISE_CHUNK", chunk)  # only one chunk has a newline
+    # 40 texts in chunks of 4: only one chunk holds a newline (and 40 is past the per-text
+    # path that small batches take).
+    for chunk, texts in [(100_000, t) for t in cases] + [(4, [*odd, "a\nb", *real[:34]])]:
+        monkeypatch.setattr(dedup_forms, "_NORMALISE_CHUNK", chunk)
         parts = normal_parts(texts)
         assert parts == [re.sub(r"[^\w\s]+", " ", t.casefold()) for t in texts]
         assert [" ".join(p.split()) for p in parts] == [normalize(t) for t in texts]
