@@ -89,11 +89,12 @@ class EmbeddingIndex(FormIndex):
         if not self._size:
             return {}
         rows, scores = best_rows(self._vectors[todo], self._matrix[: self._size])
-        return {
-            code: Match(*self._prior_first[row], float(score))
-            for code, row, score in zip(todo, rows.tolist(), scores.tolist(), strict=True)
-            if score >= self.stage.threshold
-        }
+        found: dict[int, Match] = {}
+        for code, row, score in zip(todo, rows.tolist(), scores.tolist(), strict=True):
+            if score >= self.stage.threshold:
+                text, key = self._prior_first[row]
+                found[code] = Match(text, key, float(score))
+        return found
 
     def _fold(self, codes: list[int], firsts: list[tuple[str, int]]) -> None:
         if not codes:

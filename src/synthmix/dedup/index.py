@@ -18,6 +18,7 @@ from synthmix.dedup.base import Match
 from synthmix.dedup.forms import Forms
 
 Neighbours = dict[int, list[tuple[int, float]]]
+_SMALL = 32
 
 
 def neighbour_map(pairs: Sequence[tuple[int, int, float]]) -> Neighbours:
@@ -47,8 +48,8 @@ class FormIndex:
         self._pending: np.ndarray | None = None  # kept mask of the last batch, not yet folded
         self._texts: Sequence[str] = ()
         self._keys: Sequence[int] = ()
-        self._codes = np.zeros(0, dtype=np.int64)
-        self._forms = Forms(self._codes, [])
+        self._codes: list[int] = []
+        self._forms = Forms(np.zeros(0, dtype=np.int64), [])
         self._neighbours: Neighbours = {}
         self._prior_hits: dict[int, Match] = {}
         self._kept: dict[int, int] = {}  # form code -> position of its first kept text
@@ -80,18 +81,23 @@ class FormIndex:
             self._pending = None
         self._texts, self._keys = texts, keys
         self._forms = forms = self._group(texts)
-        self._codes = forms.codes
+        self._codes = forms.codes.tolist()
         self._kept = {}
         self._neighbours = self._neighbours_of(forms)
         self._prior_hits = self._prior_hits_of(forms) if self._prior else {}
-        flagged = np.zeros(len(forms.uniques), dtype=bool)
-        flagged[list(self._neighbours)] = True
-        flagged[list(self._prior_hits)] = True
-        involved: np.ndarray = forms.repeated() | flagged[forms.codes]
+        if len(texts) < _SMALL:  # the incremental path: numpy's per-call cost dominates
+            seen: set[int] = set()
+            repeated = {code for code in self._codes if code in seen or seen.add(code)}
+            flagged = repeated | self._neighbours.keys() | self._prior_hits.keys()
+            return np.array([code in flagged for code in self._codes], dtype=bool)
+        has_match = np.zeros(len(forms.uniques), dtype=bool)
+        has_match[list(self._neighbours)] = True
+        has_match[list(self._prior_hits)] = True
+        involved: np.ndarray = forms.repeated() | has_match[forms.codes]
         return involved
 
     def match(self, position: int) -> Match | None:
-        form = int(self._codes[position])
+        form = self._codes[position]
         best = self._prior_hits.get(form) if self._prior_hits else None
         if best is not None and best.score >= 1.0:
             return best  # earlier batches hold earlier keys: they win a tie
@@ -107,7 +113,7 @@ class FormIndex:
         return best
 
     def accept(self, position: int) -> None:
-        self._kept.setdefault(int(self._codes[position]), position)
+        self._kept.setdefault(self._codes[position], position)
 
     def close(self, kept: np.ndarray) -> None:
         self._pending = np.asarray(kept, dtype=bool)
@@ -128,14 +134,14 @@ class FormIndex:
         return hits
 
     def _fold_pending(self, kept: np.ndarray) -> None:
-        positions = np.flatnonzero(kept)
-        if not len(positions):
-            return
-        codes, first = np.unique(self._codes[positions], return_index=True)
-        order = np.argsort(first, kind="stable")
         new_codes: list[int] = []
         firsts: list[tuple[str, int]] = []
-        for code, at in zip(codes[order].tolist(), positions[first[order]].tolist(), strict=True):
+        seen: set[int] = set()
+        for at in [i for i, k in enumerate(kept.tolist()) if k]:
+            code = self._codes[at]
+            if code in seen:
+                continue
+            seen.add(code)
             form = self._normal_form(self._forms.uniques[code])
             if form in self._prior:
                 continue  # two un-collapsed keys of one normal form

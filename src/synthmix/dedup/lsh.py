@@ -20,6 +20,8 @@ Backend = Literal["auto", "rensa", "datasketch"]
 # LSH bands are chosen so a pair exactly at the threshold becomes a candidate with at least
 # this probability; pairs above the threshold are found more often still.
 LSH_TARGET_RECALL = 0.9
+# Below this many texts, sketches are built one by one (the incremental path's batches).
+_FEW_SKETCHES = 64
 
 
 def lsh_bands(threshold: float, num_perm: int, target: float = LSH_TARGET_RECALL) -> int:
@@ -48,16 +50,15 @@ class LSHIndex(Protocol):
 
 class RensaIndex:
     def __init__(self, num_perm: int, bands: int, seed: int) -> None:
-        from rensa import RMinHashLSH
+        from rensa import RMinHash, RMinHashLSH
 
         self.num_perm, self.seed = num_perm, seed
         self._lsh = RMinHashLSH(0.5, num_perm, bands)  # threshold unused: only banding
+        self._minhash = RMinHash
         self._size = 0
 
     def _sketch(self, shingles: list[str]) -> Any:
-        from rensa import RMinHash
-
-        sketch = RMinHash(self.num_perm, self.seed)
+        sketch = self._minhash(self.num_perm, self.seed)
         sketch.update(shingles)
         return sketch
 
@@ -65,25 +66,24 @@ class RensaIndex:
         self._lsh.insert(key, self._sketch(shingles))
         self._size = max(self._size, key + 1)
 
-    def add_many(self, shingle_sets: list[list[str]]) -> None:
-        from rensa import RMinHash
+    def _sketches(self, shingle_sets: list[list[str]]) -> list[Any]:
+        if len(shingle_sets) < _FEW_SKETCHES:  # from_token_sets costs ~250 µs to start
+            return [self._sketch(shingles) for shingles in shingle_sets]
+        return list(self._minhash.from_token_sets(shingle_sets, self.num_perm, self.seed))
 
+    def add_many(self, shingle_sets: list[list[str]]) -> None:
         if not shingle_sets:
             return
-        sketches = RMinHash.from_token_sets(shingle_sets, self.num_perm, self.seed)
-        self._lsh.insert_many(sketches, start_key=self._size)
+        self._lsh.insert_many(self._sketches(shingle_sets), start_key=self._size)
         self._size += len(shingle_sets)
 
     def query(self, shingles: list[str]) -> list[int]:
         return list(self._lsh.query(self._sketch(shingles)))
 
     def query_many(self, shingle_sets: list[list[str]]) -> list[list[int]]:
-        from rensa import RMinHash
-
         if not shingle_sets:
             return []
-        sketches = RMinHash.from_token_sets(shingle_sets, self.num_perm, self.seed)
-        return [list(keys) for keys in self._lsh.query_all(sketches)]
+        return [list(keys) for keys in self._lsh.query_all(self._sketches(shingle_sets))]
 
 
 class DatasketchIndex:

@@ -90,7 +90,9 @@ class MinHashIndex(FormIndex):
         candidates = self._lsh.query_many([self._sets[code] for code in todo])
         for code, keys in zip(todo, candidates, strict=True):
             mine = frozenset(self._sets[code])
-            best = best_of([(jaccard(mine, self._prior_sets[k]), k) for k in keys], self.stage.threshold)
+            best = best_of(
+                [(jaccard(mine, self._prior_sets[k]), k) for k in keys], self.stage.threshold
+            )
             if best is not None:
                 found[code] = Match(*self._prior_first[best[1]], best[0])
         return found

@@ -88,12 +88,16 @@ def _load_plugins() -> None:
     _plugins_loaded = True
     for point in entry_points(group=ENTRY_POINT_GROUP):
         if point.name in _REGISTRY:
-            log.warning("dedup stage plugin %s (%s) ignored: the name is taken", point.name, point.value)
+            log.warning(
+                "dedup stage plugin %s (%s) ignored: the name is taken", point.name, point.value
+            )
             continue
         try:
             _REGISTRY[point.name] = point.load()
         except Exception as exc:  # a broken plugin must not break every other stage
-            log.warning("dedup stage plugin %s (%s) failed to load: %s", point.name, point.value, exc)
+            log.warning(
+                "dedup stage plugin %s (%s) failed to load: %s", point.name, point.value, exc
+            )
 
 
 # ---------------------------------------------------------------------------- built-ins

@@ -14,6 +14,8 @@ import numpy as np
 from synthmix.dedup.base import DedupStage, Duplicate, StageIndex, StageResult
 from synthmix.dedup.forms import gc_paused
 
+_SMALL = 32
+
 
 def resolve_batch(
     stages: Sequence[DedupStage],
@@ -25,22 +27,34 @@ def resolve_batch(
     """One batch through `indexes` (one per stage, holding what earlier batches kept).
     Returns, per text, the number of the stage that dropped it or -1 (kept); every match is
     appended to `found[stage number]`, positions given as keys."""
+    if len(texts) < _SMALL:  # the incremental path: a collector pause costs more than it saves
+        return _walk(stages, indexes, texts, keys, found)
     with gc_paused():
-        involved = np.zeros(len(texts), dtype=bool)
-        for index in indexes:
-            involved |= index.open(texts, keys)
-        dropped_by = np.full(len(texts), -1, dtype=np.int64)
-        pairs = list(zip(stages, indexes, strict=True))
-        for local in np.flatnonzero(involved).tolist():
-            number = _first_drop(pairs, local, texts, keys, found)
-            if number is None:
-                for index in indexes:
-                    index.accept(local)
-            else:
-                dropped_by[local] = number
-        kept = dropped_by < 0
-        for index in indexes:
-            index.close(kept)
+        return _walk(stages, indexes, texts, keys, found)
+
+
+def _walk(
+    stages: Sequence[DedupStage],
+    indexes: Sequence[StageIndex],
+    texts: Sequence[str],
+    keys: Sequence[int],
+    found: list[list[Duplicate]],
+) -> np.ndarray:
+    involved = indexes[0].open(texts, keys) if indexes else np.zeros(len(texts), dtype=bool)
+    for index in indexes[1:]:
+        involved |= index.open(texts, keys)
+    dropped_by = np.full(len(texts), -1, dtype=np.int64)
+    pairs = list(zip(stages, indexes, strict=True))
+    for local in np.flatnonzero(involved).tolist():
+        number = _first_drop(pairs, local, texts, keys, found)
+        if number is None:
+            for index in indexes:
+                index.accept(local)
+        else:
+            dropped_by[local] = number
+    kept = dropped_by < 0
+    for index in indexes:
+        index.close(kept)
     return dropped_by
 
 

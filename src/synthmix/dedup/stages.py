@@ -12,7 +12,7 @@ from synthmix.dedup.base import (
     StageIndex,
     StageResult,
 )
-from synthmix.dedup.batch import DedupResult, Deduplicator, deduplicate
+from synthmix.dedup.batch import Deduplicator, DedupResult, deduplicate
 from synthmix.dedup.config import DedupConfig, build_stages
 from synthmix.dedup.embedding import EmbeddingDedup
 from synthmix.dedup.exact import ExactDedup
