@@ -34,6 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -121,7 +122,7 @@ def run_pipeline(texts: list[str], repeats: int, versions: dict[str, Any]) -> di
     for _ in range(repeats):
         for name, stage in stages.items():
             keep = np.ones(len(texts), dtype=bool)
-            runs[name].append(timed(lambda stage=stage, keep=keep: stage.run(texts, keep)))
+            runs[name].append(timed(partial(stage.run, texts, keep)))
     return {
         name: {
             "result": found[-1][0],
@@ -142,10 +143,14 @@ def run_incremental(texts: list[str], repeats: int, versions: dict[str, Any]) ->
     for _ in range(repeats):
         for name, module in versions.items():
             stream = module.IncrementalDedup([module.ExactDedup(), module.MinHashDedup()])
-            added, wall, _ = timed(lambda stream=stream: sum(stream.add(t) for t in texts))
+            added, wall, _ = timed(partial(feed, stream, texts))
             best[name] = min(best[name], wall)
             kept[name] = added
     return {name: {"wall_s_best": best[name], "kept": kept[name]} for name in versions}
+
+
+def feed(stream: Any, texts: list[str]) -> int:
+    return sum(stream.add(text) for text in texts)
 
 
 def load_module(path: str) -> ModuleType:

@@ -10,6 +10,7 @@ for an index it would throw away.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -86,9 +87,9 @@ class FormIndex:
         self._neighbours = self._neighbours_of(forms)
         self._prior_hits = self._prior_hits_of(forms) if self._prior else {}
         if len(texts) < _SMALL:  # the incremental path: numpy's per-call cost dominates
-            seen: set[int] = set()
-            repeated = {code for code in self._codes if code in seen or seen.add(code)}
-            flagged = repeated | self._neighbours.keys() | self._prior_hits.keys()
+            flagged = self._neighbours.keys() | self._prior_hits.keys()
+            if len(forms.uniques) < len(texts):  # some form repeats
+                flagged |= {code for code, n in Counter(self._codes).items() if n > 1}
             return np.array([code in flagged for code in self._codes], dtype=bool)
         has_match = np.zeros(len(forms.uniques), dtype=bool)
         has_match[list(self._neighbours)] = True
