@@ -311,6 +311,8 @@ def test_embedding_catches_a_sentence_with_one_word_dropped(
 
     stream = IncrementalDedup([stage])
     assert [stream.add(t) for t in texts] == [True] * 6 + [False] * 3
+    chunked = IncrementalDedup([stage])  # a shortened copy meets its original in either batch
+    assert chunked.add_many(texts[:4]) + chunked.add_many(texts[4:]) == [True] * 6 + [False] * 3
 
 
 def test_report_and_summary(planted: dict[str, list[str]], tmp_path: Path) -> None:

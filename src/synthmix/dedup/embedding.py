@@ -89,9 +89,10 @@ class EmbeddingIndex(FormIndex):
         if not self._size:
             return {}
         rows, scores = best_rows(self._vectors[todo], self._matrix[: self._size])
+        hits = (scores >= self.stage.threshold).tolist()  # in float32, as `similar_pairs`
         found: dict[int, Match] = {}
-        for code, row, score in zip(todo, rows.tolist(), scores.tolist(), strict=True):
-            if score >= self.stage.threshold:
+        for code, row, score, hit in zip(todo, rows.tolist(), scores.tolist(), hits, strict=True):
+            if hit:
                 text, key = self._prior_first[row]
                 found[code] = Match(text, key, float(score))
         return found

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from synthmix.dedup.base import Match, Stage, StageIndex
-from synthmix.dedup.embedding import EMBED_BLOCK, LazyEncoder
+from synthmix.dedup.embedding import LazyEncoder, best_rows
 from synthmix.dedup.forms import Forms, Shingles, jaccard, shingle
 from synthmix.dedup.index import best_of
 from synthmix.dedup.lsh import Backend, lsh_bands, new_index
@@ -94,17 +94,12 @@ class RealLeakCheck(Stage):
         assert self._vectors is not None and self.embedding_threshold is not None
         if not forms or not len(self._vectors):
             return [None] * len(forms)
-        vectors = self.encoder.encode(forms)
-        found: list[Match | None] = []
-        for start in range(0, len(vectors), EMBED_BLOCK):
-            block = vectors[start : start + EMBED_BLOCK] @ self._vectors.T
-            for row in block:
-                best = int(np.argmax(row))
-                hit = row[best] >= self.embedding_threshold
-                found.append(
-                    Match(self._real_of_form[best], None, float(row[best])) if hit else None
-                )
-        return found
+        rows, scores = best_rows(self.encoder.encode(forms), self._vectors)
+        hits = (scores >= self.embedding_threshold).tolist()  # in float32, as before
+        return [
+            Match(self._real_of_form[row], None, score) if hit else None
+            for row, score, hit in zip(rows.tolist(), scores.tolist(), hits, strict=True)
+        ]
 
     def index(self) -> StageIndex:
         return LeakIndex(self)
