@@ -255,7 +255,9 @@ def main() -> None:
         report |= {
             "baseline_pipeline_wall_s_best": round(base["wall_s_best"], 3),
             "baseline_pipeline_wall_s_median": round(base["wall_s_median"], 3),
+            "baseline_pipeline_cpu_s_best": round(base["cpu_s_best"], 3),
             "baseline_pipeline_docs_per_s": round(len(texts) / base["wall_s_best"]),
+            "pipeline_cpu_vs_baseline": round(base["cpu_s_best"] / ours["cpu_s_best"], 3),
             "pipeline_vs_baseline": round(base["wall_s_best"] / ours["wall_s_best"], 3),
             "same_removed_as_baseline": base_removed == removed,
             "baseline_incremental_docs_per_s": round(

@@ -82,11 +82,13 @@ def resolve(
     after all stages, and what each stage did (positions are indices into `texts`)."""
     keep = np.ones(len(texts), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
     active = np.flatnonzero(keep)
-    batch = (
-        list(texts) if len(active) == len(texts) else list(map(texts.__getitem__, active.tolist()))
-    )
+    keys: Sequence[int] = range(len(texts))
+    batch = list(texts)
+    if len(active) < len(texts):
+        keys = active.tolist()
+        batch = list(map(texts.__getitem__, keys))
     found: list[list[Duplicate]] = [[] for _ in stages]
-    local = resolve_batch(stages, [s.index() for s in stages], batch, active.tolist(), found)
+    local = resolve_batch(stages, [s.index() for s in stages], batch, keys, found)
     dropped_by = np.full(len(texts), -1, dtype=np.int64)
     dropped_by[active] = local
     results = []
