@@ -501,6 +501,8 @@ def test_an_unknown_stage_is_one_line_naming_the_known_ones() -> None:
     assert message == (
         "dedup: unknown stage 'minhsah' (available: embedding, exact, minhash, real-leak)"
     )
+    with pytest.raises(ConfigError, match=r"options\.minhash: built-in stages take"):
+        DedupConfig(options={"minhash": {"threshold": 0.5}})
 
 
 def test_switches_and_order_of_named_stages(cedr_test: LabeledData) -> None:

@@ -54,6 +54,12 @@ class DedupConfig:
             raise ConfigError(
                 f"dedup: unknown stage {unknown[0]!r} (available: {', '.join(sorted(known))})"
             )
+        built_in = [name for name in self.options if name in DEFAULT_ORDER]
+        if built_in:
+            raise ConfigError(
+                f"dedup: options.{built_in[0]}: built-in stages take their settings from the "
+                "dedup keys (minhash_threshold, embedding_threshold, ...), not from options"
+            )
 
     def stage_names(self) -> list[str]:
         """The stages this config runs, in order, real-leak included where it would run."""
