@@ -208,7 +208,9 @@ def _annotators_yaml(server: ScriptedServer, folder: Path, **changes: Any) -> Pa
     backend = {"base_url": server.url, "model": "test-model", "api_key_env": None}
     config: dict[str, Any] = {
         "annotators": [
-            {"name": "a", "backend": "openai", "backend_params": backend, "k": 1},
+            # One annotator in the backend-spec shape, the other in the older one: both name
+            # the same server, so they share one backend.
+            {"name": "a", "backend": {"kind": "openai", **backend}, "k": 1},
             {
                 "name": "b",
                 "backend": "openai",

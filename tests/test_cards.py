@@ -85,6 +85,24 @@ def test_display_name_is_optional_and_falls_back_to_the_label(tmp_path: Path) ->
             },
             "card.yaml: class 'joy' is listed twice",
         ),
+        (
+            {
+                "task": "t",
+                "language": "ru",
+                "classes": [{"name": "joy", "description": "a"}],
+                "lang": "en",
+            },
+            "card.yaml: unknown key 'lang' (allowed: task, language, classes, description)",
+        ),
+        (
+            {
+                "task": "t",
+                "language": "ru",
+                "classes": [{"name": "joy", "description": "a", "exmples": ["x"]}],
+            },
+            "card.yaml: class 1 ('joy'): unknown key 'exmples' (allowed: name, description, "
+            "keywords, examples, display_name)",
+        ),
     ],
 )
 def test_card_errors(raw: dict, expected: str) -> None:

@@ -20,7 +20,7 @@ from synthmix.classifiers import (
     register_encoder,
     shared_encoder,
 )
-from synthmix.classifiers.tfidf import TextClassifier
+from synthmix.classifiers.base import TextClassifier
 from synthmix.classifiers.tiny_bert import build_tiny_bert
 from synthmix.classifiers.transformer import (
     balanced_class_weights,
@@ -253,7 +253,14 @@ def test_lora_trains_adapters_and_leaves_base_weights_frozen(
     model = LoraClassifier(model=str(tiny_bert), max_length=48, **settings).fit(  # type: ignore[arg-type]
         data.texts, data.labels
     )
-    assert model.lora == {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
+    # The parameter stays as given (scikit-learn's clone); what was used is learned.
+    assert model.lora is None and model.lr == 1e-2
+    assert model.lora_ == {
+        "r": 8,
+        "alpha": 16,
+        "dropout": 0.1,
+        "target_modules": ["query", "value"],
+    }
     assert model.n_trainable_params_ < 0.1 * model.n_params_
     probabilities = model.predict_proba(data.texts[:10])
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
@@ -274,3 +281,15 @@ def test_transformer_rejects_bad_options(tiny_bert: Path) -> None:
         tiny(tiny_bert, lora={"rank": 4}).fit(["a", "b"], ["x", "y"])
     with pytest.raises(ConfigError, match="device"):
         tiny(tiny_bert, device="cuda:1").fit(["a", "b"], ["x", "y"])
+
+
+def test_lora_is_the_transformer_with_other_defaults() -> None:
+    """One constructor: LoraClassifier only changes what None means for `lora` and `lr`."""
+    import inspect
+
+    assert "__init__" not in vars(LoraClassifier)
+    assert inspect.signature(LoraClassifier) == inspect.signature(TransformerClassifier)
+    assert LoraClassifier()._learning_rate() == 1e-4 and LoraClassifier()._lora_options()
+    assert TransformerClassifier()._learning_rate() == 1e-5
+    assert TransformerClassifier()._lora_options() is None
+    assert TransformerClassifier(lora={"r": 4})._lora_options()["r"] == 4  # type: ignore[index]

@@ -207,3 +207,47 @@ def test_split_train_test_is_stratified_and_disjoint(cedr_train: LabeledData) ->
         zip(test.texts, test.labels, strict=True)
     )
     assert together == Counter(zip(cedr_train.texts, cedr_train.labels, strict=True))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_files_with_a_byte_order_mark_are_read(
+    tmp_path: Path, real_rows: pd.DataFrame, encoding: str
+) -> None:
+    path = write_csv(tmp_path / "excel.csv", real_rows, encoding=encoding)
+    assert load_labeled(path).texts == real_rows["text"].tolist()
+
+
+def test_utf16_without_a_mark_is_named(tmp_path: Path, real_rows: pd.DataFrame) -> None:
+    path = write_csv(tmp_path / "raw.csv", real_rows, encoding="utf-16-le")
+    assert "looks like UTF-16 without a byte-order mark" in error_of(lambda: load_labeled(path))
+    assert load_labeled(path, encoding="utf-16-le").texts == real_rows["text"].tolist()
+
+
+def test_nul_characters_duplicate_columns_and_keys_are_refused(
+    tmp_path: Path, real_rows: pd.DataFrame
+) -> None:
+    nul = real_rows.copy()
+    nul.loc[3, "text"] = "abc\x00def"
+    path = write_csv(tmp_path / "nul.csv", nul)
+    assert error_of(lambda: load_labeled(path)) == (
+        f"{path}: row 4: text contains a NUL character (a binary or mis-decoded file?)"
+    )
+    twice = tmp_path / "twice.csv"
+    twice.write_text("text,label,text\nпривет,joy,пока\n", encoding="utf-8")
+    assert error_of(lambda: load_labeled(twice)) == (
+        f"{twice}: the header names the column 'text' twice"
+    )
+    keys = tmp_path / "keys.jsonl"
+    keys.write_text('{"text": "a", "label": "joy"}\n{"text": "b", "text": "c", "label": "x"}\n')
+    assert error_of(lambda: load_labeled(keys)) == f"{keys}: row 2: the key 'text' appears twice"
+
+
+def test_a_huge_text_is_warned_with_its_row(
+    tmp_path: Path, real_rows: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = real_rows.copy()
+    huge.loc[5, "text"] = "слово " * 5000
+    path = write_csv(tmp_path / "huge.csv", huge)
+    with caplog.at_level(logging.WARNING, logger="synthmix"):
+        load_labeled(path)
+    assert f"{path}: row 6: a text of 30000 characters" in caplog.text

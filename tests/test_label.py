@@ -226,10 +226,19 @@ def test_cascade_config_parses_and_builds(card: TaskCard, encoder: Encoder) -> N
     assert [s.threshold for s in cascade.stages] == [0.6, 0.7] and cascade.fallback == "none"
     with pytest.raises(ConfigError, match="stage 1: 'type'"):
         parse_config({"stages": [{"type": "regex"}]}, "cascade.yaml")
-    with pytest.raises(ConfigError, match=r"'keywords': .*unexpected keyword"):
-        build_cascade(
-            parse_config({"stages": [{"type": "keywords", "params": {"x": 1}}]}, "c"), card
-        )
+    with pytest.raises(
+        ConfigError, match=r"stage 1 \(keywords\): unknown parameter 'x' \(allowed: "
+    ):
+        parse_config({"stages": [{"type": "keywords", "params": {"x": 1}}]}, "c")
+    typo = {"stages": [{"type": "llm", "params": {"n_sample": 3}}]}
+    with pytest.raises(ConfigError, match=r"unknown parameter 'n_sample' .*backend.*n_samples"):
+        parse_config(typo, "c")
+    with pytest.raises(ConfigError, match=r"'threshold' key, not a param"):
+        parse_config({"stages": [{"type": "nli", "params": {"threshold": 0.9}}]}, "c")
+    with pytest.raises(
+        ConfigError, match=r"fallback: 'some' is not allowed \(use 'last' or 'none'\)"
+    ):
+        parse_config({"stages": [{"type": "nli"}], "fallback": "some"}, "c")
     zero = {"stages": [{"type": "embedding", "params": {"max_examples": 0}}]}
     with pytest.raises(ConfigError, match=r"'embedding': max_examples must be >= 1"):
         build_cascade(parse_config(zero, "c"), card)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from llm_server import Reply, ScriptedServer, completion_body, serve
-from synthmix.core.errors import SynthmixError
+from synthmix.core.errors import ConfigError, SynthmixError
 from synthmix.llm import BackendError, CompletionRequest, OpenAICompatibleBackend
 from synthmix.llm.openai_http import TokenBucket
 
@@ -83,6 +84,44 @@ def test_transient_errors_are_retried_until_success(server: ScriptedServer) -> N
     assert result.texts == [_fixed_answer({})]
     assert server.count == 6
     assert backend.stats.retries == 5
+    # Every fault is counted by cause, for the command's summary and the reports.
+    stats = backend.stats.to_dict()
+    assert stats["faults"] == {"HTTP 429": 1, "HTTP 500": 1, "HTTP 502": 1, "malformed body": 2}
+    assert stats["requests"] == 6 and stats["answers"] == 1 and stats["failed_calls"] == 0
+    assert stats["retry_wait_s"] > 0
+    line = backend.stats.summary()
+    assert "6 requests for 1 answers" in line and "5 retries (HTTP 429 x1" in line
+
+
+def test_a_call_that_gives_up_is_counted(server: ScriptedServer) -> None:
+    server.script = [Reply(status=503)] * 3
+    backend = _backend(server, max_retries=2)
+    with pytest.raises(BackendError):
+        asyncio.run(backend.complete(_chat()))
+    assert backend.stats.to_dict()["failed_calls"] == 1
+    assert "1 calls gave up" in backend.stats.summary()
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://host/v1", "http://", "http://host:99999"])
+def test_a_bad_base_url_fails_before_any_call(url: str) -> None:
+    with pytest.raises(ConfigError, match="base_url"):
+        OpenAICompatibleBackend(url, "m")
+
+
+def test_a_key_over_plain_http_to_another_host_is_warned_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    remote = OpenAICompatibleBackend(
+        "http://10.20.30.40:8000", "m", api_key_env="SYNTHMIX_TEST_KEY"
+    )
+    local = OpenAICompatibleBackend("http://127.0.0.1:8000", "m", api_key_env="SYNTHMIX_TEST_KEY")
+    secure = OpenAICompatibleBackend("https://10.20.30.40", "m", api_key_env="SYNTHMIX_TEST_KEY")
+    with caplog.at_level(logging.WARNING, logger="synthmix"):
+        for backend in (remote, remote, local, secure):
+            backend._headers()
+    warnings = [r.getMessage() for r in caplog.records if "plain http://" in r.getMessage()]
+    assert len(warnings) == 1 and "10.20.30.40" in warnings[0]
+    assert KEY not in warnings[0]
 
 
 def test_retry_after_is_honoured(server: ScriptedServer) -> None:

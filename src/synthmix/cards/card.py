@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ def parse_card(raw: Any, source: str) -> TaskCard:
     for key in ("task", "language", "classes"):
         if key not in raw:
             raise ConfigError(f"{source}: missing '{key}'")
+    _check_keys(raw, TaskCard, source)
     if not isinstance(raw["classes"], list) or not raw["classes"]:
         raise ConfigError(f"{source}: 'classes' must be a non-empty list")
     classes = [_parse_class(item, i, source) for i, item in enumerate(raw["classes"], start=1)]
@@ -99,6 +100,7 @@ def _parse_class(item: Any, index: int, source: str) -> ClassCard:
         raise ConfigError(f"{source}: class {index}: expected a mapping with 'name'")
     name = str(item["name"])
     where = f"{source}: class {index} ({name!r})"
+    _check_keys(item, ClassCard, where)
     description = item.get("description")
     if not description or not str(description).strip():
         raise ConfigError(f"{where}: missing 'description'")
@@ -115,6 +117,14 @@ def _parse_class(item: Any, index: int, source: str) -> ClassCard:
         display_name=str(display_name).strip() if display_name else None,
         **lists,
     )
+
+
+def _check_keys(raw: dict[str, Any], cls: type, where: str) -> None:
+    """A misspelt key (`exmples:`) would silently drop what it holds: refuse it."""
+    allowed = [f.name for f in fields(cls)]
+    unknown = [key for key in raw if key not in allowed]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(allowed)})")
 
 
 def draft_card(

@@ -16,13 +16,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import precision_recall_fscore_support
 
-from synthmix.classifiers.tfidf import IMBALANCE_OPTIONS, oversample_indices
+from synthmix.classifiers.base import IMBALANCE_OPTIONS, oversample_indices
 from synthmix.core.errors import ConfigError
 
 log = logging.getLogger("synthmix")
@@ -142,20 +142,22 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     epoch's weights restored at the end. `validation_fraction=0` trains all `epochs` and keeps
     the last. `imbalance`: "class_weight" (balanced cross-entropy weights), "oversample"
     (random oversampling of the training part only, so validation rows stay unique) or "none".
-    `lora`: a dict with any of r, alpha, dropout, target_modules trains LoRA adapters (peft)
+    `lr`: default 1e-5, or 1e-4 with LoRA. `lora`: a dict with any of r, alpha, dropout,
+    target_modules trains LoRA adapters (peft)
     plus the classification head instead of all weights. `device`: None (GPU when present),
     "cpu" or "cuda". Checkpoints go to a temporary folder removed after `fit`, or to
     `output_dir`, which also receives the final model and tokenizer.
 
-    Learned: `model_`, `tokenizer_`, `classes_`, `history_` (one dict per epoch with
-    per-class metrics), `best_epoch_`, `n_trainable_params_`, `n_params_`.
+    Learned: `model_`, `tokenizer_`, `classes_`, `lora_` (the LoRA options used, or None),
+    `lr_`, `history_` (one dict per epoch with per-class metrics), `best_epoch_`,
+    `n_trainable_params_`, `n_params_`.
     """
 
     def __init__(
         self,
         *,
         model: str = DEFAULT_MODEL,
-        lr: float = 1e-5,
+        lr: float | None = None,
         epochs: int = 5,
         batch_size: int = 8,
         warmup_steps: int = 100,
@@ -184,10 +186,26 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
 
+    # Whether this class trains LoRA adapters even without a `lora` dict (LoraClassifier).
+    adapters: ClassVar[bool] = False
+
+    def _lora_options(self) -> dict[str, Any] | None:
+        if self.lora is None and not self.adapters:
+            return None
+        return {**LORA_DEFAULTS, **(self.lora or {})}
+
+    def _learning_rate(self) -> float:
+        """`lr`, or by default 1e-4 for adapters and 1e-5 for full fine-tuning."""
+        if self.lr is not None:
+            return self.lr
+        return 1e-4 if self._lora_options() is not None else 1e-5
+
     # ----- fit -----
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Self:
         self._check_params()
+        self.lora_ = self._lora_options()
+        self.lr_ = self._learning_rate()
         from transformers import set_seed
 
         texts_list = list(texts)
@@ -257,8 +275,9 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             # A checkpoint fine-tuned on other labels has a head of another size: replace it.
             ignore_mismatched_sizes=True,
         )
-        if self.lora is not None:
-            model = _wrap_lora(model, {**LORA_DEFAULTS, **self.lora})
+        options = self._lora_options()
+        if options is not None:
+            model = _wrap_lora(model, options)
         return tokenizer, model
 
     @contextmanager
@@ -317,7 +336,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         per_epoch = "epoch" if validate else "no"
         return TrainingArguments(
             output_dir=folder,
-            learning_rate=self.lr,
+            learning_rate=self._learning_rate(),
             num_train_epochs=self.epochs,
             per_device_train_batch_size=self.batch_size,
             per_device_eval_batch_size=self.batch_size * 4,
@@ -386,45 +405,10 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
 
 class LoraClassifier(TransformerClassifier):
     """TransformerClassifier training LoRA adapters: `lora` defaults to r=8, alpha=16,
-    dropout=0.1 on the attention query and value projections (BERT naming). A higher
-    learning rate suits adapters, hence lr=1e-4."""
+    dropout=0.1 on the attention query and value projections (BERT naming), and the learning
+    rate to 1e-4 (adapters want a higher one). The same parameters, only other defaults."""
 
-    def __init__(
-        self,
-        *,
-        model: str = DEFAULT_MODEL,
-        lr: float = 1e-4,
-        epochs: int = 5,
-        batch_size: int = 8,
-        warmup_steps: int = 100,
-        weight_decay: float = 0.01,
-        max_length: int = 128,
-        early_stopping_patience: int = 2,
-        validation_fraction: float = 0.1,
-        imbalance: str = "class_weight",
-        lora: dict[str, Any] | None = None,
-        output_dir: str | None = None,
-        device: str | None = None,
-        random_state: int = 0,
-    ) -> None:
-        super().__init__(
-            model=model,
-            lr=lr,
-            epochs=epochs,
-            batch_size=batch_size,
-            warmup_steps=warmup_steps,
-            weight_decay=weight_decay,
-            max_length=max_length,
-            early_stopping_patience=early_stopping_patience,
-            validation_fraction=validation_fraction,
-            imbalance=imbalance,
-            # None here means "the defaults", not "no LoRA"; sklearn's clone needs the
-            # parameter stored as given, so the defaults are filled in this way.
-            lora=dict(LORA_DEFAULTS) if lora is None else lora,
-            output_dir=output_dir,
-            device=device,
-            random_state=random_state,
-        )
+    adapters = True
 
 
 def _wrap_lora(model: Any, options: dict[str, Any]) -> Any:

@@ -6,6 +6,7 @@ row), so "row 3" is the third record of the file.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
@@ -25,6 +26,8 @@ log = logging.getLogger("synthmix")
 
 TEXT = "text"
 LABEL = "label"
+# Longer texts are warned about: a whole document in one cell is more often a broken file.
+LONG_TEXT = 20_000
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 _CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
@@ -140,8 +143,20 @@ def decode_bytes(raw: bytes, source: str, encoding: str = "auto") -> tuple[str, 
             ) from None
         except LookupError:
             raise DataError(source, f"unknown encoding '{encoding}'") from None
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom) :].decode(name), name
+            except UnicodeDecodeError as exc:
+                raise DataError(source, f"not valid {name} after its byte-order mark") from exc
+    if _looks_like_utf16(raw):
+        raise DataError(
+            source,
+            "looks like UTF-16 without a byte-order mark; pass its encoding "
+            "(--encoding utf-16-le or utf-16-be) or re-save it as UTF-8",
+        )
     try:
-        return raw.decode("utf-8-sig"), "utf-8"
+        return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         utf8_error = f"line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
@@ -152,8 +167,33 @@ def decode_bytes(raw: bytes, source: str, encoding: str = "auto") -> tuple[str, 
     raise DataError(source, f"{utf8_error}; re-save the file as UTF-8 or pass its encoding")
 
 
+# Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def _looks_like_utf16(raw: bytes) -> bool:
+    """Whether the bytes read as UTF-16 text in Latin or Cyrillic script: UTF-8 and single-byte
+    files decoded that way give CJK or private-use characters instead."""
+    sample = raw[: 4096 // 2 * 2]
+    if len(sample) < 4:
+        return False
+    for name in ("utf-16-le", "utf-16-be"):
+        text = sample.decode(name, errors="replace")
+        familiar = sum(ord(ch) < 0x0530 or 0x2000 <= ord(ch) < 0x2070 for ch in text)
+        if familiar > 0.95 * len(text):
+            return True
+    return False
+
+
 def _parse_text(text: str, suffix: str, source: str) -> pd.DataFrame:
     if suffix in (".csv", ".tsv"):
+        _reject_duplicate_header(text, "\t" if suffix == ".tsv" else ",", source)
         try:
             return pd.read_csv(
                 io.StringIO(text),
@@ -167,7 +207,9 @@ def _parse_text(text: str, suffix: str, source: str) -> pd.DataFrame:
             raise DataError(source, f"malformed {suffix[1:].upper()}: {_one_line(exc)}") from None
     if suffix == ".json":
         try:
-            records = json.loads(text)
+            records = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            raise DataError(source, f"an object has the key '{exc.key}' twice") from None
         except json.JSONDecodeError as exc:
             raise DataError(source, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
         if not isinstance(records, list):
@@ -178,10 +220,37 @@ def _parse_text(text: str, suffix: str, source: str) -> pd.DataFrame:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(json.loads(line, object_pairs_hook=_unique_keys))
+        except _DuplicateKey as exc:
+            raise DataError(source, f"the key '{exc.key}' appears twice", row=number) from None
         except json.JSONDecodeError as exc:
             raise DataError(source, f"invalid JSON ({exc.msg})", row=number) from None
     return _records_frame(records, source)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's default keeps the last of two equal keys; a data row must not lose one silently."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _reject_duplicate_header(text: str, delimiter: str, source: str) -> None:
+    """pandas renames a repeated column `text.1`, so the wrong one could be read as texts."""
+    first = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter), [])
+    names = [name.strip() for name in first]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(source, f"the header names the column '{repeated[0]}' twice")
 
 
 def _records_frame(records: list[Any], source: str) -> pd.DataFrame:
@@ -215,11 +284,33 @@ def _validate(frame: pd.DataFrame, text_col: str, label_col: str, source: str) -
     labels = frame[label_col]
     _reject_rows(source, _missing(texts), "empty text")
     _reject_rows(source, _missing(labels), "missing label")
+    as_text = texts.astype(str)
+    _reject_rows(
+        source,
+        np.asarray(as_text.str.contains("\x00", regex=False)),
+        "text contains a NUL character (a binary or mis-decoded file?)",
+    )
+    _warn_long(as_text, source)
     cleaned = frame.drop(columns=[text_col, label_col]).reset_index(drop=True)
     cleaned.insert(0, TEXT, texts.astype(str).reset_index(drop=True))
     cleaned.insert(1, LABEL, labels.map(_label_str).reset_index(drop=True))
     _reject_mojibake(cleaned[TEXT], source)
     return cleaned
+
+
+def _warn_long(texts: pd.Series, source: str) -> None:
+    lengths = texts.str.len().to_numpy()
+    long = np.flatnonzero(lengths > LONG_TEXT)
+    if len(long):
+        more = f" (and {len(long) - 1} more)" if len(long) > 1 else ""
+        log.warning(
+            "%s: row %d: a text of %d characters%s; check that it is one text and not a "
+            "whole file in one cell",
+            source,
+            long[0] + 1,
+            lengths[long[0]],
+            more,
+        )
 
 
 def _label_str(value: Any) -> str:

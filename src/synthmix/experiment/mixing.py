@@ -67,6 +67,18 @@ class PlanConfig:
     # for budgets ("+50 generated examples per class") and for small LLM sources.
     synthetic_counts: list[int] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        fractions = [("learning_curve", f) for f in self.learning_curve]
+        for key, value in [*fractions, ("small_real_fraction", self.small_real_fraction)]:
+            if not 0 < value <= 1:
+                raise ValueError(f"{key}: {value} is not a fraction of the real data in (0, 1]")
+        for value in self.synthetic_ratios:
+            if value <= 0:
+                raise ValueError(f"synthetic_ratios: {value} must be > 0")
+        for count in self.synthetic_counts:
+            if count < 1:
+                raise ValueError(f"synthetic_counts: {count} must be >= 1 text per class")
+
 
 @dataclass(frozen=True)
 class Cell:

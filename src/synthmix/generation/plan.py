@@ -21,8 +21,8 @@ from synthmix.generation.engine import GenerationConfig, GenerationResult, gener
 from synthmix.generation.personas import load_personas
 from synthmix.generation.strategies import PromptStrategy, make_strategy
 from synthmix.llm.backend import Backend
-from synthmix.llm.cache import AnswerCache, CachedBackend
-from synthmix.llm.factory import build_backend
+from synthmix.llm.cache import AnswerCache
+from synthmix.llm.spec import BackendSpec
 
 KEYWORD_SOURCES = ("card", "mined")
 PERSONA_STRATEGY = "persona"
@@ -33,19 +33,8 @@ _NO_POOL = (
 EXAMPLE_STRATEGIES = {"few-shot", "fskw", "paraphrase", "key-points", "completion-few-shot"}
 
 
-@dataclass
-class GeneratorSpec:
-    """One LLM. `kind`: llama-cpp (a GGUF file; none = the bundled Gemma-3-270M), openai (any
-    OpenAI-compatible server: OpenAI, vLLM, Ollama, llama.cpp server, OpenRouter) or
-    transformers (a local or hub model). The API key is read from the environment variable
-    named by `api_key_env`, never from this file."""
-
-    kind: str = "llama-cpp"
-    model: str | None = None
-    base_url: str | None = None
-    api_key_env: str | None = None
-    chat: bool | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+# A generator is an LLM backend as every config describes one.
+GeneratorSpec = BackendSpec
 
 
 @dataclass
@@ -123,23 +112,8 @@ class PlanResult:
     report: Path
 
 
-def open_backend(spec: GeneratorSpec, cache: AnswerCache) -> Backend:
-    options: dict[str, Any] = dict(spec.options)
-    if spec.kind == "openai":
-        if spec.base_url is None or spec.model is None:
-            raise ConfigError("an openai generator needs 'base_url' and 'model'")
-        options.update(
-            base_url=spec.base_url,
-            model=spec.model,
-            api_key_env=spec.api_key_env or "OPENAI_API_KEY",
-        )
-    elif spec.kind == "llama-cpp":
-        options.update(model_path=spec.model)
-    else:
-        options.update(model=spec.model)
-    if spec.chat is not None:
-        options["chat"] = spec.chat
-    return CachedBackend(build_backend(spec.kind, **options), cache)
+def open_backend(spec: BackendSpec, cache: AnswerCache) -> Backend:
+    return spec.open(cache)
 
 
 def class_keywords(

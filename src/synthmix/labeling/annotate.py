@@ -3,8 +3,8 @@ disagreements and an optional expert explanation per label, from a small YAML:
 
     annotators:                 # two or more; each a backend and a prompt
       - name: gemma-a
-        backend: llama-cpp      # openai | llama-cpp | transformers
-        backend_params: {}      # e.g. {base_url: ..., model: ...} for openai
+        backend: {kind: llama-cpp}  # a backend spec (synthmix.llm.spec): kind, model,
+                                    # base_url, api_key_env, chat, options
         k: 2                    # real examples per class in the prompt
         seed: 0                 # which examples
       - name: gemma-b
@@ -48,22 +48,25 @@ from synthmix.labeling.annotators import (
 )
 from synthmix.labeling.config import DEFAULT_CACHE
 from synthmix.llm.backend import Backend, gather_with_progress
+from synthmix.llm.spec import BackendSpec
 
 
 @dataclass
-class BackendSpec:
-    """A backend as the YAML names it: a kind and its options (`build_backend`)."""
+class _UsesBackend:
+    """An annotator's or moderator's backend: a `BackendSpec` mapping under `backend:`, or the
+    older shape, a kind name there with its options in `backend_params`."""
 
-    backend: str = "llama-cpp"
+    backend: BackendSpec | str = "llama-cpp"
     backend_params: dict[str, Any] = field(default_factory=dict)
 
-    def key(self) -> str:
-        """Equal for settings that make the same backend, so they share one instance."""
-        return json.dumps([self.backend.lower(), self.backend_params], sort_keys=True, default=str)
+    def spec(self) -> BackendSpec:
+        if isinstance(self.backend, BackendSpec):
+            return self.backend
+        return BackendSpec.from_legacy(self.backend, self.backend_params)
 
 
 @dataclass
-class AnnotatorSpec(BackendSpec):
+class AnnotatorSpec(_UsesBackend):
     name: str = ""
     k: int = 2
     seed: int = 0
@@ -71,7 +74,7 @@ class AnnotatorSpec(BackendSpec):
 
 
 @dataclass
-class ModeratorSpec(BackendSpec):
+class ModeratorSpec(_UsesBackend):
     max_tokens: int = 200
 
 
@@ -131,18 +134,16 @@ class AnnotationRun:
 
 def build_backends(config: AnnotationConfig) -> dict[str, Backend]:
     """One cached backend per distinct backend setting."""
-    from synthmix.llm.cache import AnswerCache, CachedBackend
-    from synthmix.llm.factory import build_backend
+    from synthmix.llm.cache import AnswerCache
 
-    specs: list[BackendSpec] = list(config.annotators)
-    specs += [config.moderator] if config.moderator is not None else []
+    users: list[_UsesBackend] = list(config.annotators)
+    users += [config.moderator] if config.moderator is not None else []
     cache = AnswerCache(config.cache)
     backends: dict[str, Backend] = {}
-    for spec in specs:
+    for user in users:
+        spec = user.spec()
         if spec.key() not in backends:
-            backends[spec.key()] = CachedBackend(
-                build_backend(spec.backend, **spec.backend_params), cache
-            )
+            backends[spec.key()] = spec.open(cache)
     return backends
 
 
@@ -165,7 +166,7 @@ def run_annotation(
         Annotator(
             a.name,
             card,
-            backends[a.key()],
+            backends[a.spec().key()],
             examples,
             k=a.k,
             templates=a.templates,
@@ -177,7 +178,7 @@ def run_annotation(
     table = annotate(annotators, texts, progress)
     moderator = None
     if config.moderator is not None:
-        moderator_backend = backends[config.moderator.key()]
+        moderator_backend = backends[config.moderator.spec().key()]
         moderator = Moderator(card, moderator_backend, config.moderator.max_tokens)
     table = resolve(table, names, moderator, progress)
     if explain and moderator is not None:

@@ -10,7 +10,7 @@
         params: {encoder: use-multilingual, temperature: 0.05, max_examples: 200}
       - type: llm
         threshold: 0.8
-        params: {backend: llama-cpp, backend_params: {n_ctx: 2048}, k: 1, n_samples: 5,
+        params: {backend: {kind: llama-cpp, options: {n_ctx: 2048}}, k: 1, n_samples: 5,
                  logprobs: 5, cache: .synthmix/llm-cache.sqlite}
 
 Every stage takes an optional `name` (default: its type). LLM answers always go
@@ -22,23 +22,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from synthmix.cards.card import TaskCard
-from synthmix.core.config import read_yaml
+from synthmix.core.config import build_dataclass, check_params, read_yaml
 from synthmix.core.errors import ConfigError
+from synthmix.core.plugins import Registry
 from synthmix.data.labeled import LabeledData
 from synthmix.labeling.cascade import Cascade
+from synthmix.labeling.llm_stage import LLMStage
 from synthmix.labeling.stages import EmbeddingStage, KeywordStage, LabelingStage, NLIStage
+from synthmix.llm.spec import BackendSpec
 
-STAGE_TYPES = ("keywords", "embedding", "nli", "llm")
 DEFAULT_CACHE = ".synthmix/llm-cache.sqlite"
 
 
 @dataclass
 class StageConfig:
     type: str
-    threshold: float
+    threshold: float = 0.5
     params: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
 
@@ -46,7 +48,7 @@ class StageConfig:
 @dataclass
 class CascadeConfig:
     stages: list[StageConfig]
-    fallback: str = "last"
+    fallback: Literal["last", "none"] = "last"
 
 
 def default_config() -> CascadeConfig:
@@ -62,34 +64,26 @@ def default_config() -> CascadeConfig:
 
 
 def parse_config(raw: Any, source: str) -> CascadeConfig:
-    if not isinstance(raw, dict) or not isinstance(raw.get("stages"), list) or not raw["stages"]:
-        raise ConfigError(f"{source}: expected a mapping with a non-empty 'stages' list")
-    fallback = str(raw.get("fallback", "last"))
-    if fallback not in ("last", "none"):
-        raise ConfigError(f"{source}: fallback must be 'last' or 'none', got {fallback!r}")
-    return CascadeConfig(
-        [_stage(item, i, source) for i, item in enumerate(raw["stages"], 1)], fallback
-    )
+    """A cascade config validated whole: keys, stage types (built-in or registered) and each
+    stage's params against what that stage takes, so a typo fails before any model loads."""
+    if isinstance(raw, dict) and raw.get("stages") == []:
+        raise ConfigError(f"{source}: 'stages' must list at least one stage")
+    if isinstance(raw, dict) and isinstance(raw.get("stages"), list):
+        # `params: ` left empty in YAML reads as None: the same as no params.
+        raw = {**raw, "stages": [_no_empty_params(item) for item in raw["stages"]]}
+    config: CascadeConfig = build_dataclass(CascadeConfig, raw, source)
+    for index, stage in enumerate(config.stages, 1):
+        where = f"{source}: stage {index} ({stage.name or stage.type})"
+        try:
+            kind = STAGE_KINDS.get(stage.type)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: stage {index}: 'type': {exc}") from None
+        check_params(kind.stage, stage.params, where, _SET_BY_CASCADE, kind.own_params)
+    return config
 
 
-def _stage(item: Any, index: int, source: str) -> StageConfig:
-    where = f"{source}: stage {index}"
-    if not isinstance(item, dict) or item.get("type") not in STAGE_TYPES:
-        raise ConfigError(f"{where}: 'type' must be one of {', '.join(STAGE_TYPES)}")
-    try:
-        threshold = float(item.get("threshold", 0.5))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: threshold must be a number") from None
-    params = item.get("params") or {}
-    if not isinstance(params, dict):
-        raise ConfigError(f"{where}: 'params' must be a mapping")
-    unknown = sorted(set(item) - {"type", "threshold", "params", "name"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-    name = item.get("name")
-    return StageConfig(
-        str(item["type"]), threshold, dict(params), None if name is None else str(name)
-    )
+def _no_empty_params(item: Any) -> Any:
+    return {**item, "params": {}} if isinstance(item, dict) and item.get("params") is None else item
 
 
 def load_config(path: str | Path) -> CascadeConfig:
@@ -108,6 +102,10 @@ def _keywords(
 ) -> LabelingStage:
     params = dict(cfg.params)
     mined = params.pop("mined", None)
+    if mined is not None and not isinstance(mined, Mapping):
+        raise ValueError(
+            "'mined' must map each class to its keywords (or set mine_from_examples: true)"
+        )
     if params.pop("mine_from_examples", False) and isinstance(examples, LabeledData):
         from synthmix.cards.keywords import mine_keywords
 
@@ -140,15 +138,11 @@ def _nli(
 def _llm(
     card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
 ) -> LabelingStage:
-    from synthmix.labeling.llm_stage import LLMStage
-    from synthmix.llm.cache import AnswerCache, CachedBackend
-    from synthmix.llm.factory import build_backend
+    from synthmix.llm.cache import AnswerCache
 
     params = dict(cfg.params)
-    backend = build_backend(
-        str(params.pop("backend", "llama-cpp")), **params.pop("backend_params", {})
-    )
-    cached = CachedBackend(backend, AnswerCache(params.pop("cache", DEFAULT_CACHE)))
+    spec = _backend_spec(params.pop("backend", "llama-cpp"), params.pop("backend_params", {}))
+    cached = spec.open(AnswerCache(params.pop("cache", DEFAULT_CACHE)))
     return LLMStage(
         card,
         cached,
@@ -160,11 +154,47 @@ def _llm(
     )
 
 
-BUILDERS: dict[str, Callable[[TaskCard, StageConfig, str, Examples, bool], LabelingStage]] = {
-    "keywords": _keywords,
-    "embedding": _embedding,
-    "nli": _nli,
-    "llm": _llm,
+def _backend_spec(backend: Any, legacy_params: dict[str, Any]) -> BackendSpec:
+    """`backend:` as a spec mapping (kind, model, base_url, ...) or a kind name with
+    `backend_params` (the older shape)."""
+    if isinstance(backend, dict):
+        spec: BackendSpec = build_dataclass(BackendSpec, backend, "cascade", "backend")
+        return spec
+    return BackendSpec.from_legacy(str(backend), dict(legacy_params))
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """How a cascade stage type is built: `build` makes the stage from its config; `stage` is
+    the class whose constructor its params are checked against; `own_params` are the params
+    `build` consumes itself (a backend, a cache path) before calling that constructor."""
+
+    build: Callable[[TaskCard, StageConfig, str, Examples, bool], LabelingStage]
+    stage: Callable[..., LabelingStage]
+    own_params: tuple[str, ...] = ()
+
+
+# A third-party package adds a stage type through the entry point group
+# `synthmix.labeling_stages` (a `StageKind`), or `STAGE_KINDS.register` at run time.
+STAGE_KINDS: Registry[StageKind] = Registry(
+    "synthmix.labeling_stages",
+    "stage type",
+    {
+        "keywords": StageKind(_keywords, KeywordStage, ("mined", "mine_from_examples", "top_k")),
+        "embedding": StageKind(_embedding, EmbeddingStage, ("encoder", "cache")),
+        "nli": StageKind(_nli, NLIStage),
+        "llm": StageKind(_llm, LLMStage, ("backend", "backend_params", "cache")),
+    },
+)
+# Constructor arguments the cascade fills itself.
+_SET_BY_CASCADE = {
+    "card": "the task card",
+    "threshold": "the stage's 'threshold' key, not a param",
+    "name": "the stage's 'name' key, not a param",
+    "encoder": "built from 'encoder' and 'cache'",
+    "backend": "built from 'backend' (a backend spec)",
+    "examples": "the command's --examples",
+    "progress": "set by the command",
 }
 
 
@@ -179,7 +209,7 @@ def build_cascade(
     for cfg in config.stages:
         name = cfg.name or cfg.type
         try:
-            stages.append(BUILDERS[cfg.type](card, cfg, name, examples, progress))
+            stages.append(STAGE_KINDS.get(cfg.type).build(card, cfg, name, examples, progress))
         except (TypeError, ValueError) as exc:  # a misspelt parameter or a bad value
             raise ConfigError(f"cascade stage {name!r}: {exc}") from None
     return Cascade(stages, fallback="none" if config.fallback == "none" else "last")

@@ -12,12 +12,14 @@ from synthmix.llm.cache import AnswerCache, CachedAnswer, CachedBackend
 from synthmix.llm.factory import build_backend
 from synthmix.llm.llamacpp import LlamaCppBackend, bundled_model_path
 from synthmix.llm.openai_http import OpenAICompatibleBackend
+from synthmix.llm.spec import BackendSpec
 from synthmix.llm.transformers_local import TransformersBackend
 
 __all__ = [
     "AnswerCache",
     "Backend",
     "BackendError",
+    "BackendSpec",
     "CachedAnswer",
     "CachedBackend",
     "CompletionRequest",

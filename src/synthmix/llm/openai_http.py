@@ -33,6 +33,7 @@ from synthmix.llm.backend import (
     CompletionResult,
     choice_details,
 )
+from synthmix.llm.hosts import check_base_url, host_of, is_loopback
 
 log = logging.getLogger("synthmix")
 
@@ -89,24 +90,56 @@ class TokenBucket:
 
 @dataclass
 class BackendStats:
-    """Totals over the backend's life, for run reports."""
+    """What the backend's calls cost and met, for run reports: attempts, answers, retries by
+    cause (an HTTP status, timeout, connection, malformed body), calls that gave up, time spent
+    waiting before retries and waiting for the rate limits."""
 
     requests: int = 0
+    answers: int = 0
     retries: int = 0
+    failed_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    retry_wait_s: float = 0.0
+    throttle_wait_s: float = 0.0
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
     def count_error(self, kind: str) -> None:
         self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "answers": self.answers,
+            "retries": self.retries,
+            "failed_calls": self.failed_calls,
+            "faults": dict(sorted(self.errors_by_kind.items())),
+            "retry_wait_s": round(self.retry_wait_s, 2),
+            "throttle_wait_s": round(self.throttle_wait_s, 2),
+        }
+
+    def summary(self) -> str:
+        """One line for the command's final output; empty when every request just worked."""
+        if not self.retries and not self.failed_calls and self.throttle_wait_s < 0.5:
+            return ""
+        faults = ", ".join(f"{kind} x{n}" for kind, n in sorted(self.errors_by_kind.items()))
+        parts = [f"{self.requests} requests for {self.answers} answers"]
+        if self.retries:
+            parts.append(f"{self.retries} retries ({faults}), {self.retry_wait_s:.0f}s waiting")
+        if self.failed_calls:
+            parts.append(f"{self.failed_calls} calls gave up")
+        if self.throttle_wait_s >= 0.5:
+            parts.append(f"{self.throttle_wait_s:.0f}s held back by the rate limits")
+        return "; ".join(parts)
+
 
 class _Retry(Exception):
     """A failed attempt worth repeating; `wait_s` is the server's Retry-After if any."""
 
-    def __init__(self, reason: str, wait_s: float | None = None) -> None:
+    def __init__(self, reason: str, wait_s: float | None = None, cause: str = "") -> None:
         super().__init__(reason)
+        self.cause = cause or reason.split(":", 1)[0]
         self.reason = reason
         self.wait_s = wait_s
 
@@ -164,7 +197,7 @@ class OpenAICompatibleBackend:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.base_url = check_base_url(base_url).rstrip("/").removesuffix("/v1")
         self.model = model
         self.api_key_env = api_key_env
         self.chat = chat
@@ -178,6 +211,7 @@ class OpenAICompatibleBackend:
         self.price_per_1k_prompt = price_per_1k_prompt
         self.price_per_1k_completion = price_per_1k_completion
         self.stats = BackendStats()
+        self._warned_plain_http = False
         self._state: _LoopState | None = None
         self._tls_context: ssl.SSLContext | None = None
         self._jitter = random.Random()  # jitter must differ between processes, not repeat
@@ -250,7 +284,19 @@ class OpenAICompatibleBackend:
 
     def _headers(self) -> dict[str, str]:
         key = self._api_key()
+        if key and not self._warned_plain_http and self._key_in_clear():
+            self._warned_plain_http = True
+            log.warning(
+                "%s: the API key from $%s goes over plain http:// to %s, which is not this "
+                "machine; anyone on the way can read it (use https://)",
+                self.model,
+                self.api_key_env,
+                host_of(self.base_url),
+            )
         return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _key_in_clear(self) -> bool:
+        return self.base_url.startswith("http://") and not is_loopback(self.base_url)
 
     def _scrub(self, text: str) -> str:
         """One line, without the key (servers echo a rejected key back, partly or not)."""
@@ -282,25 +328,30 @@ class OpenAICompatibleBackend:
         )
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
+            held = time.monotonic()
             if state.rpm is not None:
                 await state.rpm.acquire()
             if state.tpm is not None:
                 await state.tpm.acquire(estimate)
+            self.stats.throttle_wait_s += time.monotonic() - held
             try:
                 result = await self._attempt(state, body)
             except _Retry as exc:
                 last = exc.reason
-                self.stats.count_error(exc.reason.split(" ", 1)[0])
+                self.stats.count_error(exc.cause)
                 if attempt == self.max_retries:
                     break
                 delay = exc.wait_s if exc.wait_s is not None else self._backoff(attempt)
                 self.stats.retries += 1
+                self.stats.retry_wait_s += delay
                 log.info("%s: %s; retry %d in %.1fs", self.model, last, attempt + 1, delay)
                 await asyncio.sleep(delay)
                 continue
             if state.tpm is not None:
                 state.tpm.charge(result.prompt_tokens + result.completion_tokens - estimate)
+            self.stats.answers += 1
             return result
+        self.stats.failed_calls += 1
         raise BackendError(
             f"{self.endpoint} (model {self.model}): gave up after "
             f"{self.max_retries + 1} attempts; last error: {last}"
@@ -319,10 +370,10 @@ class OpenAICompatibleBackend:
                 with state.least_busy() as client:
                     response = await client.post(self.endpoint, json=body, headers=self._headers())
             except httpx.TimeoutException:
-                raise _Retry(f"timeout after {self.timeout_s}s") from None
+                raise _Retry(f"timeout after {self.timeout_s}s", cause="timeout") from None
             except httpx.TransportError as exc:
                 reason = self._scrub(str(exc)) or type(exc).__name__
-                raise _Retry(f"connection error: {reason}") from None
+                raise _Retry(f"connection error: {reason}", cause="connection") from None
         return self._handle(response)
 
     def _handle(self, response: httpx.Response) -> CompletionResult:
@@ -332,7 +383,7 @@ class OpenAICompatibleBackend:
         message = self._server_message(response)
         if status in _RETRYABLE_STATUS or status >= 500:
             wait = _retry_after(response) if status in _RETRY_AFTER_STATUS else None
-            raise _Retry(f"HTTP {status}: {message}", wait)
+            raise _Retry(f"HTTP {status}: {message}", wait, cause=f"HTTP {status}")
         raise BackendError(f"HTTP {status} from {self.endpoint} (model {self.model}): {message}")
 
     def _server_message(self, response: httpx.Response) -> str:
@@ -358,9 +409,9 @@ class OpenAICompatibleBackend:
                 texts = [str(c["text"]) for c in choices]
         except (ValueError, KeyError, TypeError, IndexError):
             # A proxy cut the body short or the server sent HTML: the next try may work.
-            raise _Retry("malformed response body") from None
+            raise _Retry("malformed response body", cause="malformed body") from None
         if not isinstance(raw, dict) or not texts:
-            raise _Retry("malformed response body (no choices)")
+            raise _Retry("malformed response body (no choices)", cause="malformed body")
         usage = raw.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)

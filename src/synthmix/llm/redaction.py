@@ -32,6 +32,7 @@ from typing import Any
 
 from synthmix.core.errors import ConfigError
 from synthmix.core.text import is_russian
+from synthmix.llm.hosts import is_loopback
 
 # Placeholder types; the text inserted is "[TYPE]". Russian templates keep them too: the
 # model copies the bracketed token, which no real name or number looks like.
@@ -72,9 +73,6 @@ def should_redact(config: RedactionConfig, backend_is_remote: bool) -> bool:
     return backend_is_remote
 
 
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
-
-
 def backend_is_remote(backend: Any) -> bool:
     """Whether a backend's calls leave this machine. `is_remote` on the HTTP backend is
     True even for a llama.cpp server on 127.0.0.1 (it answers "does this cost calls"), so
@@ -83,19 +81,9 @@ def backend_is_remote(backend: Any) -> bool:
     if inner is not None and inner is not backend:
         return backend_is_remote(inner)
     base_url = getattr(backend, "base_url", None)
-    if isinstance(base_url, str) and _host(base_url) in _LOOPBACK_HOSTS | {""}:
-        return False
-    if isinstance(base_url, str) and _host(base_url).startswith("127."):
+    if isinstance(base_url, str) and is_loopback(base_url):
         return False
     return bool(getattr(backend, "is_remote", True))
-
-
-def _host(url: str) -> str:
-    rest = url.split("://", 1)[-1]
-    authority = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    if authority.startswith("["):  # IPv6 literal: "[::1]:8000"
-        return authority.split("]", 1)[0] + "]"
-    return authority.split(":", 1)[0].lower()
 
 
 # ---------------------------------------------------------------------------- patterns
@@ -146,6 +134,8 @@ _ACCOUNT = re.compile(
 # country so product codes ("RU12 ABCD...") stay.
 _IBAN = re.compile(r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{2,4}){3,8}(?![\w])")
 # Cards: 13-19 digits, bare or in groups of four (Amex 4-6-5); Luhn decides.
+# A masked number ("4276 **** **** 1234") names the card's bank and last digits.
+_MASKED_CARD = re.compile(rf"(?<![\d\w])\d{{4}}{_SEP}(?:[*xX•]{{4}}{_SEP}){{2}}\d{{4}}(?![\d\w])")
 _CARD = re.compile(
     r"(?<![\d\w])(?:\d{13,19}"
     rf"|\d{{4}}(?:{_SEP}\d{{4}}){{2}}{_SEP}\d{{1,4}}(?:{_SEP}\d{{1,3}})?"
@@ -185,8 +175,15 @@ def _url_match(match: re.Match[str]) -> Verdict:
 
 
 def _card_match(match: re.Match[str]) -> Verdict:
-    digits = _digits(match.group(0))
-    return ("", "CARD", "") if 13 <= len(digits) <= 19 and luhn_valid(digits) else None
+    """Card-shaped groups (4-4-4-4, 4-6-5) are cards whatever their checksum (a typo is still
+    someone's card); an ungrouped digit run only when Luhn-valid, as such runs are as often
+    parcel or order ids."""
+    value = match.group(0)
+    digits = _digits(value)
+    if not 13 <= len(digits) <= 19:
+        return None
+    card_shaped = value != digits  # written in groups, as people write card numbers
+    return ("", "CARD", "") if card_shaped or luhn_valid(digits) else None
 
 
 def _iban_match(match: re.Match[str]) -> Verdict:
@@ -216,6 +213,7 @@ _PASSES: tuple[tuple[re.Pattern[str], Decide], ...] = (
     (_HANDLE, _always("USER")),
     (_IBAN, _iban_match),
     (_ACCOUNT, _always("ACCOUNT")),
+    (_MASKED_CARD, lambda _: ("", "CARD", "")),
     (_CARD, _card_match),
     (_PASSPORT, _passport_match),
     (_PHONE, _phone_match),
