@@ -452,7 +452,7 @@ def too_long_factory(context: StageContext) -> KeepShort:
 def test_a_stage_registered_at_runtime_is_used_by_the_config(
     distinct: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dedup_registry, "_REGISTRY", dict(dedup_registry._REGISTRY))
+    monkeypatch.setattr(dedup_registry.STAGES, "_entries", dict(dedup_registry.STAGES._entries))
     register_stage("too-long", too_long_factory)
     limit = sorted(len(t) for t in distinct[:20])[10]
     texts = [*distinct[:20], distinct[0].upper()]
@@ -485,8 +485,8 @@ def test_a_stage_from_an_installed_plugin_is_found_by_its_entry_point(
         "[synthmix.dedup_stages]\nplugin-long = dedup_plugin:make\n", encoding="utf-8"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(dedup_registry, "_REGISTRY", dict(dedup_registry._REGISTRY))
-    monkeypatch.setattr(dedup_registry, "_plugins_loaded", False)
+    monkeypatch.setattr(dedup_registry.STAGES, "_entries", dict(dedup_registry.STAGES._entries))
+    monkeypatch.setattr(dedup_registry.STAGES, "_plugins_loaded", False)
     assert "plugin-long" in available_stages()
     config = DedupConfig(stages=["plugin-long"], options={"plugin-long": {"limit": 10}})
     stream = IncrementalDedup(build_stages(config))
@@ -499,7 +499,7 @@ def test_an_unknown_stage_is_one_line_naming_the_known_ones() -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert message == (
-        "dedup: unknown stage 'minhsah' (available: embedding, exact, minhash, real-leak)"
+        "unknown dedup stage 'minhsah' (available: embedding, exact, minhash, real-leak)"
     )
     with pytest.raises(ConfigError, match=r"options\.minhash: built-in stages take"):
         DedupConfig(options={"minhash": {"threshold": 0.5}})
@@ -514,3 +514,21 @@ def test_switches_and_order_of_named_stages(cedr_test: LabeledData) -> None:
     assert names(DedupConfig(exact=False, leak_check=False)) == ["minhash"]
     assert [s.name for s in build_stages(DedupConfig(stages=["exact", "real-leak"]))] == ["exact"]
     assert "stages" not in DedupConfig().to_dict()  # reports of default configs unchanged
+
+
+def test_an_unknown_stage_in_a_plan_names_the_file_and_key(tmp_path: Path) -> None:
+    from synthmix.generation.plan import load_plan
+
+    (tmp_path / "card.yaml").write_text("task: t\nclasses: {a: {description: d}}\n", "utf-8")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "card: card.yaml\nout: s.csv\nper_class: 2\ngenerators: [{}]\n"
+        "dedup: {stages: [minhash, exakt]}\n",
+        "utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_plan(plan)
+    assert str(caught.value) == (
+        f"{plan}: dedup: unknown dedup stage 'exakt' "
+        "(available: embedding, exact, minhash, real-leak)"
+    )

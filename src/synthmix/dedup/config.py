@@ -11,10 +11,15 @@ from synthmix.data.labeled import LabeledData
 from synthmix.dedup.base import DedupStage
 from synthmix.dedup.forms import Shingles
 from synthmix.dedup.lsh import Backend
-from synthmix.dedup.registry import StageContext, available_stages, stage_factory
+from synthmix.dedup.registry import StageContext, stage_factory
 from synthmix.embeddings.encoder import OFFLINE_DEFAULT
 
 DEFAULT_ORDER = ("real-leak", "exact", "minhash", "embedding")
+
+
+class StageError(ConfigError, ValueError):
+    """A stage name or its options are wrong. Also a ValueError, so that pydantic, validating
+    a plan, reports it under the file and key (`plan.yaml: dedup: unknown dedup stage ...`)."""
 
 
 @dataclass
@@ -47,18 +52,16 @@ class DedupConfig:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        known = set(available_stages())
-        named = [*(self.stages or ()), *self.options]
-        unknown = [name for name in named if name not in known]
-        if unknown:
-            raise ConfigError(
-                f"dedup: unknown stage {unknown[0]!r} (available: {', '.join(sorted(known))})"
-            )
+        for name in [*(self.stages or ()), *self.options]:
+            try:
+                stage_factory(name)
+            except ConfigError as exc:  # one line naming the known ones
+                raise StageError(str(exc)) from None
         built_in = [name for name in self.options if name in DEFAULT_ORDER]
         if built_in:
-            raise ConfigError(
-                f"dedup: options.{built_in[0]}: built-in stages take their settings from the "
-                "dedup keys (minhash_threshold, embedding_threshold, ...), not from options"
+            raise StageError(
+                f"options.{built_in[0]}: built-in stages take their settings from the dedup "
+                "keys (minhash_threshold, embedding_threshold, ...), not from options"
             )
 
     def stage_names(self) -> list[str]:

@@ -8,19 +8,17 @@ A third-party package adds a stage through the entry point group `synthmix.dedup
 The entry point's name is the stage's name in `DedupConfig.stages`; it loads a factory that
 takes a `StageContext` (the config, the real texts, the shared encoder, the stage's options)
 and returns a `DedupStage`, or None when the stage has nothing to do in this run. The built-ins
-are factories registered the same way (`register_stage`); plugins are loaded on the first
-lookup, and never replace a name already registered.
+are factories named the same way ("module:attribute", `synthmix.core.plugins.Registry`); a
+plugin never replaces a built-in, and `register_stage` adds or replaces one at run time.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from synthmix.core.errors import ConfigError
+from synthmix.core.plugins import Registry
 from synthmix.dedup.base import DedupStage
 from synthmix.dedup.embedding import EmbeddingDedup
 from synthmix.dedup.exact import ExactDedup
@@ -30,8 +28,6 @@ from synthmix.embeddings.encoder import Encoder, build_encoder
 
 if TYPE_CHECKING:
     from synthmix.dedup.config import DedupConfig
-
-log = logging.getLogger("synthmix")
 
 ENTRY_POINT_GROUP = "synthmix.dedup_stages"
 
@@ -57,53 +53,36 @@ class StageContext:
 
 StageFactory = Callable[[StageContext], DedupStage | None]
 
-_REGISTRY: dict[str, StageFactory] = {}
-_plugins_loaded = False
+STAGES: Registry[StageFactory] = Registry(
+    ENTRY_POINT_GROUP,
+    "dedup stage",
+    {
+        "real-leak": "synthmix.dedup.registry:real_leak_stage",
+        "exact": "synthmix.dedup.registry:exact_stage",
+        "minhash": "synthmix.dedup.registry:minhash_stage",
+        "embedding": "synthmix.dedup.registry:embedding_stage",
+    },
+)
 
 
 def register_stage(name: str, factory: StageFactory) -> None:
     """Make a stage selectable by name in `DedupConfig.stages` (replaces a stage of that name)."""
-    _REGISTRY[name] = factory
+    STAGES.register(name, factory)
 
 
 def available_stages() -> list[str]:
-    _load_plugins()
-    return sorted(_REGISTRY)
+    return STAGES.names()
 
 
 def stage_factory(name: str) -> StageFactory:
-    _load_plugins()
-    factory = _REGISTRY.get(name)
-    if factory is None:
-        raise ConfigError(
-            f"dedup: unknown stage {name!r} (available: {', '.join(available_stages())})"
-        )
-    return factory
-
-
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.name in _REGISTRY:
-            log.warning(
-                "dedup stage plugin %s (%s) ignored: the name is taken", point.name, point.value
-            )
-            continue
-        try:
-            _REGISTRY[point.name] = point.load()
-        except Exception as exc:  # a broken plugin must not break every other stage
-            log.warning(
-                "dedup stage plugin %s (%s) failed to load: %s", point.name, point.value, exc
-            )
+    """The factory registered as `name`; an unknown name is one ConfigError naming the known."""
+    return STAGES.get(name)
 
 
 # ---------------------------------------------------------------------------- built-ins
 
 
-def _real_leak(context: StageContext) -> DedupStage | None:
+def real_leak_stage(context: StageContext) -> DedupStage | None:
     config = context.config
     if context.real is None:
         return None
@@ -120,11 +99,11 @@ def _real_leak(context: StageContext) -> DedupStage | None:
     )
 
 
-def _exact(context: StageContext) -> DedupStage:
+def exact_stage(context: StageContext) -> DedupStage:
     return ExactDedup()
 
 
-def _minhash(context: StageContext) -> DedupStage:
+def minhash_stage(context: StageContext) -> DedupStage:
     config = context.config
     return MinHashDedup(
         config.minhash_threshold,
@@ -135,11 +114,5 @@ def _minhash(context: StageContext) -> DedupStage:
     )
 
 
-def _embedding(context: StageContext) -> DedupStage:
+def embedding_stage(context: StageContext) -> DedupStage:
     return EmbeddingDedup(context.config.embedding_threshold, context.encoder())
-
-
-register_stage("real-leak", _real_leak)
-register_stage("exact", _exact)
-register_stage("minhash", _minhash)
-register_stage("embedding", _embedding)
