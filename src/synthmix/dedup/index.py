@@ -41,7 +41,7 @@ def best_of(scored: Sequence[tuple[float, int]], threshold: float) -> tuple[floa
 
 class FormIndex:
     """Subclasses say how a batch is grouped (`_group`), which of its forms are neighbours
-    (`_neighbours`), how a form scores against earlier batches (`_prior_matches`) and how
+    (`_neighbours_of`), how a form scores against earlier batches (`_prior_matches`) and how
     kept forms join them (`_fold`)."""
 
     def __init__(self) -> None:
