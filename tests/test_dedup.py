@@ -11,26 +11,35 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmix.augment.eda import normalize
-from synthmix.data.labeled import LabeledData, from_frame
-from synthmix.dedup import stages as dedup
-from synthmix.dedup.stages import (
+from conftest import SHARED_DATASETS
+from synthmix.core.errors import ConfigError
+from synthmix.core.text import normalize
+from synthmix.data.labeled import LabeledData, from_frame, load_labeled
+from synthmix.dedup import (
     DedupConfig,
     Deduplicator,
     EmbeddingDedup,
     ExactDedup,
     IncrementalDedup,
+    Match,
     MinHashDedup,
     RealLeakCheck,
+    Stage,
+    StageContext,
+    StageIndex,
+    available_stages,
     build_stages,
     candidate_pairs,
     deduplicate,
     jaccard,
     lsh_bands,
     normal_parts,
+    register_stage,
     shingle,
     write_dedup_report,
 )
+from synthmix.dedup import forms as dedup_forms
+from synthmix.dedup import registry as dedup_registry
 from synthmix.embeddings.encoder import Encoder, build_encoder
 
 FILLER = "внезапно"  # a word none of the chosen sentences contains (checked below)
@@ -302,6 +311,8 @@ def test_embedding_catches_a_sentence_with_one_word_dropped(
 
     stream = IncrementalDedup([stage])
     assert [stream.add(t) for t in texts] == [True] * 6 + [False] * 3
+    chunked = IncrementalDedup([stage])  # a shortened copy meets its original in either batch
+    assert chunked.add_many(texts[:4]) + chunked.add_many(texts[4:]) == [True] * 6 + [False] * 3
 
 
 def test_report_and_summary(planted: dict[str, list[str]], tmp_path: Path) -> None:
@@ -337,8 +348,10 @@ def test_normal_parts_agree_with_normalize(
     widening = ["ß_ü", "İstanbul"]
     real = cedr_train.texts[:3000]
     cases = [real + odd, real + odd + widening, odd + widening + ["a\nb"]]
-    for chunk, texts in [(100_000, t) for t in cases] + [(4, [*odd, "a\nb", *real[:9]])]:
-        monkeypatch.setattr(dedup, "_NORMALISE_CHUNK", chunk)  # only one chunk has a newline
+    # 40 texts in chunks of 4: only one chunk holds a newline (and 40 is past the per-text
+    # path that small batches take).
+    for chunk, texts in [(100_000, t) for t in cases] + [(4, [*odd, "a\nb", *real[:34]])]:
+        monkeypatch.setattr(dedup_forms, "_NORMALISE_CHUNK", chunk)
         parts = normal_parts(texts)
         assert parts == [re.sub(r"[^\w\s]+", " ", t.casefold()) for t in texts]
         assert [" ".join(p.split()) for p in parts] == [normalize(t) for t in texts]
@@ -354,3 +367,168 @@ def test_datasketch_fallback_finds_the_same_duplicates(planted: dict[str, list[s
     assert slow.removed == 40
     stream = IncrementalDedup([MinHashDedup(backend="datasketch")])
     assert sum(stream.add(t) for t in texts) == 60
+
+
+# ------------------------------------------------------------ batch vs incremental, real data
+
+
+@pytest.fixture(scope="module")
+def rusentiment_sample() -> LabeledData:
+    """3000 real RuSentiment posts: greetings and reposts make them rich in natural exact and
+    near duplicates, some of them under different labels."""
+    path = SHARED_DATASETS / "rusentiment" / "train.csv"
+    if not path.exists():
+        pytest.skip("shared RuSentiment not available")
+    data = load_labeled(path)
+    return data.subset(np.random.default_rng(0).permutation(len(data))[:3000])
+
+
+def test_batch_and_incremental_keep_the_same_texts_on_real_data(
+    rusentiment_sample: LabeledData,
+) -> None:
+    data = rusentiment_sample
+    texts, labels = data.texts, list(data.labels)
+    real = load_labeled(SHARED_DATASETS / "rusentiment" / "test.csv").texts
+    for across in (True, False):
+        stages = build_stages(DedupConfig(minhash_threshold=0.7, shingles="char"), real)
+        stages.append(MinHashDedup(threshold=0.6, name="minhash-word"))
+        batch = Deduplicator(stages, across_labels=across).run(data)
+        one_by_one = IncrementalDedup(stages, across_labels=across)
+        for text, label in zip(texts, labels, strict=True):
+            one_by_one.add(text, label)
+        chunked = IncrementalDedup(stages, across_labels=across)
+        for start in range(0, len(texts), 500):  # add_many: batches past the small-batch paths
+            chunked.add_many(texts[start : start + 500], labels[start : start + 500])
+        removed = {s.name: s.removed for s in batch.stages if s.removed}
+        assert set(removed) == {"real-leak", "exact", "minhash-char", "minhash-word"}
+        assert sum(removed.values()) > 100
+        for stream in (one_by_one, chunked):
+            assert stream.accepted == batch.data.texts
+            assert stream.accepted_labels == list(batch.data.labels)
+            assert stream.stats.removed == removed
+            assert stream.stats.contradictions == batch.contradictions
+        assert batch.contradictions > 0 or not across
+
+
+# ------------------------------------------------------------------------ stage registry
+
+
+class KeepShort(Stage):
+    """Drops texts longer than `limit` characters (matched to no text: position None)."""
+
+    name = "too-long"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def index(self) -> StageIndex:
+        return TooLongIndex(self.limit)
+
+
+class TooLongIndex:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.texts: Sequence[str] = []
+
+    def open(self, texts: Sequence[str], keys: Sequence[int]) -> np.ndarray:
+        self.texts = texts
+        return np.array([len(t) > self.limit for t in texts], dtype=bool)
+
+    def match(self, position: int) -> Match | None:
+        text = self.texts[position]
+        return Match(text, None, 1.0) if len(text) > self.limit else None
+
+    def accept(self, position: int) -> None:
+        return None
+
+    def close(self, kept: np.ndarray) -> None:
+        return None
+
+
+def too_long_factory(context: StageContext) -> KeepShort:
+    return KeepShort(**context.options("too-long"))
+
+
+def test_a_stage_registered_at_runtime_is_used_by_the_config(
+    distinct: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dedup_registry.STAGES, "_entries", dict(dedup_registry.STAGES._entries))
+    register_stage("too-long", too_long_factory)
+    limit = sorted(len(t) for t in distinct[:20])[10]
+    texts = [*distinct[:20], distinct[0].upper()]
+    data = from_frame(pd.DataFrame({"text": texts, "label": "joy"}))
+    config = DedupConfig(stages=["exact", "too-long"], options={"too-long": {"limit": limit}})
+    stages = build_stages(config)
+    assert [s.name for s in stages] == ["exact", "too-long"]
+    result = Deduplicator(stages).run(data)
+    assert {s.name: s.removed for s in result.stages} == {"exact": 1, "too-long": 9}
+    assert all(len(t) <= limit for t in result.data.texts)
+    stream = IncrementalDedup(stages)
+    assert [stream.add(t) for t in texts] == [len(t) <= limit for t in distinct[:20]] + [False]
+
+
+def test_a_stage_from_an_installed_plugin_is_found_by_its_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real distribution on sys.path: its entry_points.txt names the factory."""
+    package = tmp_path / "dedup_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from test_dedup import KeepShort\n\n"
+        "def make(context):\n    return KeepShort(**context.options('plugin-long'))\n",
+        encoding="utf-8",
+    )
+    info = tmp_path / "dedup_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Name: dedup-plugin\nVersion: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(
+        "[synthmix.dedup_stages]\nplugin-long = dedup_plugin:make\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(dedup_registry.STAGES, "_entries", dict(dedup_registry.STAGES._entries))
+    monkeypatch.setattr(dedup_registry.STAGES, "_plugins_loaded", False)
+    assert "plugin-long" in available_stages()
+    config = DedupConfig(stages=["plugin-long"], options={"plugin-long": {"limit": 10}})
+    stream = IncrementalDedup(build_stages(config))
+    assert [stream.add(t) for t in ("short", "much longer than ten")] == [True, False]
+
+
+def test_an_unknown_stage_is_one_line_naming_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as caught:
+        DedupConfig(stages=["exact", "minhsah"])
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == (
+        "unknown dedup stage 'minhsah' (available: embedding, exact, minhash, real-leak)"
+    )
+    with pytest.raises(ConfigError, match=r"options\.minhash: built-in stages take"):
+        DedupConfig(options={"minhash": {"threshold": 0.5}})
+
+
+def test_switches_and_order_of_named_stages(cedr_test: LabeledData) -> None:
+    real = cedr_test.texts[:50]
+    names = lambda config: [s.name for s in build_stages(config, real)]  # noqa: E731
+    assert names(DedupConfig()) == ["real-leak", "exact", "minhash"]
+    assert names(DedupConfig(stages=["minhash", "exact"])) == ["real-leak", "minhash", "exact"]
+    assert names(DedupConfig(stages=["exact", "real-leak"])) == ["exact", "real-leak"]
+    assert names(DedupConfig(exact=False, leak_check=False)) == ["minhash"]
+    assert [s.name for s in build_stages(DedupConfig(stages=["exact", "real-leak"]))] == ["exact"]
+    assert "stages" not in DedupConfig().to_dict()  # reports of default configs unchanged
+
+
+def test_an_unknown_stage_in_a_plan_names_the_file_and_key(tmp_path: Path) -> None:
+    from synthmix.generation.plan import load_plan
+
+    (tmp_path / "card.yaml").write_text("task: t\nclasses: {a: {description: d}}\n", "utf-8")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "card: card.yaml\nout: s.csv\nper_class: 2\ngenerators: [{}]\n"
+        "dedup: {stages: [minhash, exakt]}\n",
+        "utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_plan(plan)
+    assert str(caught.value) == (
+        f"{plan}: dedup: unknown dedup stage 'exakt' "
+        "(available: embedding, exact, minhash, real-leak)"
+    )

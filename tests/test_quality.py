@@ -12,22 +12,17 @@ import pytest
 
 from synthmix.data.labeled import LabeledData
 from synthmix.embeddings.encoder import build_encoder
-from synthmix.quality.measure import (
-    ALL_METRICS,
-    QualityConfig,
+from synthmix.quality.bootstrap import undefined
+from synthmix.quality.config import ALL_METRICS, QualityConfig
+from synthmix.quality.diversity import (
     compression_ratio,
     distinct_n,
-    flat_values,
-    frechet_distance,
-    frechet_from_samples,
-    mauve_from_histograms,
     mean_pairwise_cosine,
-    measure_quality,
-    summary_lines,
-    undefined,
     vendi_score,
-    write_quality,
 )
+from synthmix.quality.fidelity import frechet_distance, frechet_from_samples, mauve_from_histograms
+from synthmix.quality.files import flat_values, summary_lines, write_quality
+from synthmix.quality.measure import measure_quality
 from synthmix.report.usefulness import analyse, correlate, scatter_png, usefulness_section
 
 
