@@ -24,13 +24,13 @@ from synthmix.cards.card import ClassCard, TaskCard, load_card
 from synthmix.cli.app import app
 from synthmix.data.labeled import LabeledData
 from synthmix.dedup.stages import DedupConfig
-from synthmix.generation.engine import (
+from synthmix.generation.filters import is_degenerate
+from synthmix.generation.generate import (
     PROVENANCE,
     GenerationConfig,
     generate_until_unique,
-    is_degenerate,
+    run_summary,
 )
-from synthmix.generation.plan import run_summary
 from synthmix.llm import (
     AnswerCache,
     CachedBackend,
@@ -178,7 +178,7 @@ _SCRIPT = """
 import asyncio, sys
 from synthmix.cards.card import load_card
 from synthmix.data.labeled import load_labeled
-from synthmix.generation.engine import GenerationConfig, generate_until_unique
+from synthmix.generation.generate import GenerationConfig, generate_until_unique
 from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
 
 url, cache, out, card, train = sys.argv[1:6]

@@ -24,7 +24,7 @@ from synthmix.cards.card import ClassCard, TaskCard, load_card
 from synthmix.cli.app import app
 from synthmix.core.errors import ConfigError, DataError
 from synthmix.dedup.stages import DedupConfig
-from synthmix.generation.engine import GenerationConfig, generate_until_unique
+from synthmix.generation.generate import GenerationConfig, generate_until_unique
 from synthmix.generation.personas import (
     PersonaConfig,
     build_persona_pool,

@@ -94,7 +94,7 @@ def generate(
 ) -> None:
     """Generate until N unique texts per class (help text in the decorator: Typer keeps a
     docstring's line breaks)."""
-    from synthmix.dedup.stages import DedupConfig
+    from synthmix.dedup import DedupConfig
     from synthmix.generation.plan import (
         GenerationPlan,
         GeneratorSpec,
@@ -198,7 +198,7 @@ def personas_command(
     import asyncio
 
     from synthmix.cards.card import load_card
-    from synthmix.dedup.stages import DedupConfig
+    from synthmix.dedup import DedupConfig
     from synthmix.generation.personas import PersonaConfig, build_persona_pool, save_pool
     from synthmix.generation.plan import GeneratorSpec, open_backend
     from synthmix.labeling.run import load_texts
