@@ -23,7 +23,7 @@ from synthmix.augment.eda import normalize
 from synthmix.cards.card import ClassCard, TaskCard, load_card
 from synthmix.cli.app import app
 from synthmix.core.errors import ConfigError, DataError
-from synthmix.dedup.stages import DedupConfig
+from synthmix.dedup import DedupConfig
 from synthmix.generation.generate import GenerationConfig, generate_until_unique
 from synthmix.generation.personas import (
     PersonaConfig,

@@ -149,6 +149,9 @@ class GenerationResult:
     cache: dict[str, int] | None = None
     redaction: dict[str, Any] | None = None
     dedup: dict[str, Any] | None = None
+    # Drops by reason, as the filter chain counted them (not in the generation report,
+    # whose fields these map to).
+    filters: dict[str, int] = field(default_factory=dict)
 
     def totals(self) -> dict[str, Any]:
         reports = list(self.classes.values())
@@ -301,6 +304,7 @@ async def generate_until_unique(
         cache=cache_summary(backend),
         redaction=redaction.report,
         dedup=_dedup_summary(config.dedup, near),
+        filters=dict(chain.dropped),
     )
 
 
