@@ -48,7 +48,8 @@ from synthmix.classifiers import (
     register_encoder,
     shared_encoder,
 )
-from synthmix.classifiers.tfidf import ClassifierConfig, TfidfLogReg, register_classifier
+from synthmix.classifiers.registry import ClassifierConfig, register_classifier
+from synthmix.classifiers.tfidf import TfidfLogReg
 from synthmix.classifiers.tiny_bert import build_tiny_bert
 from synthmix.data.labeled import LabeledData, load_labeled, stratified_fraction
 from synthmix.demo import demo_config, demo_data_dir

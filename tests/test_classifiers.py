@@ -20,7 +20,7 @@ from synthmix.classifiers import (
     register_encoder,
     shared_encoder,
 )
-from synthmix.classifiers.tfidf import TextClassifier
+from synthmix.classifiers.base import TextClassifier
 from synthmix.classifiers.tiny_bert import build_tiny_bert
 from synthmix.classifiers.transformer import (
     balanced_class_weights,

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from run_records import result_record
-from synthmix.classifiers import tfidf as classify
-from synthmix.classifiers.tfidf import ClassifierConfig, TfidfLogReg
+from synthmix.classifiers import registry
+from synthmix.classifiers.registry import ClassifierConfig
+from synthmix.classifiers.tfidf import TfidfLogReg
 from synthmix.core.errors import ConfigError
 from synthmix.experiment.config import load_experiment, parse_experiment
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_SYNTHETIC, Cell
@@ -222,8 +223,10 @@ def test_serial_fits_run_in_the_main_process(
         pids.append(os.getpid())
         return TfidfLogReg(**params)
 
-    monkeypatch.setitem(classify._REGISTRY, "serial_tfidf", factory)
-    monkeypatch.setattr(classify, "_SERIAL", {*classify._SERIAL, "serial_tfidf"})
+    # The registration is undone after the test.
+    monkeypatch.setattr(registry.CLASSIFIERS, "_entries", dict(registry.CLASSIFIERS._entries))
+    monkeypatch.setattr(registry, "_SERIAL", set(registry._SERIAL))
+    registry.register_classifier("serial_tfidf", factory, serial=True)
     serial = {"name": "serial_tfidf", "params": {"max_iter": 200}}
     config = load_experiment(small_config(experiment_files, tmp_path, classifiers=[STRONG, serial]))
     outcome = run_experiment(config, tmp_path / "run", jobs=2, progress=False)

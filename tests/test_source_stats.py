@@ -8,7 +8,7 @@ import pytest
 import synthmix
 from llm_server import cedr_answerer, serve
 from synthmix.cards.card import load_card
-from synthmix.classifiers.tfidf import ClassifierConfig
+from synthmix.classifiers.registry import ClassifierConfig
 from synthmix.data.labeled import LabeledData
 from synthmix.experiment.config import DataConfig, ExperimentConfig
 from synthmix.experiment.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig

@@ -9,12 +9,9 @@ from synthmix.core.exports import lazy_exports
 
 if TYPE_CHECKING:
     from synthmix.cards import ClassCard, TaskCard, draft_card, load_card
-    from synthmix.classifiers.tfidf import (
-        ClassifierConfig,
-        TextClassifier,
-        TfidfLogReg,
-        build_classifier,
-    )
+    from synthmix.classifiers.base import TextClassifier
+    from synthmix.classifiers.registry import ClassifierConfig, build_classifier
+    from synthmix.classifiers.tfidf import TfidfLogReg
     from synthmix.data import LabeledData, from_frame, load_labeled, stratified_fraction
     from synthmix.experiment.mixing import Cell, PlanConfig, compose, plan_cells
     from synthmix.stats import evaluate, mean_ci

@@ -1,7 +1,9 @@
-"""The classifier zoo: sentence-vector classifiers and fine-tuned transformers, all behind
-`synthmix.classifiers.tfidf.TextClassifier`. The transformer classes import torch/transformers only
-when fitted, so importing this package is cheap."""
+"""The classifier zoo behind one protocol (`synthmix.classifiers.base.TextClassifier`): TF-IDF,
+sentence-vector classifiers and fine-tuned transformers, selectable by name through the
+registry. The transformer classes import torch/transformers only when fitted, so importing this
+package is cheap."""
 
+from synthmix.classifiers.base import TextClassifier
 from synthmix.classifiers.embedding import (
     EmbeddingLogReg,
     EmbeddingMLP,
@@ -9,14 +11,14 @@ from synthmix.classifiers.embedding import (
     register_encoder,
     shared_encoder,
 )
-from synthmix.classifiers.tfidf import (
+from synthmix.classifiers.registry import (
     ClassifierConfig,
-    TextClassifier,
-    TfidfLogReg,
     available_classifiers,
+    check_classifier,
     build_classifier,
     register_classifier,
 )
+from synthmix.classifiers.tfidf import TfidfLogReg
 from synthmix.classifiers.transformer import LoraClassifier, TransformerClassifier
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "TransformerClassifier",
     "available_classifiers",
     "build_classifier",
+    "check_classifier",
     "clear_encoder_cache",
     "register_classifier",
     "register_encoder",

@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils.class_weight import compute_sample_weight
 
-from synthmix.classifiers.tfidf import IMBALANCE_OPTIONS, oversample_indices
+from synthmix.classifiers.base import IMBALANCE_OPTIONS, oversample_indices
 from synthmix.core.errors import ConfigError
 from synthmix.embeddings.encoder import (
     OFFLINE_DEFAULT,

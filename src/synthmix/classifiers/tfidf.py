@@ -1,16 +1,8 @@
-"""Classifiers behind one small, scikit-learn-compatible protocol.
-
-Every classifier takes a list of texts and string labels, does no work in `__init__`, learns in
-`fit` (returning self) and exposes `classes_`, so the experiment grid treats them alike and users
-can drop them into their own scikit-learn code.
-"""
+"""The default classifier: TF-IDF over word and character n-grams + logistic regression."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -18,30 +10,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
+from synthmix.classifiers.base import IMBALANCE_OPTIONS, oversample_indices
 from synthmix.core.errors import ConfigError
-
-IMBALANCE_OPTIONS = ("none", "class_weight", "oversample")
-
-
-@runtime_checkable
-class TextClassifier(Protocol):
-    classes_: np.ndarray
-
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TextClassifier: ...
-
-    def predict(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def oversample_indices(labels: Sequence[str] | np.ndarray, seed: int) -> np.ndarray:
-    """Row indices after random oversampling of minority classes to the majority size."""
-    from imblearn.over_sampling import RandomOverSampler
-
-    positions = np.arange(len(labels)).reshape(-1, 1)
-    sampler = RandomOverSampler(random_state=seed)
-    resampled, _ = sampler.fit_resample(positions, np.asarray(labels))
-    return np.asarray(resampled).ravel()
 
 
 class TfidfLogReg(ClassifierMixin, BaseEstimator):
@@ -121,81 +91,3 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.model_.predict_proba(self.vectorizer_.transform(list(texts))))
-
-
-@dataclass
-class ClassifierConfig:
-    """Which classifier the experiment trains, its keyword hyper-parameters, and the label that
-    names it in results and reports (default: its name). Two configs of one classifier with
-    different params, compared in one experiment, need distinct labels."""
-
-    name: str = "tfidf_logreg"
-    params: dict[str, Any] = field(default_factory=dict)
-    label: str | None = None
-
-    @property
-    def display(self) -> str:
-        return self.label or self.name
-
-    def describe(self) -> dict[str, Any]:
-        """What results and run.json record: label, name and params."""
-        return {"label": self.display, "name": self.name, "params": self.params}
-
-
-ClassifierFactory = Callable[..., TextClassifier]
-
-
-def _lazy(module: str, name: str) -> ClassifierFactory:
-    """Heavy classifiers (torch, encoders) are imported only when an experiment names them;
-    registering here, at import, makes them known in joblib worker processes too."""
-
-    def factory(**params: Any) -> TextClassifier:
-        cls = getattr(importlib.import_module(module), name)
-        model: TextClassifier = cls(**params)
-        return model
-
-    return factory
-
-
-_REGISTRY: dict[str, ClassifierFactory] = {
-    "tfidf_logreg": TfidfLogReg,
-    "embedding_logreg": _lazy("synthmix.classifiers.embedding", "EmbeddingLogReg"),
-    "embedding_mlp": _lazy("synthmix.classifiers.embedding", "EmbeddingMLP"),
-    "transformer": _lazy("synthmix.classifiers.transformer", "TransformerClassifier"),
-    "lora": _lazy("synthmix.classifiers.transformer", "LoraClassifier"),
-}
-# Classifiers whose fits must not run in parallel worker processes: each torch fit already uses
-# every core (or the one GPU), so two at once thrash instead of finishing sooner.
-_SERIAL: set[str] = {"transformer", "lora"}
-
-
-def register_classifier(
-    name: str, factory: ClassifierFactory, *, serial: bool | None = None
-) -> None:
-    """Make a classifier selectable by name in experiment configs. `serial=True`: the experiment
-    runs its fits one at a time in the main process (for models that use all cores or a GPU);
-    None keeps what the name had (a replaced `transformer` factory still runs serially)."""
-    _REGISTRY[name] = factory
-    if serial is True:
-        _SERIAL.add(name)
-    elif serial is False:
-        _SERIAL.discard(name)
-
-
-def runs_serially(name: str) -> bool:
-    return name in _SERIAL
-
-
-def available_classifiers() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def build_classifier(config: ClassifierConfig, seed: int) -> TextClassifier:
-    if config.name not in _REGISTRY:
-        raise ConfigError(
-            f"unknown classifier {config.name!r} (available: {', '.join(available_classifiers())})"
-        )
-    try:
-        return _REGISTRY[config.name](random_state=seed, **config.params)
-    except TypeError as exc:
-        raise ConfigError(f"classifier {config.name!r}: {exc}") from None

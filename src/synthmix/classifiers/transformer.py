@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import precision_recall_fscore_support
 
-from synthmix.classifiers.tfidf import IMBALANCE_OPTIONS, oversample_indices
+from synthmix.classifiers.base import IMBALANCE_OPTIONS, oversample_indices
 from synthmix.core.errors import ConfigError
 
 log = logging.getLogger("synthmix")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthmix.classifiers.tfidf import ClassifierConfig
+from synthmix.classifiers.registry import ClassifierConfig, check_classifier
 from synthmix.core.config import build_dataclass, read_yaml
 from synthmix.core.errors import ConfigError
 from synthmix.experiment.mixing import PlanConfig
@@ -95,7 +95,8 @@ def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
     if not config.seeds:
         raise ConfigError(f"{source}: 'seeds' must name at least one seed")
     try:
-        config.compared_classifiers()
+        for classifier in config.compared_classifiers():
+            check_classifier(classifier)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return config

@@ -20,7 +20,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from synthmix.cards.card import load_card
-from synthmix.classifiers.tfidf import (
+from synthmix.classifiers.registry import (
     ClassifierConfig,
     available_classifiers,
     build_classifier,

@@ -1,0 +1,136 @@
+"""Classifiers selectable by name in experiment configs, and their validated parameters.
+
+Built-ins register as "module:Class" and load when a config names them (torch and encoders are
+not imported for a TF-IDF run); a third-party package adds its own through the entry point
+group `synthmix.classifiers`, and `register_classifier` adds one at run time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from synthmix.classifiers.base import TextClassifier
+from synthmix.core.errors import ConfigError
+from synthmix.core.plugins import Registry
+
+
+@dataclass
+class ClassifierConfig:
+    """Which classifier the experiment trains, its keyword hyper-parameters, and the label that
+    names it in results and reports (default: its name). Two configs of one classifier with
+    different params, compared in one experiment, need distinct labels."""
+
+    name: str = "tfidf_logreg"
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def describe(self) -> dict[str, Any]:
+        """What results and run.json record: label, name and params."""
+        return {"label": self.display, "name": self.name, "params": self.params}
+
+
+ClassifierFactory = Callable[..., TextClassifier]
+
+CLASSIFIERS: Registry[ClassifierFactory] = Registry(
+    "synthmix.classifiers",
+    "classifier",
+    {
+        "tfidf_logreg": "synthmix.classifiers.tfidf:TfidfLogReg",
+        "embedding_logreg": "synthmix.classifiers.embedding:EmbeddingLogReg",
+        "embedding_mlp": "synthmix.classifiers.embedding:EmbeddingMLP",
+        "transformer": "synthmix.classifiers.transformer:TransformerClassifier",
+        "lora": "synthmix.classifiers.transformer:LoraClassifier",
+    },
+)
+# Classifiers whose fits must not run in parallel worker processes: each torch fit already uses
+# every core (or the one GPU), so two at once thrash instead of finishing sooner.
+_SERIAL: set[str] = {"transformer", "lora"}
+# Set by the experiment for every fit, never by the user.
+_RESERVED = frozenset({"random_state"})
+
+
+def register_classifier(
+    name: str, factory: ClassifierFactory, *, serial: bool | None = None
+) -> None:
+    """Make a classifier selectable by name in experiment configs. `serial=True`: the experiment
+    runs its fits one at a time in the main process (for models that use all cores or a GPU);
+    None keeps what the name had (a replaced `transformer` factory still runs serially)."""
+    CLASSIFIERS.register(name, factory)
+    if serial is True:
+        _SERIAL.add(name)
+    elif serial is False:
+        _SERIAL.discard(name)
+
+
+def runs_serially(name: str) -> bool:
+    return name in _SERIAL
+
+
+def available_classifiers() -> list[str]:
+    return CLASSIFIERS.names()
+
+
+def check_classifier(config: ClassifierConfig) -> None:
+    """A classifier's name and params checked against its constructor, before any fit: an
+    unknown or misspelt parameter, or a value of the wrong type, is one ConfigError."""
+    factory = CLASSIFIERS.get(config.name)
+    check_params(factory, config.params, f"classifier {config.display!r}")
+
+
+def check_params(factory: Callable[..., Any], params: Mapping[str, Any], where: str) -> None:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # a C-implemented or opaque factory: its own error will speak at build time
+    accepted = {
+        name: p
+        for name, p in signature.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in _RESERVED
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for name in params:
+        if name in _RESERVED:
+            raise ConfigError(f"{where}: '{name}' is set per seed by the experiment; remove it")
+        if name not in accepted and not takes_any:
+            raise ConfigError(
+                f"{where}: unknown parameter '{name}' (allowed: {', '.join(accepted)})"
+            )
+    hints = _hints(factory)
+    for name, value in params.items():
+        hint = hints.get(name)
+        if hint is None:
+            continue
+        try:
+            TypeAdapter(hint).validate_python(value)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]["msg"]
+            raise ConfigError(
+                f"{where}: parameter '{name}': {problem.lower()}, got {value!r}"
+            ) from None
+
+
+def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: check names only
+        return {}
+
+
+def build_classifier(config: ClassifierConfig, seed: int) -> TextClassifier:
+    check_classifier(config)
+    try:
+        model: TextClassifier = CLASSIFIERS.get(config.name)(random_state=seed, **config.params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"classifier {config.display!r}: {exc}") from None
+    return model
