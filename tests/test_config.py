@@ -81,8 +81,7 @@ def test_a_plugin_registers_through_its_entry_point(
     """A third-party package's entry point (a real installed distribution's metadata on
     sys.path) makes its classifier selectable by name, like a built-in."""
     (tmp_path / "my_plugin.py").write_text(
-        "from synthmix.classifiers.tfidf import TfidfLogReg\n"
-        "class Tiny(TfidfLogReg):\n    pass\n",
+        "from synthmix.classifiers.tfidf import TfidfLogReg\nclass Tiny(TfidfLogReg):\n    pass\n",
         "utf-8",
     )
     info = tmp_path / "my_plugin-1.0.dist-info"
@@ -90,9 +89,7 @@ def test_a_plugin_registers_through_its_entry_point(
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[synthmix.classifiers]\ntiny = my_plugin:Tiny\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    fresh: Registry[registry.ClassifierFactory] = Registry(
-        "synthmix.classifiers", "classifier", {}
-    )
+    fresh: Registry[registry.ClassifierFactory] = Registry("synthmix.classifiers", "classifier", {})
     monkeypatch.setattr(registry, "CLASSIFIERS", fresh)
     assert "tiny" in registry.available_classifiers()
     model = registry.build_classifier(registry.ClassifierConfig(name="tiny"), seed=0)

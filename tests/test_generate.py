@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +24,7 @@ from synthmix.augment.eda import normalize
 from synthmix.cards.card import ClassCard, TaskCard, load_card
 from synthmix.cli.app import app
 from synthmix.core.errors import ConfigError
+from synthmix.core.plugins import Registry
 from synthmix.data.labeled import LabeledData
 from synthmix.dedup import DedupConfig
 from synthmix.generation.filters import Candidate, DegenerateFilter, FilterChain, is_degenerate
@@ -471,9 +471,10 @@ class _Shout(ListStrategy):
 
 @pytest.fixture
 def shout() -> Iterator[None]:
+    saved = dict(registry.STRATEGIES._entries)
     register_strategy("shout", _Shout)
     yield
-    registry._REGISTRY.pop("shout")
+    registry.STRATEGIES._entries = saved
 
 
 def test_a_strategy_registered_at_runtime_is_usable_by_name(shout: None) -> None:
@@ -495,22 +496,32 @@ def test_a_strategy_registered_at_runtime_is_usable_by_name(shout: None) -> None
     assert "shout" in strategy_names()
 
 
-def test_a_strategy_from_an_entry_point_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
-    point = EntryPoint(
-        name="plugged",
-        value="synthmix.generation.strategies.few_shot:FewShotStrategy",
-        group=registry.ENTRY_POINT_GROUP,
+def test_a_strategy_from_an_entry_point_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed distribution's entry point in `synthmix.strategies` makes its strategy
+    selectable by name, with its declared needs."""
+    (tmp_path / "my_strategies.py").write_text(
+        "from synthmix.generation.strategies import FewShotStrategy\n"
+        "class Plugged(FewShotStrategy):\n    pass\n",
+        "utf-8",
     )
-    monkeypatch.setattr(registry, "entry_points", lambda group: [point])
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    assert "plugged" in strategy_names()
+    info = tmp_path / "my_strategies-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-strategies\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{registry.ENTRY_POINT_GROUP}]\nplugged = my_strategies:Plugged\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fresh: Registry[registry.StrategyFactory] = Registry(registry.ENTRY_POINT_GROUP, "", {})
+    monkeypatch.setattr(registry, "STRATEGIES", fresh)
+    assert strategy_names() == ["plugged"]
     assert registry.declares("plugged", "needs_examples")
-    assert (
-        make_strategy("plugged", k=2)
-        .build(JOY_EXAMPLES, _tiny_card(), random.Random(0), ["Ура, каникулы!"], [])
-        .text
-    )
+    strategy = make_strategy("plugged", k=1)
+    assert type(strategy).__name__ == "Plugged"
+    prompt = strategy.build(JOY_EXAMPLES, _tiny_card(), random.Random(0), ["Ура, каникулы!"], [])
+    assert "Ура, каникулы!" in prompt.text
+    sys.modules.pop("my_strategies", None)
 
 
 JOY_EXAMPLES = ClassCard("joy", "Радость.", examples=["Ура, каникулы!"])
@@ -532,7 +543,7 @@ def test_a_strategy_needing_examples_without_any_is_a_one_line_error(
     card.write_text(bare.to_yaml(), encoding="utf-8")
     for strategy, expected in (
         ("few-shot", f"error: {card}: strategies ['few-shot'] need examples, and class 'joy'"),
-        ("magic", "error: command line: unknown strategy 'magic' (use zero-shot, few-shot,"),
+        ("magic", "error: command line: unknown strategy 'magic' (available: completion-few-shot,"),
     ):
         command = [sys.executable, "-m", "synthmix", "generate", "--card", str(card)]
         run = subprocess.run(

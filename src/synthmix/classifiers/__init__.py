@@ -14,8 +14,8 @@ from synthmix.classifiers.embedding import (
 from synthmix.classifiers.registry import (
     ClassifierConfig,
     available_classifiers,
-    check_classifier,
     build_classifier,
+    check_classifier,
     register_classifier,
 )
 from synthmix.classifiers.tfidf import TfidfLogReg
