@@ -99,6 +99,9 @@ class PersonaPool:
     backend: dict[str, str]
     cache: dict[str, int] | None = None
     redaction: dict[str, Any] | None = None
+    # Drops by reason, as the filter chain counted them ("near-duplicate" sums the dedup
+    # stages that `report.removed` lists one by one).
+    filters: dict[str, int] = field(default_factory=dict)
 
     @property
     def texts(self) -> list[str]:
@@ -191,6 +194,7 @@ async def build_persona_pool(
         backend=backend.cache_identity(),
         cache=cache_summary(backend),
         redaction=redaction.report,
+        filters=dict(state.chain.dropped),
     )
 
 
