@@ -62,7 +62,7 @@ def generate(
         list[str] | None,
         typer.Option(
             help="zero-shot, few-shot, fskw, paraphrase, key-points, completion-few-shot,"
-            " persona (needs --personas); repeatable."
+            " persona (needs --personas), or one a plugin registers; repeatable."
         ),
     ] = None,
     personas: Annotated[
