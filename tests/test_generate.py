@@ -4,14 +4,15 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
@@ -22,21 +23,32 @@ from llm_server import ScriptedServer, cedr_answerer, prompt_text, serve
 from synthmix.augment.eda import normalize
 from synthmix.cards.card import ClassCard, TaskCard, load_card
 from synthmix.cli.app import app
+from synthmix.core.errors import ConfigError
+from synthmix.core.plugins import Registry
 from synthmix.data.labeled import LabeledData
-from synthmix.dedup.stages import DedupConfig
-from synthmix.generation.engine import (
+from synthmix.dedup import DedupConfig
+from synthmix.generation.filters import Candidate, DegenerateFilter, FilterChain, is_degenerate
+from synthmix.generation.generate import (
     PROVENANCE,
     GenerationConfig,
     generate_until_unique,
-    is_degenerate,
+    run_summary,
 )
-from synthmix.generation.plan import run_summary
+from synthmix.generation.personas import PersonaConfig, build_persona_pool
+from synthmix.generation.strategies import (
+    ListStrategy,
+    make_strategy,
+    register_strategy,
+    registry,
+    strategy_names,
+)
 from synthmix.llm import (
     AnswerCache,
     CachedBackend,
     CompletionRequest,
     CompletionResult,
     OpenAICompatibleBackend,
+    cache_key,
 )
 
 CARD_PATH = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
@@ -178,7 +190,7 @@ _SCRIPT = """
 import asyncio, sys
 from synthmix.cards.card import load_card
 from synthmix.data.labeled import load_labeled
-from synthmix.generation.engine import GenerationConfig, generate_until_unique
+from synthmix.generation.generate import GenerationConfig, generate_until_unique
 from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
 
 url, cache, out, card, train = sys.argv[1:6]
@@ -365,3 +377,302 @@ def test_cli_sends_base_model_prompts_to_the_completions_endpoint(
         assert result.exit_code == 0, result.output
         assert all(path.endswith("/v1/chat/completions") for path in server.paths[sent:])
         assert "completion-few-shot writes prompts for base models" in caplog.text
+
+
+# --------------------------------------------------------------------- filter chain
+
+
+class _Banned:
+    """A filter added after the built-in ones (as a classifier filter would be)."""
+
+    name = "banned"
+
+    def keep(self, candidate: Candidate) -> bool:
+        return "Сегодня" not in candidate.text
+
+
+def test_filter_chain_counts_what_each_filter_drops() -> None:
+    real = "Ура, наконец-то каникулы и можно спать до обеда каждый день"
+    card = TaskCard(
+        task="emotions", language="ru", classes=[ClassCard("joy", "Радость.", examples=[real])]
+    )
+    places = ["море", "горы", "озеро", "дачу"]
+    people = ["мамой", "друзьями", "сестрой", "дедушкой"]
+
+    def base(n: int) -> str:
+        return f"Сегодня мы с {people[n]} едем на {places[n]} и очень рады"
+
+    def answer(n: int) -> str:
+        items = [
+            real,  # real-copy
+            f"{real} {['снова', 'опять', 'вновь'][n - 1]}",  # real-leak (near-copy)
+            "Удивительно",  # degenerate
+            "Общий текст про лето.",  # new once, then exact
+            base(n - 1).replace("Сегодня", "Завтра"),  # near-duplicate of base(n - 1)
+            base(n),  # banned (after the dedup has accepted it)
+            f"Оборванный текст {n} про",  # truncated when the answer was cut
+        ]
+        return "\n".join(f"{i}. {text}" for i, text in enumerate(items, start=1))
+
+    class Cut(ScriptedBackend):
+        async def complete(self, request: CompletionRequest) -> CompletionResult:
+            result = await super().complete(request)
+            result.finish_reasons = ["length" if self.calls % 2 else "stop"]
+            return result
+
+    config = GenerationConfig(
+        strategy="zero-shot", per_class=10, texts_per_call=7, concurrency=1,
+        max_calls_per_class=3, classes=["joy"],
+    )  # fmt: skip
+    result = asyncio.run(
+        generate_until_unique(
+            Cut(answer), "zero-shot", card, None, config, progress=False, filters=[_Banned()]
+        )
+    )
+    assert result.filters == {
+        "real-copy": 3,
+        "real-leak": 3,
+        "degenerate": 3,
+        "exact": 2,
+        "near-duplicate": 2,
+        "banned": 3,
+        "truncated": 2,
+    }
+    joy = result.classes["joy"]
+    # Reports keep their fields: both leak filters count as leaks, a plugged-in filter's
+    # drops as rejected (with the degenerate ones).
+    assert (joy.leaks, joy.rejected, joy.duplicates, joy.near_duplicates) == (6, 6, 2, 2)
+    assert (joy.truncated, joy.kept, joy.texts_returned, joy.stopped_by) == (2, 3, 21, "max_calls")
+    assert sorted(result.data.texts) == sorted(
+        ["Общий текст про лето.", base(0).replace("Сегодня", "Завтра"), "Оборванный текст 2 про"]
+    )
+
+    chain = FilterChain([DegenerateFilter(), _Banned()])
+    verdicts = [chain.run(Candidate(t)) for t in ("Ура", "Сегодня ясно и тепло", "Ясно и тепло")]
+    assert verdicts == ["degenerate", "banned", None]
+    assert chain.dropped == {"degenerate": 1, "banned": 1}
+
+
+# ----------------------------------------------------------------------- strategies
+
+
+@dataclass
+class _Shout(ListStrategy):
+    """A third-party strategy: its own body, and it needs real examples."""
+
+    needs_examples: ClassVar[bool] = True
+    name: str = "shout"
+
+    def body(
+        self, fields: dict[str, Any], rng: Any, real_examples: list[str], keywords: list[str]
+    ) -> str:
+        return f"КРИЧИ {fields['n']} текстов про «{fields['name']}»!"
+
+
+@pytest.fixture
+def shout() -> Iterator[None]:
+    saved = dict(registry.STRATEGIES._entries)
+    register_strategy("shout", _Shout)
+    yield
+    registry.STRATEGIES._entries = saved
+
+
+def test_a_strategy_registered_at_runtime_is_usable_by_name(shout: None) -> None:
+    prompts: list[str] = []
+
+    class Recording(ScriptedBackend):
+        async def complete(self, request: CompletionRequest) -> CompletionResult:
+            assert request.messages is not None
+            prompts.append(request.messages[-1]["content"])
+            return await super().complete(request)
+
+    backend = Recording(lambda n: f"1. Громкий текст номер {n}.\n2. Ещё один громкий {n}.")
+    config = GenerationConfig(strategy="shout", per_class=4, texts_per_call=2, classes=["joy"])
+    result = asyncio.run(
+        generate_until_unique(backend, "shout", _tiny_card(), None, config, progress=False)
+    )
+    assert "КРИЧИ 2 текстов про «joy»!" in prompts[0]
+    assert set(result.data.frame["strategy"]) == {"shout"} and len(result.data) == 4
+    assert "shout" in strategy_names()
+
+
+def test_a_strategy_from_an_entry_point_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed distribution's entry point in `synthmix.strategies` makes its strategy
+    selectable by name, with its declared needs."""
+    (tmp_path / "my_strategies.py").write_text(
+        "from synthmix.generation.strategies import FewShotStrategy\n"
+        "class Plugged(FewShotStrategy):\n    pass\n",
+        "utf-8",
+    )
+    info = tmp_path / "my_strategies-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-strategies\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{registry.ENTRY_POINT_GROUP}]\nplugged = my_strategies:Plugged\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fresh: Registry[registry.StrategyFactory] = Registry(registry.ENTRY_POINT_GROUP, "", {})
+    monkeypatch.setattr(registry, "STRATEGIES", fresh)
+    assert strategy_names() == ["plugged"]
+    assert registry.declares("plugged", "needs_examples")
+    strategy = make_strategy("plugged", k=1)
+    assert type(strategy).__name__ == "Plugged"
+    prompt = strategy.build(JOY_EXAMPLES, _tiny_card(), random.Random(0), ["Ура, каникулы!"], [])
+    assert "Ура, каникулы!" in prompt.text
+    sys.modules.pop("my_strategies", None)
+
+
+JOY_EXAMPLES = ClassCard("joy", "Радость.", examples=["Ура, каникулы!"])
+
+
+def test_a_strategy_needing_examples_without_any_is_a_one_line_error(
+    shout: None, tmp_path: Path
+) -> None:
+    bare = TaskCard(task="emotions", language="ru", classes=[ClassCard("joy", "Радость.")])
+    config = GenerationConfig(strategy="shout", per_class=2)
+    backend = ScriptedBackend(lambda n: "1. Текст.")
+    with pytest.raises(ConfigError) as caught:
+        asyncio.run(generate_until_unique(backend, "shout", bare, None, config, progress=False))
+    message = str(caught.value)
+    assert message.startswith("strategy 'shout' needs real examples of every class")
+    assert "'joy'" in message and "\n" not in message and backend.calls == 0
+
+    card = tmp_path / "card.yaml"
+    card.write_text(bare.to_yaml(), encoding="utf-8")
+    for strategy, expected in (
+        ("few-shot", f"error: {card}: strategies ['few-shot'] need examples, and class 'joy'"),
+        ("magic", "error: command line: unknown strategy 'magic' (available: completion-few-shot,"),
+    ):
+        command = [sys.executable, "-m", "synthmix", "generate", "--card", str(card)]
+        run = subprocess.run(
+            [*command, "--strategy", strategy, "--out", str(tmp_path / "out.jsonl")],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.startswith(expected) and len(run.stderr.splitlines()) == 1
+
+
+# ------------------------------------------------------------ cache keys and outputs
+
+# Digests of the requests (their cache keys), rows and totals of fixed runs, recorded with
+# the code before the generation engine was shared by generate and personas: a change
+# here means cached answers would no longer be found, or the outputs moved.
+BUILTIN_STRATEGIES = ["zero-shot", "few-shot", "fskw", "paraphrase", "key-points"]
+BUILTIN_STRATEGIES += ["completion-few-shot", "persona"]
+REPLAY_DIGESTS = {
+    "zero-shot:True": "d9d86366fd8cd276",
+    "zero-shot:False": "df37f6be13d8dc1d",
+    "few-shot:True": "16ae6d017a36626f",
+    "few-shot:False": "f7bf2bc6eaaee450",
+    "fskw:True": "8c5ab2b654f2ab2e",
+    "fskw:False": "6258e6452b568621",
+    "paraphrase:True": "423bf19233c2a437",
+    "paraphrase:False": "8dda6b18c8e72261",
+    "key-points:True": "b628c4fb8512e54f",
+    "key-points:False": "def8657c23d9b36d",
+    "completion-few-shot:True": "c4a8efdb7c2fc7d3",
+    "completion-few-shot:False": "6dac156b5d49e1ca",
+    "persona:True": "c329536b7f4da14c",
+    "persona:False": "044fddfd99f30b8f",
+    "pool:short": "4e61e51513975825",
+    "pool:detailed": "fba904d17792f273",
+}
+_WORDS = [
+    "солнце",
+    "дождь",
+    "поезд",
+    "письмо",
+    "кофе",
+    "море",
+    "снег",
+    "город",
+    "книга",
+    "песня",
+    "окно",
+    "дача",
+    "гнев",
+    "страх",
+]
+
+
+class _KeyedBackend:
+    """Answers as a function of the request's cache key: lists of varying length, some
+    fragments and copies of a card example, some answers cut at max_tokens."""
+
+    name = "fake"
+    model = "fake-model"
+    is_remote = False
+
+    def __init__(self, chat: bool, example: str) -> None:
+        self.chat = chat
+        self.example = example
+        self.keys: list[str] = []
+
+    def cache_identity(self) -> dict[str, str]:
+        return {"kind": "fake", "model": self.model}
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        key = cache_key(self.cache_identity(), request)
+        self.keys.append(key)
+        d = int(key, 16)
+        lines = []
+        for i in range(1 + d % 5):
+            words = [_WORDS[(d >> (4 * (3 * i + j) + 7)) % len(_WORDS)] for j in range(4)]
+            lines.append(f"{i + 1}. Текст про {' '.join(words)} номер {d % 7 + i % 3}")
+        if d % 11 == 0:
+            lines.append("1.")
+        if d % 13 == 0:
+            lines.append(self.example)
+        return CompletionResult(
+            texts=["\n".join(lines)],
+            prompt_tokens=d % 50,
+            completion_tokens=d % 70,
+            cost=0.01 * (d % 4),
+            finish_reasons=["length" if d % 3 == 0 else "stop"],
+        )
+
+
+def _digest(*parts: Any) -> str:
+    body = json.loads(json.dumps(list(parts), ensure_ascii=False, default=str))
+    return hashlib.sha256(json.dumps(body, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def test_requests_and_outputs_replay_those_of_earlier_versions(cedr_train: LabeledData) -> None:
+    card = load_card(CARD_PATH)
+    example = card.classes[0].examples[0]
+    personas = ["учитель из Казани", "врач из Твери", "студент из Томска"]
+
+    async def runs() -> dict[str, str]:
+        found = {}
+        for name in BUILTIN_STRATEGIES:
+            for chat in (True, False):
+                backend = _KeyedBackend(chat, example)
+                config = GenerationConfig(
+                    strategy=name, per_class=6, texts_per_call=3, k=3, seed=2, concurrency=3,
+                    max_cost=3.0 if name == "fskw" else None, dedup=DedupConfig(embedding=False),
+                )  # fmt: skip
+                strategy = make_strategy(name, texts_per_call=3, k=2, personas=personas)
+                real = cedr_train if name == "paraphrase" else None
+                result = await generate_until_unique(
+                    backend, name if name != "persona" else strategy, card, real, config, False
+                )
+                rows = result.data.frame.astype(str).values.tolist()
+                totals = run_summary(result)["totals"]
+                found[f"{name}:{chat}"] = _digest(_keys(backend), rows, totals)
+        seeds = [e for c in card.classes for e in c.examples]
+        for level in ("short", "detailed"):
+            backend = _KeyedBackend(True, example)
+            config = PersonaConfig(level=level, dedup=DedupConfig(embedding=False), concurrency=3)
+            pool = await build_persona_pool(backend, seeds, 8, config)
+            summary = {**pool.summary(), "wall_s": 0}
+            personas_out = [p.to_dict() for p in pool.personas]
+            found[f"pool:{level}"] = _digest(_keys(backend), personas_out, summary)
+        return found
+
+    assert asyncio.run(runs()) == REPLAY_DIGESTS
+
+
+def _keys(backend: _KeyedBackend) -> str:
+    return hashlib.sha256("".join(backend.keys).encode()).hexdigest()

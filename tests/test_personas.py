@@ -23,8 +23,8 @@ from synthmix.augment.eda import normalize
 from synthmix.cards.card import ClassCard, TaskCard, load_card
 from synthmix.cli.app import app
 from synthmix.core.errors import ConfigError, DataError
-from synthmix.dedup.stages import DedupConfig
-from synthmix.generation.engine import GenerationConfig, generate_until_unique
+from synthmix.dedup import DedupConfig
+from synthmix.generation.generate import GenerationConfig, generate_until_unique
 from synthmix.generation.personas import (
     PersonaConfig,
     build_persona_pool,
@@ -107,6 +107,7 @@ def test_planted_duplicates_are_counted_exactly_and_a_rerun_is_free(
     assert report.calls == 14 == persona_server.count
     assert report.returned == 13
     assert report.removed == {"exact": 2 + 4, "minhash": 1, "real-leak": 1}
+    assert pool.filters == {"degenerate": 1, "near-duplicate": 7, "real-leak": 1}
     assert (report.kept, report.stopped_by) == (4, "size")
     texts = {normalize(p.persona) for p in pool.personas}
     assert len(texts) == 4 and normalize(TEACHER) in texts and normalize(LEAKED) not in texts

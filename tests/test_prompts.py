@@ -7,13 +7,13 @@ import pytest
 from synthmix.cards.card import ClassCard, TaskCard
 from synthmix.core.errors import ConfigError
 from synthmix.generation.strategies import (
-    STRATEGIES,
     CompletionFewShotStrategy,
     KeyPointsStrategy,
     clean_item,
     make_strategy,
     parse_completion,
     parse_list,
+    strategy_names,
 )
 
 JOY = ClassCard(
@@ -85,11 +85,10 @@ def test_parse_completion_stops_at_blank_line_or_class() -> None:
     assert parse_completion("\n\n").failed
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("name", strategy_names())
 def test_every_strategy_builds_both_prompt_forms(name: str) -> None:
     strategy = make_strategy(name, language="ru", texts_per_call=4, k=3, personas=["учитель"])
-    if isinstance(strategy, KeyPointsStrategy):
-        strategy.preparation_prompt(JOY, CARD, REAL)
+    if strategy.preparation_prompt(JOY, CARD, REAL) is not None:
         strategy.accept_preparation("joy", "1. отпуск\n2. подарки\n3. встреча с друзьями")
     prompt = strategy.build(JOY, CARD, random.Random(1), REAL, JOY.keywords)
     assert prompt.messages[-1]["role"] == "user"

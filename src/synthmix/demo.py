@@ -27,7 +27,8 @@ from synthmix.experiment.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
 from synthmix.experiment.runner import RunDirInUse, measure_source_quality, run_experiment
 from synthmix.experiment.sources import SourceConfig
 from synthmix.generation.personas import PersonaConfig, build_persona_pool, save_pool
-from synthmix.generation.plan import PERSONA_STRATEGY, GenerationPlan, run_plan
+from synthmix.generation.plan import GenerationPlan, run_plan
+from synthmix.generation.strategies import declares
 from synthmix.llm.cache import AnswerCache, CachedBackend
 from synthmix.llm.factory import build_backend
 from synthmix.quality.measure import QualityConfig
@@ -39,7 +40,7 @@ DEMO_DATASET = "cedr_emotions"
 LLM_RUNS = (
     ("llm-a", ["zero-shot", "few-shot", "fskw"], [0.7]),
     ("llm-b", ["fskw"], [1.0]),
-    ("llm-p", [PERSONA_STRATEGY], [0.7]),
+    ("llm-p", ["persona"], [0.7]),
 )
 # Enough personas that 6 classes x a few calls rarely repeat one; about 15 s of Gemma.
 DEMO_PERSONAS = 14
@@ -103,7 +104,7 @@ def generate_llm_sources(out_dir: Path, per_class: int, progress: bool = True) -
         k=3,
         max_tokens=200,
     )
-    if any(PERSONA_STRATEGY in strategies for _, strategies, _ in LLM_RUNS):
+    if any(declares(s, "needs_personas") for _, strategies, _ in LLM_RUNS for s in strategies):
         base = replace(base, personas=str(build_demo_personas(out_dir, progress=progress)))
     written = []
     for name, strategies, temperatures in LLM_RUNS:

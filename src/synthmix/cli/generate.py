@@ -65,7 +65,7 @@ def generate(
         list[str] | None,
         typer.Option(
             help="zero-shot, few-shot, fskw, paraphrase, key-points, completion-few-shot,"
-            " persona (needs --personas); repeatable."
+            " persona (needs --personas), or one a plugin registers; repeatable."
         ),
     ] = None,
     personas: Annotated[
@@ -97,7 +97,7 @@ def generate(
 ) -> None:
     """Generate until N unique texts per class (help text in the decorator: Typer keeps a
     docstring's line breaks)."""
-    from synthmix.dedup.stages import DedupConfig
+    from synthmix.dedup import DedupConfig
     from synthmix.generation.plan import (
         GenerationPlan,
         GeneratorSpec,
@@ -201,7 +201,7 @@ def personas_command(
     import asyncio
 
     from synthmix.cards.card import load_card
-    from synthmix.dedup.stages import DedupConfig
+    from synthmix.dedup import DedupConfig
     from synthmix.generation.personas import PersonaConfig, build_persona_pool, save_pool
     from synthmix.generation.plan import GeneratorSpec, open_backend
     from synthmix.labeling.run import load_texts

@@ -1,4 +1,5 @@
-"""Generating class-conditional texts: strategies, the until-N engine, personas, plans."""
+"""Generating class-conditional texts: one engine (batches within a budget, a filter chain
+per answer), strategies and their registry, personas, plans."""
 
 from __future__ import annotations
 
@@ -9,15 +10,29 @@ _EXPORTS = {
         "Prompt",
         "PromptStrategy",
         "make_strategy",
+        "register_strategy",
+        "strategy_names",
     ),
     ".engine": (
+        "Budget",
+        "run_batches",
+    ),
+    ".filters": (
+        "Candidate",
+        "Filter",
+        "FilterChain",
+        "is_degenerate",
+    ),
+    ".generate": (
         "GenerationConfig",
         "GenerationResult",
+        "generate_until_unique",
     ),
     ".personas": (
         "PersonaConfig",
         "Persona",
         "PersonaPool",
+        "build_persona_pool",
         "save_pool",
         "load_pool",
         "load_personas",
@@ -31,6 +46,10 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = [
+    "Budget",
+    "Candidate",
+    "Filter",
+    "FilterChain",
     "GenerationConfig",
     "GenerationPlan",
     "GenerationResult",
@@ -40,10 +59,16 @@ __all__ = [
     "PersonaPool",
     "Prompt",
     "PromptStrategy",
+    "build_persona_pool",
+    "generate_until_unique",
+    "is_degenerate",
     "load_personas",
     "load_plan",
     "load_pool",
     "make_strategy",
+    "register_strategy",
+    "run_batches",
     "run_plan",
     "save_pool",
+    "strategy_names",
 ]

@@ -7,7 +7,6 @@ import asyncio
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -16,21 +15,24 @@ from synthmix.cards.keywords import mine_keywords
 from synthmix.core.config import build_dataclass, read_yaml
 from synthmix.core.errors import ConfigError
 from synthmix.data.labeled import LabeledData, load_labeled
-from synthmix.dedup.stages import DedupConfig
-from synthmix.generation.engine import GenerationConfig, GenerationResult, generate_until_unique
+from synthmix.dedup import DedupConfig
+from synthmix.generation.generate import (
+    GenerationConfig,
+    GenerationResult,
+    generate_until_unique,
+    run_summary,
+)
 from synthmix.generation.personas import load_personas
-from synthmix.generation.strategies import PromptStrategy, make_strategy
+from synthmix.generation.strategies import declares, make_strategy, strategy_factory
 from synthmix.llm.backend import Backend
 from synthmix.llm.cache import AnswerCache
 from synthmix.llm.spec import BackendSpec
 
 KEYWORD_SOURCES = ("card", "mined")
-PERSONA_STRATEGY = "persona"
 _NO_POOL = (
-    "{source}: strategy 'persona' needs a persona pool: set 'personas' (or pass --personas) "
+    "{source}: strategy '{name}' needs a persona pool: set 'personas' (or pass --personas) "
     "to a file written by `synthmix personas`"
 )
-EXAMPLE_STRATEGIES = {"few-shot", "fskw", "paraphrase", "key-points", "completion-few-shot"}
 
 
 # A generator is an LLM backend as every config describes one.
@@ -88,14 +90,25 @@ def check_plan(plan: GenerationPlan, source: str) -> None:
             raise ConfigError(f"{source}: '{name}' must list at least one entry")
     if plan.data is None and plan.keywords == "mined":
         raise ConfigError(f"{source}: keywords: mined needs real data: set 'data'")
-    if PERSONA_STRATEGY in plan.strategies and plan.personas is None:
-        raise ConfigError(_NO_POOL.format(source=source))
+    for name in plan.strategies:
+        try:
+            strategy_factory(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    wants_pool = _needing(plan, "needs_personas")
+    if wants_pool and plan.personas is None:
+        raise ConfigError(_NO_POOL.format(source=source, name=wants_pool[0]))
+
+
+def _needing(plan: GenerationPlan, need: str) -> list[str]:
+    """The plan's strategies that declare `need` (see `strategies.declares`)."""
+    return [name for name in plan.strategies if declares(name, need)]
 
 
 def check_examples(plan: GenerationPlan, card: TaskCard) -> None:
     """Without `data`, example-based strategies draw on the card's own examples (the safe
     choice when generated texts must not carry information from held-out real data)."""
-    wanted = sorted(EXAMPLE_STRATEGIES & set(plan.strategies))
+    wanted = sorted(set(_needing(plan, "needs_examples")))
     bare = [c.name for c in card.classes if not c.examples]
     if plan.data is None and wanted and bare:
         raise ConfigError(
@@ -155,11 +168,14 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     concurrency=plan.concurrency,
                     dedup=plan.dedup,
                 )
+                built = make_strategy(
+                    strategy, texts_per_call=plan.texts_per_call, k=plan.k, personas=personas
+                )
                 runs.append(
                     asyncio.run(
                         generate_until_unique(
                             backend,
-                            _strategy(strategy, plan, personas),
+                            built,
                             card,
                             real,
                             config,
@@ -173,20 +189,12 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
 
 def _persona_pool(plan: GenerationPlan) -> list[str] | None:
     """The pool's persona texts, read once per plan; None when no strategy samples them."""
-    if PERSONA_STRATEGY not in plan.strategies:
+    wants_pool = _needing(plan, "needs_personas")
+    if not wants_pool:
         return None
     if plan.personas is None:
-        raise ConfigError(_NO_POOL.format(source="generation plan"))
+        raise ConfigError(_NO_POOL.format(source="generation plan", name=wants_pool[0]))
     return load_personas(plan.resolve(plan.personas))
-
-
-def _strategy(name: str, plan: GenerationPlan, personas: list[str] | None) -> PromptStrategy | str:
-    # Other strategies are built by generate_until_unique from the config's settings.
-    if name != PERSONA_STRATEGY:
-        return name
-    return make_strategy(
-        name, texts_per_call=plan.texts_per_call, k=plan.k, personas=personas or []
-    )
 
 
 def _write(plan: GenerationPlan, runs: list[GenerationResult]) -> PlanResult:
@@ -201,23 +209,13 @@ def _write(plan: GenerationPlan, runs: list[GenerationResult]) -> PlanResult:
     partial.replace(out)
     report = out.with_name(out.stem + ".report.json")
     summary = {
-        "plan": {k: v for k, v in asdict(plan).items() if k != "base_dir"},
+        "plan": {
+            **{k: v for k, v in asdict(plan).items() if k != "base_dir"},
+            "dedup": plan.dedup.to_dict(),
+        },
         "runs": [run_summary(run) for run in runs],
     }
     report.write_text(
         json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
     )
     return PlanResult(data=data, runs=runs, out=out, report=report)
-
-
-def run_summary(run: GenerationResult) -> dict[str, Any]:
-    return {
-        "generator": run.generator,
-        "strategy": run.strategy,
-        "temperature": run.config.temperature,
-        "prompt_hash": run.prompt_hash,
-        "backend": run.backend,
-        "cache": run.cache,
-        "totals": run.totals(),
-        "classes": {label: report.to_dict() for label, report in run.classes.items()},
-    }
