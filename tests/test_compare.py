@@ -27,7 +27,7 @@ from synthmix.experiment.results import (
     write_run_info,
 )
 from synthmix.experiment.runner import run_experiment, schedule
-from synthmix.report.render import write_report
+from synthmix.report import write_report
 
 STRONG = {"name": "tfidf_logreg", "params": {"max_iter": 200}}
 WEAK = {"name": "tfidf_logreg", "label": "tfidf C=0.05", "params": {"C": 0.05, "max_iter": 200}}

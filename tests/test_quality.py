@@ -28,7 +28,7 @@ from synthmix.quality.measure import (
     vendi_score,
     write_quality,
 )
-from synthmix.report.usefulness import analyse, correlate, scatter_png, usefulness_section
+from synthmix.report.sections.usefulness import analyse, correlate, scatter_png, usefulness_section
 
 
 class HashEncoder:

@@ -17,7 +17,9 @@ from synthmix.experiment.mixing import (
     Cell,
 )
 from synthmix.experiment.results import ResultsStore, write_run_info
-from synthmix.report.render import cell_summaries, ranking_table, rule_based_sources, write_report
+from synthmix.report import write_report
+from synthmix.report.cells import cell_summaries, rule_based_sources
+from synthmix.report.tables import ranking_table
 
 CLASSES = ["no_emotion", "joy", "sadness", "surprise", "fear", "anger"]
 TRAIN_COUNTS = {

@@ -14,14 +14,22 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLANS
 from synthmix.experiment.results import record_classifier
-from synthmix.report.render import (
+from synthmix.report.cells import (
+    cell_summaries,
+    find_reference,
+    real_only_cell,
+    small_real_fraction,
+)
+from synthmix.report.findings import verdict
+from synthmix.report.html import esc, html_plot, html_table
+from synthmix.report.markdown import md_cell, md_table
+from synthmix.report.model import (
     DASH,
     FIGURES_DIR,
     PLAN_ORDER,
@@ -30,19 +38,8 @@ from synthmix.report.render import (
     Score,
     Section,
     Table,
-    cell_summaries,
-    esc,
-    find_reference,
-    html_plot,
-    html_table,
-    md_cell,
-    md_table,
-    mpl_text,
-    png_bytes,
-    real_only_cell,
-    small_real_fraction,
-    verdict,
 )
+from synthmix.report.plots import mpl_text, png_bytes
 
 SECTION_TITLE = "Classifiers compared"
 FIGURE_NAME = "classifiers_compared"
@@ -85,10 +82,9 @@ def comparison_section(
     records: Sequence[dict[str, Any]],
     labels: Sequence[str],
     info: dict[str, Any],
-    root: Path,
 ) -> Section:
-    """The section for a run with two or more classifiers; writes its figure to
-    ROOT/figures/classifiers_compared.png for the Markdown report."""
+    """The section for a run with two or more classifiers; its figure is
+    figures/classifiers_compared.png for the Markdown report."""
     comparison = compare(records, labels)
     shared = comparison.shared()
     sentences = findings(comparison, shared)
@@ -109,20 +105,17 @@ def comparison_section(
         "<ul>" + "".join(f"<li>{esc(s)}</li>" for s in sentences) + "</ul>",
     ]
     md_parts = [f"_{note}_", "", *(f"- {s}" for s in sentences), ""]
+    figures = {}
     if plot is not None:
-        folder = root / FIGURES_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{plot.name}.png").write_bytes(plot.png)
+        figures[f"{plot.name}.png"] = plot.png
         html_parts.append(html_plot(plot))
         md_parts.extend(
             [f"![{plot.title}]({FIGURES_DIR}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
         )
-    else:
-        (root / FIGURES_DIR / f"{FIGURE_NAME}.png").unlink(missing_ok=True)
     for title, table in tables:
         html_parts.append(f"<h3>{esc(title)}</h3>\n{html_table(table)}")
         md_parts.extend([f"### {md_cell(title)}", "", md_table(table), ""])
-    return Section(SECTION_TITLE, "\n".join(html_parts), "\n".join(md_parts))
+    return Section(SECTION_TITLE, "\n".join(html_parts), "\n".join(md_parts), figures)
 
 
 # --- sentences ---------------------------------------------------------------------------
