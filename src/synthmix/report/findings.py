@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
-from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLANS
+from synthmix.experiment.mixing import REAL_ONLY, REAL_PLUS_EQUAL, SMALL_REAL_PLANS, SYNTHETIC_ONLY
 from synthmix.report.cells import (
     find_reference,
     ranked,
@@ -14,13 +15,8 @@ from synthmix.report.cells import (
     small_real_fraction,
     source_names,
 )
-from synthmix.report.model import CellSummary, Finding, Score, Verdict
-
-
-def verdict(candidate: Score, baseline: Score) -> Verdict:
-    if candidate.overlaps(baseline):
-        return Verdict.WITHIN_NOISE
-    return Verdict.HELPED if candidate.mean > baseline.mean else Verdict.WORSE
+from synthmix.report.model import CellSummary, Finding, Versus
+from synthmix.stats.paired import ALPHA, RESAMPLES, PairedComparison, Verdict
 
 
 def _gap(cell: CellSummary, baseline: CellSummary | None, against: str) -> str:
@@ -36,13 +32,18 @@ def _describe(cell: CellSummary) -> str:
 # --- headline ----------------------------------------------------------------------------
 
 
-def headline(cells: Sequence[CellSummary]) -> list[Finding]:
+def headline(
+    cells: Sequence[CellSummary], versus: Mapping[str, Versus] | None = None
+) -> list[Finding]:
+    """`versus`: each mix's paired comparison with its baseline (`evidence.mix_comparisons`)."""
+    versus = versus or {}
     reference = find_reference(cells)
     findings = [_reference_finding(reference)]
     findings.extend(_minimum_real_finding(cells, reference))
-    findings.extend(_best_findings(cells, reference))
+    findings.extend(_best_findings(cells, reference, versus))
     if source_names(cells):
-        findings.extend(_small_real_findings(cells))
+        findings.extend(_small_real_findings(cells, versus))
+        findings.extend(_all_real_findings(cells, versus))
         findings.extend(_source_ranking_findings(cells))
     else:
         findings.extend(_learning_curve_findings(cells, reference))
@@ -92,76 +93,151 @@ def _minimum_real_finding(
     ]
 
 
-def _best_findings(cells: Sequence[CellSummary], reference: CellSummary | None) -> list[Finding]:
+def _best_findings(
+    cells: Sequence[CellSummary], reference: CellSummary | None, versus: Mapping[str, Versus]
+) -> list[Finding]:
     best = ranked(cells)[0]
     if best.is_reference:
         findings = [Finding("Best cell overall: all real data (the reference).")]
     else:
-        findings = [_versus_reference("Best cell overall", best, reference)]
+        findings = [_best_cell("Best cell overall", best, reference, versus)]
     best_synthetic = next((c for c in ranked(cells) if c.is_synthetic), None)
     if best_synthetic is not None and best_synthetic is not best:
         findings.append(
-            _versus_reference("Best cell with synthetic data", best_synthetic, reference)
+            _best_cell("Best cell with synthetic data", best_synthetic, reference, versus)
         )
     return findings
 
 
-def _versus_reference(lead: str, cell: CellSummary, reference: CellSummary | None) -> Finding:
+def _best_cell(
+    lead: str, cell: CellSummary, reference: CellSummary | None, versus: Mapping[str, Versus]
+) -> Finding:
     text = f"{lead}: {_describe(cell)}{_gap(cell, reference, 'all real')}"
-    if reference is None or not cell.is_synthetic:
+    paired = versus.get(cell.key)
+    if paired is None:
         return Finding(text + ".")
-    outcome = verdict(cell.f1_macro, reference.f1_macro)
-    return Finding(f"{text}; compared with all real data, {outcome.value}.", outcome)
+    return Finding(f"{text}; {outcome(paired)}.", paired.result.verdict)
 
 
-def _small_real_findings(cells: Sequence[CellSummary]) -> list[Finding]:
+def _small_real_findings(
+    cells: Sequence[CellSummary], versus: Mapping[str, Versus]
+) -> list[Finding]:
     fraction = small_real_fraction(cells)
     if fraction is None:
         return []
     baseline = real_only_cell(cells, fraction)
-    per_source = _best_small_real_per_source(cells, fraction)
     regime = f"With only {fraction:.0%} of the real data"
     if baseline is None:
         return [Finding(f"{regime}: the {fraction:.0%}-real-only cell has not finished yet.")]
     findings = [Finding(f"{regime}, real data alone scores F1-macro {baseline.f1_macro.format()}.")]
-    overall = ranked(list(per_source.values()))[0]
-    against = f"{fraction:.0%} real alone"
-    outcome = verdict(overall.f1_macro, baseline.f1_macro)
+    mixes = [
+        c
+        for c in ranked(cells)
+        if c.plan in SMALL_REAL_PLANS
+        and c.source is not None
+        and math.isclose(c.real_fraction, fraction)
+        and c.key in versus
+    ]
+    if not mixes:
+        return findings
+    best = mixes[0]
     findings.append(
         Finding(
-            f"{regime}, {outcome.value}: the best mix is {_describe(overall)}"
-            f"{_gap(overall, baseline, against)}.",
-            outcome,
+            f"{regime}, synthetic data {tally(mixes, versus)}. The best mix, {best.label}: "
+            f"{outcome(versus[best.key])}.",
+            _overall(mixes, versus),
         )
     )
-    if len(per_source) > 1:
-        findings.extend(
-            _small_real_source_finding(cell, baseline, against) for cell in per_source.values()
+    sources = list(dict.fromkeys(c.source for c in mixes if c.source is not None))
+    if len(sources) > 1:
+        for source in sources:
+            mine = [c for c in mixes if c.source == source]
+            counts = "" if len(mine) == 1 else f"; {tally(mine, versus)}"
+            findings.append(
+                Finding(
+                    f"Source {source}: best small-real mix {mine[0].title}, "
+                    f"{outcome(versus[mine[0].key])}{counts}.",
+                    _overall(mine, versus),
+                )
+            )
+    return findings
+
+
+def _all_real_findings(cells: Sequence[CellSummary], versus: Mapping[str, Versus]) -> list[Finding]:
+    """All real + synthetic and synthetic only: both are measured against all real data."""
+    findings = []
+    for plan, lead in (
+        (REAL_PLUS_EQUAL, "All real data + synthetic"),
+        (SYNTHETIC_ONLY, "Synthetic data only"),
+    ):
+        mixes = [c for c in ranked(cells) if c.plan == plan and c.key in versus]
+        if not mixes:
+            continue
+        parts = "; ".join(f"{c.source}: {outcome(versus[c.key])}" for c in mixes)
+        findings.append(
+            Finding(f"{lead}, against all real data: {parts}.", _overall(mixes, versus))
         )
     return findings
 
 
-def _small_real_source_finding(cell: CellSummary, baseline: CellSummary, against: str) -> Finding:
-    outcome = verdict(cell.f1_macro, baseline.f1_macro)
-    return Finding(
-        f"Source {cell.source}: best small-real mix {cell.title}, "
-        f"F1-macro {cell.f1_macro.format()}{_gap(cell, baseline, against)}; {outcome.value}.",
-        outcome,
+def tally(mixes: Sequence[CellSummary], versus: Mapping[str, Versus]) -> str:
+    counts = Counter(versus[c.key].result.verdict for c in mixes)
+    if len(mixes) == 1:
+        verdict = versus[mixes[0].key].result.verdict
+        return "had no detectable effect" if verdict is Verdict.NO_EFFECT else verdict.value
+    if not counts[Verdict.HELPED] and not counts[Verdict.HURT]:
+        return f"had no detectable effect in any of the {len(mixes)} mixes"
+    return (
+        f"helped in {counts[Verdict.HELPED]} of {len(mixes)} mixes and hurt in "
+        f"{counts[Verdict.HURT]}"
     )
 
 
-def _best_small_real_per_source(
-    cells: Sequence[CellSummary], fraction: float
-) -> dict[str, CellSummary]:
-    best: dict[str, CellSummary] = {}
-    for cell in ranked(cells):
-        if (
-            cell.plan in SMALL_REAL_PLANS
-            and cell.source is not None
-            and math.isclose(cell.real_fraction, fraction)
-        ):
-            best.setdefault(cell.source, cell)
-    return best
+def _overall(mixes: Sequence[CellSummary], versus: Mapping[str, Versus]) -> Verdict:
+    verdicts = {versus[c.key].result.verdict for c in mixes}
+    for verdict in (Verdict.HELPED, Verdict.HURT):
+        if verdict in verdicts:
+            return verdict
+    return Verdict.NO_EFFECT
+
+
+def against(baseline: CellSummary) -> str:
+    if baseline.is_reference:
+        return "all real data"
+    return f"{baseline.real_fraction:.0%} real alone"
+
+
+def outcome(paired: Versus) -> str:
+    """`hurt: -0.020 vs 10% real alone (95% CI [-0.031, -0.009], P(improvement) 0.02,
+    corrected p 0.004)`; for no detectable effect, also what this design could have found."""
+    result = paired.result
+    numbers = f"{result.difference:+.3f} vs {against(paired.baseline)}"
+    if result.seeds < 2:
+        return f"no detectable effect: {numbers} (one seed, so no test)"
+    stats = (
+        f"95% CI [{result.low:+.3f}, {result.high:+.3f}], P(improvement) "
+        f"{result.p_improvement:.2f}, corrected p {format_p(result.p_adjusted)}"
+    )
+    if result.verdict is not Verdict.NO_EFFECT:
+        return f"{result.verdict.value}: {numbers} ({stats})"
+    return f"no detectable effect: {numbers} ({stats}; {power(result)})"
+
+
+def power(result: PairedComparison) -> str:
+    """What "no detectable effect" rules out, and whether more seeds would settle it."""
+    detectable = f"this design detects about ±{result.detectable:.3f}"
+    if result.difference == 0:
+        return detectable
+    seeds = result.seeds_for(result.difference)
+    if seeds is None:
+        return f"{detectable}; more seeds alone would not detect {result.difference:+.3f}"
+    return f"{detectable}; about {seeds} seeds would detect {result.difference:+.3f}"
+
+
+def format_p(p: float) -> str:
+    if math.isnan(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _source_ranking_findings(cells: Sequence[CellSummary]) -> list[Finding]:
@@ -191,14 +267,21 @@ def _learning_curve_findings(
     return findings
 
 
-def notes(cells: Sequence[CellSummary], rewrites: frozenset[str] = frozenset()) -> list[str]:
+def notes(
+    cells: Sequence[CellSummary],
+    rewrites: frozenset[str] = frozenset(),
+    versus: Mapping[str, Versus] | None = None,
+    fallback: str = "",
+) -> list[str]:
+    """`fallback`: why per-text predictions could not be used, when they could not."""
     seeds = sorted({cell.seeds for cell in cells})
     rewritten = sorted({c.source for c in cells if rewrites_all_real(c, rewrites) and c.source})
     notes = [
         "± is the half-width of the 95% Student-t confidence interval of the mean over seeds "
-        f"(seeds per cell: {', '.join(str(s) for s in seeds)}). A mix counts as helping only "
-        "when its mean is higher and the two intervals do not overlap."
+        f"(seeds per cell: {', '.join(str(s) for s in seeds)})."
     ]
+    if versus:
+        notes.extend(method_notes([v.result for v in versus.values()], fallback))
     if seeds[0] < 2:
         notes.append("Cells with a single seed have no interval: treat their gaps as anecdotes.")
     if rewritten:
@@ -208,3 +291,41 @@ def notes(cells: Sequence[CellSummary], rewrites: frozenset[str] = frozenset()) 
             "what a model trained without real data would score."
         )
     return notes
+
+
+def method_notes(results: Sequence[PairedComparison], fallback: str = "") -> list[str]:
+    """How "helped", "hurt" and "no detectable effect" were decided, with citations."""
+    texts = max((r.texts for r in results), default=0)
+    seed_level = sum(not r.text_level for r in results)
+    tested = sum(not math.isnan(r.p_adjusted) for r in results)
+    texts_part = (
+        f"a paired bootstrap over the {texts} test texts ({RESAMPLES} resamples; both models "
+        'rescored on the same resampled texts, as recommended by Dror et al. 2018, "The '
+        "Hitchhiker's Guide to Testing Statistical Significance in NLP\") and "
+        if texts
+        else ""
+    )
+    lines = [
+        "Did a mix help? Each mix is compared with its baseline (the same real data without the "
+        "synthetic texts; for synthetic data only, all real data) on the same seeds and test "
+        f"texts: {texts_part}the spread of the per-seed differences (a paired t over seeds, "
+        'after Bouthillier et al. 2021, "Accounting for Variance in Machine Learning '
+        'Benchmarks"). [ ] is the 95% CI of the mean difference in F1-macro; P(improvement) is '
+        "the probability that the mix beats its baseline on a random seed"
+        + (" and resampled test set" if texts else "")
+        + f". The {tested} tested comparisons of this report are corrected together with "
+        f'Holm\'s method (family-wise error {ALPHA:.0%}): a mix "helped" or "hurt" only '
+        f"when its corrected p is below {ALPHA}; otherwise it had no detectable effect, "
+        "reported with the smallest difference this design detects (80% power) and the seeds "
+        "that would detect the difference seen."
+    ]
+    if seed_level:
+        why = fallback or (
+            "their records hold no per-text test predictions (written before predictions "
+            "were stored)"
+        )
+        lines.append(
+            f"{seed_level} of {len(results)} comparisons used per-seed scores only (paired t "
+            f"over seeds, without the test-text bootstrap), because {why}."
+        )
+    return lines

@@ -17,9 +17,10 @@ h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
             background: #f7f7f2; }
 .headline li { margin: 0.3em 0; }
 .helped { color: #11632b; font-weight: 600; }
-.within_noise { color: #6b5a00; }
-.worse { color: #9b1c1c; font-weight: 600; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+.no_effect { color: #6b5a00; }
+.hurt { color: #9b1c1c; font-weight: 600; }
+.wide { max-width: 100%; overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.88em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; vertical-align: top; }
 th { background: #eee; } td.num { text-align: right; white-space: nowrap; }
 figure { margin: 1.5em 0; } figcaption { color: #555; font-size: 0.9em; }
@@ -43,7 +44,11 @@ def html_table(table: Table) -> str:
         + "</tr>\n"
         for row in table.rows
     )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+    # The scroll container keeps a wide table from widening the page past a 1300 px window.
+    return (
+        f'<div class="wide"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n'
+        "</table></div>"
+    )
 
 
 def _html_finding(finding: Finding) -> str:
@@ -82,7 +87,8 @@ def render_html(report: Report) -> str:
 {plots}
 <h2>Ranking</h2>
 <p class="note">All cells by mean F1-macro. Gap is the mean F1-macro minus that of all real
-data.</p>
+data; "vs baseline" is the paired difference to the mix's baseline with its 95% CI, and the
+verdict needs its Holm-corrected p below 0.05 (see the note under the headline).</p>
 {html_table(report.ranking)}
 {sections}
 <h2>Run</h2>

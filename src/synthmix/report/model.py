@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from synthmix.experiment.mixing import (
@@ -14,6 +13,7 @@ from synthmix.experiment.mixing import (
     SMALL_REAL_PLUS_SYNTHETIC,
     SYNTHETIC_ONLY,
 )
+from synthmix.stats.paired import PairedComparison, Verdict
 
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
@@ -98,10 +98,12 @@ class CellSummary:
         return f"{self.source} — {self.title}"
 
 
-class Verdict(Enum):
-    HELPED = "synthetic data helped"
-    WITHIN_NOISE = "synthetic data did not help: the difference is within noise (95% CIs overlap)"
-    WORSE = "synthetic data did not help: it scored lower, beyond noise"
+@dataclass(frozen=True)
+class Versus:
+    """A cell's paired comparison with its baseline, corrected with the report's others."""
+
+    baseline: CellSummary
+    result: PairedComparison
 
 
 @dataclass(frozen=True)

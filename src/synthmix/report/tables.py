@@ -3,35 +3,49 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from synthmix.report.cells import find_reference, ranked, rewrites_all_real
-from synthmix.report.model import DASH, CellSummary, Table
+from synthmix.report.findings import format_p
+from synthmix.report.model import DASH, CellSummary, Table, Versus
 
 # --- tables ------------------------------------------------------------------------------
 
 
-def ranking_table(cells: Sequence[CellSummary], rewrites: frozenset[str] = frozenset()) -> Table:
-    """`rewrites`: rule-based sources, whose synthetic-only cells get a note."""
+def ranking_table(
+    cells: Sequence[CellSummary],
+    rewrites: frozenset[str] = frozenset(),
+    versus: Mapping[str, Versus] | None = None,
+) -> Table:
+    """`rewrites`: rule-based sources, whose synthetic-only cells get a note. `versus`: each
+    mix's paired comparison with its baseline."""
     reference = find_reference(cells)
+    versus = versus or {}
     rows = [
         _ranking_row(rank, cell, reference, rewrites_all_real(cell, rewrites))
         for rank, cell in enumerate(ranked(cells), 1)
     ]
+    for row, cell in zip(rows, ranked(cells), strict=True):
+        row[5:5] = _paired_columns(versus.get(cell.key))
     headers = [
         "rank",
         "source",
         "mix",
         "F1-macro",
         "gap to all real",
+        "vs baseline [95% CI]",
+        "P(improvement)",
+        "Holm p",
+        "verdict",
         "weighted F1",
         "accuracy",
         "train size",
         "seeds",
         "note",
     ]
-    return Table(headers, rows, numeric=frozenset({0, 3, 4, 5, 6, 7, 8}))
+    return Table(headers, rows, numeric=frozenset({0, 3, 4, 5, 6, 7, 9, 10, 11, 12}))
 
 
 def _ranking_row(
@@ -54,6 +68,20 @@ def _ranking_row(
         f"{cell.train_size:.0f}",
         str(cell.seeds),
         "rewrites of all real training texts" if rewrites_all_real else _shortfall_note(cell),
+    ]
+
+
+def _paired_columns(paired: Versus | None) -> list[str]:
+    if paired is None:
+        return [DASH, DASH, DASH, DASH]
+    result = paired.result
+    baseline = "all real" if paired.baseline.is_reference else paired.baseline.title
+    p = DASH if math.isnan(result.p_adjusted) else format_p(result.p_adjusted)
+    return [
+        f"{result.format()} vs {baseline}",
+        f"{result.p_improvement:.2f}",
+        p,
+        result.verdict.value,
     ]
 
 

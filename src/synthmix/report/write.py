@@ -2,8 +2,8 @@
 
 `write_report(run_dir)` writes `report.html` (self-contained: plots are embedded as PNG data
 URIs, so the file can be mailed or attached to a ticket on its own) and `report.md`, whose
-plots are PNG files in `figures/` next to it. Every comparison uses the mean and 95% CI over
-seeds from `results.summarize`; a difference counts as real only when the CIs do not overlap.
+plots are PNG files in `figures/` next to it. Every mix is compared with its baseline on
+paired seeds and test texts (`stats.paired`), all comparisons Holm-corrected together.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from synthmix.experiment.results import (
     record_classifier,
 )
 from synthmix.report.cells import cell_summaries, find_reference, rule_based_sources
+from synthmix.report.evidence import Evidence, mix_comparisons
 from synthmix.report.findings import headline, notes
 from synthmix.report.html import render_html
 from synthmix.report.markdown import render_markdown
@@ -35,6 +36,7 @@ from synthmix.report.model import (
 from synthmix.report.plots import figures
 from synthmix.report.sections.quality import generation_sections, quality_sections
 from synthmix.report.tables import ranking_table, run_tables
+from synthmix.report.testset import load_test_labels
 
 
 def write_report(run_dir: str | Path) -> ReportPaths:
@@ -46,8 +48,11 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     classifiers = classifier_labels(info, records)
     # Every section but "Classifiers compared" answers the synthetic-data question for one
     # classifier, the primary: a cell's mean over several classifiers would compare nothing.
-    cells = cell_summaries([r for r in records if record_classifier(r) == classifiers[0]])
-    report = build_report(info, cells)
+    primary = [r for r in records if record_classifier(r) == classifiers[0]]
+    cells = cell_summaries(primary)
+    gold = load_test_labels(info)
+    evidence = Evidence(records, gold.labels, gold.reason)
+    report = build_report(info, cells, evidence, classifiers[0])
     root = Path(run_dir)
     if len(classifiers) > 1:
         from synthmix.report.sections.compare import SECTION_TITLE, comparison_section
@@ -57,7 +62,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
             f"The headline, plots, ranking and quality sections are for the primary one, "
             f'{classifiers[0]}; the section "{SECTION_TITLE}" puts all of them side by side.'
         )
-        report.sections.append(comparison_section(records, classifiers, info))
+        report.sections.append(comparison_section(records, classifiers, info, evidence))
     report.sections.extend(generation_sections(root))
     report.sections.extend(quality_sections(root, cells))
     write_figures(root / FIGURES_DIR, report)
@@ -67,17 +72,26 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     return paths
 
 
-def build_report(info: dict[str, Any], cells: list[CellSummary]) -> Report:
+def build_report(
+    info: dict[str, Any],
+    cells: list[CellSummary],
+    evidence: Evidence | None = None,
+    classifier: str = "",
+) -> Report:
+    """The report of `classifier`'s `cells`; with `evidence` (its fits), every mix is compared
+    with its baseline, paired over seeds and test texts."""
     reference = find_reference(cells)
     rewrites = rule_based_sources(info)
+    versus = mix_comparisons(cells, evidence, classifier)
+    fallback = evidence.reason if evidence is not None else ""
     return Report(
         name=str(info.get("name", "experiment")),
-        findings=headline(cells),
-        plots=figures(cells, reference),
-        ranking=ranking_table(cells, rewrites),
+        findings=headline(cells, versus),
+        plots=figures(cells, reference, versus),
+        ranking=ranking_table(cells, rewrites, versus),
         run_tables=run_tables(info),
         config_json=json.dumps(info.get("config", {}), ensure_ascii=False, indent=2),
-        notes=notes(cells, rewrites),
+        notes=notes(cells, rewrites, versus, fallback),
     )
 
 
