@@ -46,7 +46,7 @@ class Evidence:
         for record in records:
             key = (record_classifier(record), str(record["cell_key"]))
             self.fits.setdefault(key, {})[int(record["seed"])] = Fit(
-                float(record["metrics"]["f1_macro"]), _predictions(record, index)
+                float(record["metrics"]["f1_macro"]), _predictions(record, self.classes)
             )
         self.reason = reason
         self.gold: np.ndarray | None = None
@@ -90,16 +90,18 @@ class Evidence:
     def _resample(
         self, resampler: TextResampler, key: FitKey, seeds: Sequence[int], fits: Mapping[int, Fit]
     ) -> np.ndarray:
-        rows = []
-        for seed in seeds:
-            cached = self._resampled.get((*key, seed))
-            if cached is None:
-                predictions = fits[seed].predictions
-                assert predictions is not None  # checked by _texts
-                cached = resampler.f1_macro(predictions)
-                self._resampled[(*key, seed)] = cached
-            rows.append(cached)
-        return np.vstack(rows)
+        missing = [seed for seed in seeds if (*key, seed) not in self._resampled]
+        if missing:
+            # All of a cell's new seeds in one matrix product.
+            stacked = np.vstack([_known(fits[seed].predictions) for seed in missing])
+            for seed, row in zip(missing, resampler.f1_macro(stacked), strict=True):
+                self._resampled[(*key, seed)] = row
+        return np.vstack([self._resampled[(*key, seed)] for seed in seeds])
+
+
+def _known(predictions: np.ndarray | None) -> np.ndarray:
+    assert predictions is not None  # Evidence._texts checked every fit has them
+    return predictions
 
 
 def baseline_of(cell: CellSummary, cells: Sequence[CellSummary]) -> CellSummary | None:
@@ -140,8 +142,14 @@ def _classes(records: Sequence[dict[str, Any]]) -> list[str]:
     return []
 
 
-def _predictions(record: dict[str, Any], index: Mapping[str, int]) -> np.ndarray | None:
-    labels = record_predictions(record)
-    if labels is None or any(label not in index for label in labels):
+def _predictions(record: dict[str, Any], classes: Sequence[str]) -> np.ndarray | None:
+    stored = record.get("predictions")
+    if not isinstance(stored, list):
+        return None  # written before predictions were kept
+    if record.get("metrics", {}).get("classes") == list(classes):
+        return np.asarray(stored, dtype=np.int64)
+    labels = record_predictions(record) or []
+    index = {label: i for i, label in enumerate(classes)}
+    if any(label not in index for label in labels):
         return None
     return np.array([index[label] for label in labels], dtype=np.int64)

@@ -90,9 +90,10 @@ class TextResampler:
         )
 
     def f1_macro(self, predictions: Sequence[int] | np.ndarray) -> np.ndarray:
-        """F1-macro of `predictions` (class indices, one per test text) on every resample,
-        over all `classes` with F1 0 for a class neither present nor predicted, as
-        scikit-learn's `f1_score(labels=classes, zero_division=0)`."""
+        """F1-macro of `predictions` (class indices, one per test text; or one row per fit)
+        on every resample (shape: resamples, or fits x resamples), over all `classes` with F1 0
+        for a class neither present nor predicted, as scikit-learn's
+        `f1_score(labels=classes, zero_division=0)`."""
         return _f1_macro(self._eye, self.gold, self.weights, self._support, predictions)
 
 
@@ -104,18 +105,23 @@ def _f1_macro(
     predictions: Sequence[int] | np.ndarray,
 ) -> np.ndarray:
     predicted = np.asarray(predictions, dtype=np.int64)
-    if predicted.shape != gold.shape:
-        raise ValueError(f"{predicted.size} predictions for {gold.size} test texts")
+    if predicted.shape[-1:] != gold.shape:
+        raise ValueError(f"{predicted.shape[-1]} predictions for {gold.size} test texts")
+    fits = predicted.reshape(-1, gold.size)
     classes = eye.shape[0]
-    onehot = eye[predicted]
-    hits = onehot * (predicted == gold)[:, None]
-    counts = weights @ np.hstack([hits, onehot])
-    true_positives, predicted_counts = counts[:, :classes], counts[:, classes:]
-    denominator = support + predicted_counts
+    # Per fit, one-hot columns of its hits and of its predictions: (texts, fits * 2 classes),
+    # so all fits are scored on all resamples in one matrix product.
+    onehot = eye[fits]
+    hits = onehot * (fits == gold)[:, :, None]
+    columns = np.concatenate([hits, onehot], axis=2).transpose(1, 0, 2).reshape(gold.size, -1)
+    counts = (weights @ columns).reshape(weights.shape[0], fits.shape[0], 2 * classes)
+    true_positives, predicted_counts = counts[..., :classes], counts[..., classes:]
+    denominator = support[:, None, :] + predicted_counts
     f1 = np.divide(
         2 * true_positives, denominator, out=np.zeros_like(denominator), where=denominator > 0
     )
-    return f1.mean(axis=1).astype(np.float64)
+    scores = f1.mean(axis=2).T.astype(np.float64)  # (fits, resamples)
+    return scores.reshape((*predicted.shape[:-1], weights.shape[0]))
 
 
 @dataclass(frozen=True)
