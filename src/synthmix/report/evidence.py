@@ -50,7 +50,16 @@ class Evidence:
             )
         self.reason = reason
         self.gold: np.ndarray | None = None
-        if gold is not None:
+        if not any(
+            fit.predictions is not None
+            for by_seed in self.fits.values()
+            for fit in by_seed.values()
+        ):
+            self.reason = (
+                "their records hold no per-text test predictions (written before predictions "
+                "were stored)"
+            )
+        elif gold is not None:
             if all(label in index for label in gold):
                 self.gold = np.array([index[label] for label in gold], dtype=np.int64)
             else:
