@@ -26,6 +26,7 @@ FitKey = tuple[str, str]  # (classifier label, cell key)
 @dataclass(frozen=True)
 class Fit:
     f1_macro: float
+    per_class: np.ndarray  # F1 of each of Evidence.classes
     predictions: np.ndarray | None  # class indices into Evidence.classes, per test text
 
 
@@ -46,7 +47,9 @@ class Evidence:
         for record in records:
             key = (record_classifier(record), str(record["cell_key"]))
             self.fits.setdefault(key, {})[int(record["seed"])] = Fit(
-                float(record["metrics"]["f1_macro"]), _predictions(record, self.classes)
+                float(record["metrics"]["f1_macro"]),
+                _per_class(record, self.classes),
+                _predictions(record, self.classes),
             )
         self.reason = reason
         self.gold: np.ndarray | None = None
@@ -69,23 +72,32 @@ class Evidence:
         self._resampled: dict[tuple[str, str, int], np.ndarray] = {}
         self.seed_level_only = 0  # comparisons that had to fall back to seeds alone
 
-    def compare(self, candidate: FitKey, baseline: FitKey) -> PairedComparison | None:
-        """Candidate minus baseline over their shared seeds; None when they share none."""
+    def compare(
+        self, candidate: FitKey, baseline: FitKey, label: str | None = None
+    ) -> PairedComparison | None:
+        """Candidate minus baseline over their shared seeds, in F1-macro or, given a `label`,
+        in that class's F1; None when they share no seed."""
         mine, theirs = self.fits.get(candidate, {}), self.fits.get(baseline, {})
         seeds = sorted(set(mine) & set(theirs))
         if not seeds:
             return None
-        scores = [mine[s].f1_macro for s in seeds], [theirs[s].f1_macro for s in seeds]
+        column = None if label is None else self.classes.index(label)
+
+        def score(fit: Fit) -> float:
+            return fit.f1_macro if column is None else float(fit.per_class[column])
+
+        scores = [score(mine[s]) for s in seeds], [score(theirs[s]) for s in seeds]
         resampler = self._texts([mine[s] for s in seeds] + [theirs[s] for s in seeds])
         if resampler is None:
-            self.seed_level_only += 1
+            if label is None:
+                self.seed_level_only += 1
             return paired_comparison(*scores)
-        return paired_comparison(
-            *scores,
-            self._resample(resampler, candidate, seeds, mine),
-            self._resample(resampler, baseline, seeds, theirs),
-            texts=resampler.texts,
-        )
+        resampled = [
+            self._resample(resampler, key, seeds, fits)
+            for key, fits in ((candidate, mine), (baseline, theirs))
+        ]
+        ours, others = (r.mean(axis=-1) if column is None else r[..., column] for r in resampled)
+        return paired_comparison(*scores, ours, others, texts=resampler.texts)
 
     def _texts(self, fits: Sequence[Fit]) -> TextResampler | None:
         if self.gold is None:
@@ -103,9 +115,9 @@ class Evidence:
         if missing:
             # All of a cell's new seeds in one matrix product.
             stacked = np.vstack([_known(fits[seed].predictions) for seed in missing])
-            for seed, row in zip(missing, resampler.f1_macro(stacked), strict=True):
+            for seed, row in zip(missing, resampler.f1_per_class(stacked), strict=True):
                 self._resampled[(*key, seed)] = row
-        return np.vstack([self._resampled[(*key, seed)] for seed in seeds])
+        return np.stack([self._resampled[(*key, seed)] for seed in seeds])
 
 
 def _known(predictions: np.ndarray | None) -> np.ndarray:
@@ -141,6 +153,38 @@ def mix_comparisons(
         cell.key: Versus(baseline, result)
         for (cell, baseline, _), result in zip(pairs, corrected, strict=True)
     }
+
+
+def class_comparisons(
+    cells: Sequence[CellSummary],
+    evidence: Evidence | None,
+    classifier: str,
+    versus: Mapping[str, Versus],
+) -> dict[tuple[str, str], PairedComparison]:
+    """Every class's F1 of every mix against its baseline, Holm-corrected together (a family
+    of their own: the headline's verdicts are not diluted by them), by (cell key, class)."""
+    if evidence is None:
+        return {}
+    keys, results = [], []
+    for cell in cells:
+        paired = versus.get(cell.key)
+        if paired is None:
+            continue
+        for label in evidence.classes:
+            result = evidence.compare(
+                (classifier, cell.key), (classifier, paired.baseline.key), label
+            )
+            if result is not None:
+                keys.append((cell.key, label))
+                results.append(result)
+    return dict(zip(keys, correct(results), strict=True))
+
+
+def _per_class(record: dict[str, Any], classes: Sequence[str]) -> np.ndarray:
+    per_class = record.get("metrics", {}).get("per_class", {})
+    return np.array(
+        [float(per_class.get(label, {}).get("f1", np.nan)) for label in classes], dtype=float
+    )
 
 
 def _classes(records: Sequence[dict[str, Any]]) -> list[str]:

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_COUNT, SMALL_REAL_PLUS_SYNTHETIC
 from synthmix.report.cells import real_only_cell, small_real_fraction, source_names
 from synthmix.report.model import DPI, FIGURE_NAMES, PLAN_ORDER, CellSummary, Plot, Score, Versus
-from synthmix.stats.paired import Verdict
+from synthmix.stats.paired import PairedComparison, Verdict
 
 # --- plots -------------------------------------------------------------------------------
 
@@ -208,7 +209,11 @@ def _heatmap_rows(cells: Sequence[CellSummary], reference: CellSummary | None) -
     return baselines + mixes
 
 
-def _per_class_plot(cells: Sequence[CellSummary], reference: CellSummary | None) -> Plot | None:
+def _per_class_plot(
+    cells: Sequence[CellSummary],
+    reference: CellSummary | None,
+    per_class: Mapping[tuple[str, str], PairedComparison],
+) -> Plot | None:
     rows = _heatmap_rows(cells, reference)
     classes = list(dict.fromkeys(label for cell in rows for label in cell.per_class))
     if not rows or not classes:
@@ -218,6 +223,7 @@ def _per_class_plot(cells: Sequence[CellSummary], reference: CellSummary | None)
     axes = figure.subplots()
     image = axes.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     _annotate(axes, values)
+    _mark_findings(axes, rows, classes, per_class)
     axes.set_xticks(range(len(classes)), [mpl_text(c) for c in classes], rotation=30, ha="right")
     labels = ["all real (reference)" if c.is_reference else mpl_text(c.label) for c in rows]
     axes.set_yticks(range(len(rows)), labels)
@@ -227,9 +233,31 @@ def _per_class_plot(cells: Sequence[CellSummary], reference: CellSummary | None)
         FIGURE_NAMES[2],
         "Per-class F1",
         "Which classes each mix helps or hurts, against all real data (first row) and the small "
-        "real fraction alone (second row).",
+        "real fraction alone (second row). A frame marks a class whose F1 differs from the mix's "
+        "baseline beyond noise (paired over seeds and test texts, Holm-corrected over every "
+        "mix and class): green higher, red lower.",
         png_bytes(figure),
     )
+
+
+def _mark_findings(
+    axes: Any,
+    rows: Sequence[CellSummary],
+    classes: Sequence[str],
+    per_class: Mapping[tuple[str, str], PairedComparison],
+) -> None:
+    for row, cell in enumerate(rows):
+        for column, label in enumerate(classes):
+            result = per_class.get((cell.key, label))
+            if result is None or result.verdict is Verdict.NO_EFFECT:
+                continue
+            colour = "#1a9641" if result.verdict is Verdict.HELPED else "#d7191c"
+            axes.add_patch(
+                Rectangle(
+                    (column - 0.46, row - 0.42), 0.92, 0.84, fill=False, edgecolor=colour,
+                    linewidth=2.5,
+                )
+            )  # fmt: skip
 
 
 def _annotate(axes: Any, values: np.ndarray) -> None:
@@ -245,6 +273,7 @@ def figures(
     cells: Sequence[CellSummary],
     reference: CellSummary | None,
     versus: Mapping[str, Versus] | None = None,
+    per_class: Mapping[tuple[str, str], PairedComparison] | None = None,
 ) -> list[Plot]:
     """The plots of the primary classifier's cells, in report order; a plot without data to
     show is left out (the plots against the small real fraction need `versus`)."""
@@ -253,6 +282,6 @@ def figures(
         _ratio_plot(cells, reference, versus),
         _count_plot(cells, reference, versus),
         _learning_curve_plot(cells, reference),
-        _per_class_plot(cells, reference),
+        _per_class_plot(cells, reference, per_class or {}),
     )
     return [plot for plot in made if plot is not None]

@@ -20,7 +20,7 @@ from synthmix.experiment.results import (
     record_classifier,
 )
 from synthmix.report.cells import cell_summaries, find_reference, rule_based_sources
-from synthmix.report.evidence import Evidence, mix_comparisons
+from synthmix.report.evidence import Evidence, class_comparisons, mix_comparisons
 from synthmix.report.findings import headline, notes
 from synthmix.report.html import render_html
 from synthmix.report.markdown import render_markdown
@@ -87,7 +87,9 @@ def build_report(
     return Report(
         name=str(info.get("name", "experiment")),
         findings=headline(cells, versus),
-        plots=figures(cells, reference, versus),
+        plots=figures(
+            cells, reference, versus, class_comparisons(cells, evidence, classifier, versus)
+        ),
         ranking=ranking_table(cells, rewrites, versus),
         run_tables=run_tables(info),
         config_json=json.dumps(info.get("config", {}), ensure_ascii=False, indent=2),

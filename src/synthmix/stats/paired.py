@@ -80,13 +80,13 @@ class TextResampler:
     def observed_f1_macro(self, predictions: Sequence[int] | np.ndarray) -> float:
         """F1-macro on the test set itself (every text once), by the same definition."""
         return float(
-            _f1_macro(
+            _f1_per_class(
                 self._eye,
                 self.gold,
                 np.ones((1, self.texts), np.float32),
                 self._eye[self.gold].sum(axis=0, keepdims=True),
                 predictions,
-            )[0]
+            )[0].mean()
         )
 
     def f1_macro(self, predictions: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -94,10 +94,15 @@ class TextResampler:
         on every resample (shape: resamples, or fits x resamples), over all `classes` with F1 0
         for a class neither present nor predicted, as scikit-learn's
         `f1_score(labels=classes, zero_division=0)`."""
-        return _f1_macro(self._eye, self.gold, self.weights, self._support, predictions)
+        return self.f1_per_class(predictions).mean(axis=-1)
+
+    def f1_per_class(self, predictions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Each class's F1 on every resample: shape (resamples, classes), or (fits,
+        resamples, classes) for one row of predictions per fit."""
+        return _f1_per_class(self._eye, self.gold, self.weights, self._support, predictions)
 
 
-def _f1_macro(
+def _f1_per_class(
     eye: np.ndarray,
     gold: np.ndarray,
     weights: np.ndarray,
@@ -120,8 +125,8 @@ def _f1_macro(
     f1 = np.divide(
         2 * true_positives, denominator, out=np.zeros_like(denominator), where=denominator > 0
     )
-    scores = f1.mean(axis=2).T.astype(np.float64)  # (fits, resamples)
-    return scores.reshape((*predicted.shape[:-1], weights.shape[0]))
+    scores = f1.transpose(1, 0, 2).astype(np.float64)  # (fits, resamples, classes)
+    return scores.reshape((*predicted.shape[:-1], weights.shape[0], classes))
 
 
 @dataclass(frozen=True)
