@@ -21,6 +21,7 @@ from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_SYNTHETIC, Cel
 from synthmix.experiment.results import ResultsStore, encode_predictions, write_run_info
 from synthmix.report import write_report
 from synthmix.report.cells import cell_summaries
+from synthmix.report.evidence import Evidence, class_comparisons, mix_comparisons
 from synthmix.report.testset import fingerprint
 from synthmix.stats.classification import evaluate
 from synthmix.stats.paired import (
@@ -268,3 +269,24 @@ def test_report_says_why_when_the_test_file_changed(tmp_path: Path) -> None:
 
     assert "comparisons used per-seed scores only" in headline
     assert f"the test set {test} has changed since the run" in headline
+
+
+def test_per_class_differences_are_tested_per_class(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    gold = rng.integers(len(CLASSES), size=600)
+    small = [_predict(rng, gold, accuracy) for accuracy in (0.5, 0.6, 0.7, 0.55, 0.65)]
+    mix = [base.copy() for base in small]
+    for predicted in mix:
+        # Better on class "a" only: its errors on texts of class a are fixed.
+        errors = np.flatnonzero((predicted != gold) & (gold == 0))
+        predicted[errors[: int(0.5 * errors.size)]] = 0
+    run = _text_level_run(tmp_path / "run", gold, {ALL_REAL: small, SMALL: small, MIX: mix})
+    records = ResultsStore(run).records()
+    cells = cell_summaries(records)
+    evidence = Evidence(records, [CLASSES[i] for i in gold])
+    versus = mix_comparisons(cells, evidence, "tfidf_logreg")
+    per_class = class_comparisons(cells, evidence, "tfidf_logreg", versus)
+
+    assert per_class[MIX.key, "a"].verdict is Verdict.HELPED
+    assert per_class[MIX.key, "a"].family == len(CLASSES)
+    assert per_class[MIX.key, "b"].difference == pytest.approx(0.0, abs=0.05)
