@@ -16,7 +16,7 @@ from synthmix.report.cells import (
     source_names,
 )
 from synthmix.report.model import CellSummary, Finding, Versus
-from synthmix.stats.paired import ALPHA, RESAMPLES, PairedComparison, Verdict
+from synthmix.stats.paired import ALPHA, MAX_SUGGESTED_SEEDS, RESAMPLES, PairedComparison, Verdict
 
 
 def _gap(cell: CellSummary, baseline: CellSummary | None, against: str) -> str:
@@ -230,7 +230,7 @@ def power(result: PairedComparison) -> str:
         return detectable
     seeds = result.seeds_for(result.difference)
     if seeds is None:
-        return f"{detectable}; more seeds alone would not detect {result.difference:+.3f}"
+        return f"{detectable}; not even {MAX_SUGGESTED_SEEDS} seeds would detect {result.difference:+.3f}"
     return f"{detectable}; about {seeds} seeds would detect {result.difference:+.3f}"
 
 
