@@ -230,7 +230,8 @@ def power(result: PairedComparison) -> str:
         return detectable
     seeds = result.seeds_for(result.difference)
     if seeds is None:
-        return f"{detectable}; not even {MAX_SUGGESTED_SEEDS} seeds would detect {result.difference:+.3f}"
+        most = MAX_SUGGESTED_SEEDS
+        return f"{detectable}; not even {most} seeds would detect {result.difference:+.3f}"
     return f"{detectable}; about {seeds} seeds would detect {result.difference:+.3f}"
 
 
