@@ -57,7 +57,7 @@ from synthmix.embeddings.encoder import USEMultilingualEncoder, normalize_rows
 from synthmix.experiment.mixing import PlanConfig
 from synthmix.experiment.results import ResultsStore, record_classifier
 from synthmix.experiment.runner import run_experiment
-from synthmix.report.render import write_report
+from synthmix.report import write_report
 from synthmix.stats.classification import evaluate, mean_ci
 
 COUNTING = "bench-counting"

@@ -23,7 +23,7 @@ from synthmix.quality.diversity import (
 from synthmix.quality.fidelity import frechet_distance, frechet_from_samples, mauve_from_histograms
 from synthmix.quality.files import flat_values, summary_lines, write_quality
 from synthmix.quality.measure import measure_quality
-from synthmix.report.usefulness import analyse, correlate, scatter_png, usefulness_section
+from synthmix.report.sections.usefulness import analyse, correlate, scatter_png, usefulness_section
 
 
 class HashEncoder:

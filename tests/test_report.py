@@ -17,7 +17,9 @@ from synthmix.experiment.mixing import (
     Cell,
 )
 from synthmix.experiment.results import ResultsStore, write_run_info
-from synthmix.report.render import cell_summaries, ranking_table, rule_based_sources, write_report
+from synthmix.report import write_report
+from synthmix.report.cells import cell_summaries, rule_based_sources
+from synthmix.report.tables import ranking_table
 
 CLASSES = ["no_emotion", "joy", "sadness", "surprise", "fear", "anger"]
 TRAIN_COUNTS = {
@@ -139,7 +141,7 @@ def test_ranking_puts_best_cell_first_and_computes_gap(tmp_path: Path) -> None:
     assert (reference[1], reference[4]) == ("—", "reference")
 
 
-def test_headline_says_helped_when_intervals_are_apart(tmp_path: Path) -> None:
+def test_headline_says_helped_when_paired_differences_are_consistent(tmp_path: Path) -> None:
     scores = {SMALL_REAL: [0.50, 0.51, 0.52], ALL_REAL: [0.70, 0.71, 0.72]}
     scores[small_mix(1.0)] = [0.60, 0.61, 0.62]
     headline = headline_of(write_report(make_run(tmp_path, scores)).html.read_text())
@@ -149,21 +151,25 @@ def test_headline_says_helped_when_intervals_are_apart(tmp_path: Path) -> None:
     assert "within noise" not in headline
 
 
-def test_headline_says_within_noise_when_intervals_overlap(tmp_path: Path) -> None:
+def test_headline_says_no_detectable_effect_when_paired_differences_vary(
+    tmp_path: Path,
+) -> None:
     scores = {SMALL_REAL: [0.50, 0.51, 0.52], ALL_REAL: [0.70, 0.71, 0.72]}
     scores[small_mix(1.0)] = [0.49, 0.53, 0.57]
     headline = headline_of(write_report(make_run(tmp_path, scores)).html.read_text())
 
-    assert "synthetic data did not help: the difference is within noise" in headline
+    assert "With only 10% of the real data, synthetic data had no detectable effect" in headline
+    assert "this design detects about ±" in headline
     assert "synthetic data helped" not in headline
 
 
-def test_headline_says_did_not_help_when_mix_is_worse(tmp_path: Path) -> None:
+def test_headline_says_hurt_when_mix_is_worse_on_every_seed(tmp_path: Path) -> None:
     scores = {SMALL_REAL: [0.50, 0.51, 0.52], ALL_REAL: [0.70, 0.71, 0.72]}
     scores[small_mix(1.0)] = [0.40, 0.41, 0.42]
     headline = headline_of(write_report(make_run(tmp_path, scores)).html.read_text())
 
-    assert "synthetic data did not help: it scored lower" in headline
+    assert "With only 10% of the real data, synthetic data hurt" in headline
+    assert "hurt: -0.100 vs 10% real alone" in headline
     assert "synthetic data helped" not in headline
 
 

@@ -16,7 +16,7 @@ from synthmix.experiment.runner import run_experiment
 from synthmix.experiment.source_stats import SOURCES_FILE, generation_stats
 from synthmix.experiment.sources import SourceConfig
 from synthmix.generation.plan import GenerationPlan, GeneratorSpec, run_plan
-from synthmix.report.render import write_report
+from synthmix.report import write_report
 
 CARD = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
 

@@ -32,7 +32,7 @@ from synthmix.generation.strategies import declares
 from synthmix.llm.cache import AnswerCache, CachedBackend
 from synthmix.llm.factory import build_backend
 from synthmix.quality.measure import QualityConfig
-from synthmix.report.render import ReportPaths, write_report
+from synthmix.report import ReportPaths, write_report
 
 log = logging.getLogger("synthmix")
 

@@ -45,7 +45,7 @@ def report_command(
 
 
 def _write_report(run_dir: Path) -> None:
-    from synthmix.report.render import write_report
+    from synthmix.report import write_report
 
     paths = write_report(run_dir)
     typer.echo(f"report: {paths.html}")

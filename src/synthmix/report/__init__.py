@@ -5,17 +5,19 @@ from __future__ import annotations
 from synthmix.core.exports import lazy_exports
 
 _EXPORTS = {
-    ".render": (
+    ".write": (
         "write_report",
         "build_report",
+    ),
+    ".model": (
         "Report",
         "ReportPaths",
     ),
-    ".compare": (
+    ".sections.compare": (
         "compare",
         "Comparison",
     ),
-    ".usefulness": (
+    ".sections.usefulness": (
         "analyse",
         "UsefulnessAnalysis",
     ),

@@ -1,4 +1,4 @@
-"""Statistics shared by every layer: classification metrics and intervals."""
+"""Statistics shared by every layer: classification metrics, intervals, paired comparisons."""
 
 from __future__ import annotations
 
@@ -10,10 +10,28 @@ _EXPORTS = {
         "Estimate",
         "mean_ci",
     ),
+    ".paired": (
+        "PairedComparison",
+        "TextResampler",
+        "Verdict",
+        "correct",
+        "paired_comparison",
+    ),
     ".intervals": (
         "Proportion",
         "wilson",
     ),
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
-__all__ = ["Estimate", "Proportion", "evaluate", "mean_ci", "wilson"]
+__all__ = [
+    "Estimate",
+    "PairedComparison",
+    "Proportion",
+    "TextResampler",
+    "Verdict",
+    "correct",
+    "evaluate",
+    "mean_ci",
+    "paired_comparison",
+    "wilson",
+]

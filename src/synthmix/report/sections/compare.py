@@ -3,25 +3,35 @@
 Every classifier of a run fits the same cells with the same seeds, and a seed fixes the real
 and synthetic sample, so the classifiers see the same texts: their F1-macro per cell is a
 paired comparison. The section shows it per cell (baselines included) as mean ± 95% CI over
-seeds, plots the key cells with CI bars, says which classifier is best and whether that is
-beyond noise by the headline's rule (95% CIs do not overlap), and repeats the headline's
-small-real question ("did synthetic data help?") for each classifier.
+seeds, plots the key cells with CI bars, says which classifier is best and whether its lead
+over the runner-up survives the headline's test (paired over seeds and test texts,
+Holm-corrected across cells), and repeats the headline's small-real question ("did synthetic
+data help?") for each classifier.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLANS
 from synthmix.experiment.results import record_classifier
-from synthmix.report.render import (
+from synthmix.report.cells import (
+    cell_summaries,
+    find_reference,
+    real_only_cell,
+    small_real_fraction,
+)
+from synthmix.report.evidence import Evidence, mix_comparisons
+from synthmix.report.findings import format_p, outcome, power, tally
+from synthmix.report.html import esc, html_plot, html_table
+from synthmix.report.markdown import md_cell, md_table
+from synthmix.report.model import (
     DASH,
     FIGURES_DIR,
     PLAN_ORDER,
@@ -30,19 +40,9 @@ from synthmix.report.render import (
     Score,
     Section,
     Table,
-    cell_summaries,
-    esc,
-    find_reference,
-    html_plot,
-    html_table,
-    md_cell,
-    md_table,
-    mpl_text,
-    png_bytes,
-    real_only_cell,
-    small_real_fraction,
-    verdict,
 )
+from synthmix.report.plots import mpl_text, png_bytes
+from synthmix.stats.paired import PairedComparison, Verdict, correct
 
 SECTION_TITLE = "Classifiers compared"
 FIGURE_NAME = "classifiers_compared"
@@ -85,56 +85,86 @@ def comparison_section(
     records: Sequence[dict[str, Any]],
     labels: Sequence[str],
     info: dict[str, Any],
-    root: Path,
+    evidence: Evidence,
 ) -> Section:
-    """The section for a run with two or more classifiers; writes its figure to
-    ROOT/figures/classifiers_compared.png for the Markdown report."""
+    """The section for a run with two or more classifiers; its figure is
+    figures/classifiers_compared.png for the Markdown report."""
     comparison = compare(records, labels)
     shared = comparison.shared()
-    sentences = findings(comparison, shared)
+    leads = lead_comparisons(comparison, shared, evidence)
+    sentences = findings(comparison, shared, leads, evidence)
     tables = [
         ("Classifiers", classifier_table(records, labels, info)),
-        ("F1-macro per cell", cell_table(comparison, shared)),
+        ("F1-macro per cell", cell_table(comparison, shared, leads)),
     ]
     plot = comparison_plot(comparison, shared)
     note = (
         "Every classifier trained on the same cells and seeds (a seed fixes the real and "
         "synthetic sample, so all of them saw the same texts). F1-macro is the mean ± the "
-        "95% CI half-width over seeds; one classifier counts as better than another only when "
-        "their intervals do not overlap. The headline, plots and ranking above are for the "
-        f"primary classifier, {labels[0]}; this section is the only one with all of them."
+        "95% CI half-width over seeds. The best classifier of a cell is compared with the "
+        "runner-up paired over the same seeds and test texts, like a mix with its baseline "
+        "above; the leads of all cells are Holm-corrected together, and each classifier's "
+        "mixes against their baselines form a family of their own. The headline, plots and "
+        f"ranking above are for the primary classifier, {labels[0]}; this section is the only "
+        "one with all of them."
     )
     html_parts = [
         f'<p class="note">{esc(note)}</p>',
         "<ul>" + "".join(f"<li>{esc(s)}</li>" for s in sentences) + "</ul>",
     ]
     md_parts = [f"_{note}_", "", *(f"- {s}" for s in sentences), ""]
+    figures = {}
     if plot is not None:
-        folder = root / FIGURES_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{plot.name}.png").write_bytes(plot.png)
+        figures[f"{plot.name}.png"] = plot.png
         html_parts.append(html_plot(plot))
         md_parts.extend(
             [f"![{plot.title}]({FIGURES_DIR}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
         )
-    else:
-        (root / FIGURES_DIR / f"{FIGURE_NAME}.png").unlink(missing_ok=True)
     for title, table in tables:
         html_parts.append(f"<h3>{esc(title)}</h3>\n{html_table(table)}")
         md_parts.extend([f"### {md_cell(title)}", "", md_table(table), ""])
-    return Section(SECTION_TITLE, "\n".join(html_parts), "\n".join(md_parts))
+    return Section(SECTION_TITLE, "\n".join(html_parts), "\n".join(md_parts), figures)
 
 
 # --- sentences ---------------------------------------------------------------------------
 
 
-def findings(comparison: Comparison, shared: Sequence[CellSummary]) -> list[str]:
+@dataclass(frozen=True)
+class Lead:
+    """The best classifier of a cell against the runner-up, paired and corrected."""
+
+    best: str
+    runner_up: str
+    result: PairedComparison | None
+
+
+def lead_comparisons(
+    comparison: Comparison, shared: Sequence[CellSummary], evidence: Evidence
+) -> dict[str, Lead]:
+    leads = {}
+    for cell in shared:
+        ranked = _ranked(comparison.scores(cell.key))
+        best, runner = ranked[0][0], ranked[1][0]
+        leads[cell.key] = Lead(best, runner, evidence.compare((best, cell.key), (runner, cell.key)))
+    tested = [key for key, lead in leads.items() if lead.result is not None]
+    corrected = correct([r for key in tested if (r := leads[key].result) is not None])
+    for key, result in zip(tested, corrected, strict=True):
+        leads[key] = replace(leads[key], result=result)
+    return leads
+
+
+def findings(
+    comparison: Comparison,
+    shared: Sequence[CellSummary],
+    leads: Mapping[str, Lead],
+    evidence: Evidence,
+) -> list[str]:
     if not shared:
         return ["No cell has finished for every classifier yet, so none can be compared."]
-    sentences = [_best_on(comparison, _headline_cell(shared))]
+    sentences = [_best_on(comparison, _headline_cell(shared), leads)]
     if len(shared) > 1:
-        sentences.append(_wins(comparison, shared))
-    sentences.extend(_synthetic_help(comparison, label) for label in comparison.labels)
+        sentences.append(_wins(comparison, shared, leads))
+    sentences.extend(_synthetic_help(comparison, label, evidence) for label in comparison.labels)
     return [s for s in sentences if s]
 
 
@@ -143,70 +173,77 @@ def _headline_cell(shared: Sequence[CellSummary]) -> CellSummary:
     return find_reference(shared) or shared[0]
 
 
-def _best_on(comparison: Comparison, cell: CellSummary) -> str:
-    ranked = _ranked(comparison.scores(cell.key))
-    (best, top), (second, runner) = ranked[0], ranked[1]
+def _best_on(comparison: Comparison, cell: CellSummary, leads: Mapping[str, Lead]) -> str:
+    lead = leads[cell.key]
+    scores = comparison.scores(cell.key)
+    top, runner = scores[lead.best], scores[lead.runner_up]
     where = "On all real data" if cell.is_reference else f"On {cell.label}"
     return (
-        f"{where}, {best} scores best: F1-macro {top.format()} against {second}'s "
-        f"{runner.format()} (the runner-up); the gap of {top.mean - runner.mean:+.3f} "
-        f"{_noise(top, runner)}."
+        f"{where}, {lead.best} scores best: F1-macro {top.format()} against "
+        f"{lead.runner_up}'s {runner.format()} (the runner-up); the gap of "
+        f"{top.mean - runner.mean:+.3f} {_lead_text(lead)}."
     )
 
 
-def _wins(comparison: Comparison, shared: Sequence[CellSummary]) -> str:
+def _lead_text(lead: Lead) -> str:
+    result = lead.result
+    if result is None or result.seeds < 2:
+        return "has no interval to judge it by (one seed): treat it as an anecdote"
+    numbers = (
+        f"paired over seeds and test texts: 95% CI [{result.low:+.3f}, {result.high:+.3f}], "
+        f"P(improvement) {result.p_improvement:.2f}, corrected p {format_p(result.p_adjusted)}"
+    )
+    if result.verdict is Verdict.NO_EFFECT:
+        return f"is within noise ({numbers}; {power(result)})"
+    return f"is beyond noise ({numbers})"
+
+
+def _wins(comparison: Comparison, shared: Sequence[CellSummary], leads: Mapping[str, Lead]) -> str:
     wins = dict.fromkeys(comparison.labels, 0)
     clear = dict.fromkeys(comparison.labels, 0)
     for cell in shared:
-        ranked = _ranked(comparison.scores(cell.key))
-        (best, top), (_, runner) = ranked[0], ranked[1]
-        wins[best] += 1
-        if not top.overlaps(runner) and min(top.seeds, runner.seeds) >= 2:
-            clear[best] += 1
+        lead = leads[cell.key]
+        wins[lead.best] += 1
+        if lead.result is not None and lead.result.verdict is not Verdict.NO_EFFECT:
+            clear[lead.best] += 1
     order = sorted(comparison.labels, key=lambda label: (-wins[label], -clear[label]))
     parts = [f"{label} in {wins[label]} ({clear[label]} beyond noise)" for label in order]
     return (
         f"Highest mean F1-macro across the {len(shared)} cells every classifier finished: "
         + ", ".join(parts)
-        + "."
+        + " (beyond noise: the paired lead over the runner-up survives the Holm correction)."
     )
 
 
-def _synthetic_help(comparison: Comparison, label: str) -> str:
+def _synthetic_help(comparison: Comparison, label: str, evidence: Evidence) -> str:
     """The headline's small-real verdict, for one classifier."""
     cells = list(comparison.cells[label].values())
     fraction = small_real_fraction(cells)
     if fraction is None:
         return ""
     baseline = real_only_cell(cells, fraction)
+    versus = mix_comparisons(cells, evidence, label)
     mixes = [
         c
         for c in cells
         if c.plan in SMALL_REAL_PLANS
         and c.source is not None
         and math.isclose(c.real_fraction, fraction)
+        and c.key in versus
     ]
     if baseline is None or not mixes:
         return ""
     best = max(mixes, key=lambda c: (c.f1_macro.mean, c.key))
-    outcome = verdict(best.f1_macro, baseline.f1_macro)
     return (
-        f"{label}, {fraction:.0%} real data: {outcome.value}; best mix {best.label} with "
-        f"F1-macro {best.f1_macro.format()} against {baseline.f1_macro.format()} for "
-        f"{fraction:.0%} real alone ({best.f1_macro.mean - baseline.f1_macro.mean:+.3f})."
+        f"{label}, {fraction:.0%} real data: synthetic data {tally(mixes, versus)}; best mix "
+        f"{best.label} with F1-macro {best.f1_macro.format()} against "
+        f"{baseline.f1_macro.format()} for {fraction:.0%} real alone: "
+        f"{outcome(versus[best.key])}."
     )
 
 
 def _ranked(scores: dict[str, Score]) -> list[tuple[str, Score]]:
     return sorted(scores.items(), key=lambda item: -item[1].mean)
-
-
-def _noise(top: Score, runner: Score) -> str:
-    if min(top.seeds, runner.seeds) < 2:
-        return "has no interval to judge it by (one seed): treat it as an anecdote"
-    if top.overlaps(runner):
-        return "is within noise (95% CIs overlap)"
-    return "is beyond noise (95% CIs do not overlap)"
 
 
 # --- tables ------------------------------------------------------------------------------
@@ -238,9 +275,11 @@ def classifier_table(
     return Table(headers, rows, numeric=frozenset({3, 4, 5}))
 
 
-def cell_table(comparison: Comparison, shared: Sequence[CellSummary]) -> Table:
+def cell_table(
+    comparison: Comparison, shared: Sequence[CellSummary], leads: Mapping[str, Lead]
+) -> Table:
     """One row per cell (baselines first), one F1-macro column per classifier, then the best
-    classifier and whether its lead over the runner-up is beyond noise."""
+    classifier and whether its paired lead over the runner-up survives the correction."""
     keys = {key for by_key in comparison.cells.values() for key in by_key}
     every = {key: _any_summary(comparison, key) for key in keys}
     fraction = small_real_fraction(shared) or small_real_fraction(list(every.values()))
@@ -256,10 +295,9 @@ def cell_table(comparison: Comparison, shared: Sequence[CellSummary]) -> Table:
             _row_title(cell, fraction),
             *(scores[label].format() if label in scores else DASH for label in comparison.labels),
         ]
-        if len(scores) == len(comparison.labels):
-            ranked = _ranked(scores)
-            (best, top), (_, runner) = ranked[0], ranked[1]
-            row += [best, f"{top.mean - runner.mean:+.3f}", _short_noise(top, runner)]
+        lead = leads.get(cell.key)
+        if lead is not None and len(scores) == len(comparison.labels):
+            row += [lead.best, *_short_lead(lead)]
         else:
             row += [DASH, DASH, "not finished for every classifier"]
         rows.append(row)
@@ -284,10 +322,13 @@ def _row_title(cell: CellSummary, small_fraction: float | None) -> str:
     return cell.title
 
 
-def _short_noise(top: Score, runner: Score) -> str:
-    if min(top.seeds, runner.seeds) < 2:
-        return "one seed: no CI"
-    return "within noise" if top.overlaps(runner) else "beyond noise"
+def _short_lead(lead: Lead) -> list[str]:
+    result = lead.result
+    if result is None or result.seeds < 2:
+        return [DASH, "one seed: no test"]
+    if result.verdict is Verdict.NO_EFFECT:
+        return [result.format(), "within noise"]
+    return [result.format(), "beyond noise"]
 
 
 def _order(cell: CellSummary) -> tuple[Any, ...]:

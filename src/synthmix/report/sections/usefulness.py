@@ -34,7 +34,10 @@ from synthmix.experiment.results import (
     summarize,
 )
 from synthmix.quality.measure import flat_values, read_quality
-from synthmix.report.render import Table, esc, html_table, md_table, mpl_text, png_bytes
+from synthmix.report.html import esc, html_table
+from synthmix.report.markdown import md_table
+from synthmix.report.model import Table
+from synthmix.report.plots import mpl_text, png_bytes
 
 MIN_SOURCES = 3
 TABLE_HEADERS = ["metric", "Spearman ρ", "95% CI", "Kendall τ", "95% CI", "sources"]

@@ -1,0 +1,140 @@
+"""Report sections on the synthetic sources: how each was generated, and its quality metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from synthmix.experiment.mixing import SMALL_REAL_PLUS_COUNT, SMALL_REAL_PLUS_SYNTHETIC
+from synthmix.experiment.runner import QUALITY_DIR
+from synthmix.report.html import esc, html_table
+from synthmix.report.markdown import md_table
+from synthmix.report.model import DASH, CellSummary, Section, Table
+
+# --- quality of sources --------------------------------------------------------------------
+
+QUALITY_COLUMNS = (
+    ("distinct_2", "distinct-2"),
+    ("self_bleu", "self-BLEU"),
+    ("vendi_score", "Vendi"),
+    ("mauve", "MAUVE"),
+    ("frechet_distance", "Fréchet"),
+    ("c2st_auc", "C2ST AUC"),
+    ("real_to_synth_accuracy", "real→synth acc."),
+    ("leak_share", "leak share"),
+)
+
+
+GENERATION_COLUMNS = (
+    ("calls", "calls"),
+    ("cached_calls", "cached"),
+    ("texts_returned", "returned"),
+    ("unique", "unique"),
+    ("kept", "kept"),
+    ("duplicates", "exact dup."),
+    ("near_duplicates", "near dup."),
+    ("leaks", "real leaks"),
+    ("rejected", "degenerate"),
+    ("truncated", "cut off"),
+    ("parse_failures", "parse fail."),
+)
+
+
+def generation_sections(root: Path) -> list[Section]:
+    """How each LLM source was made and what dedup removed, from RUN_DIR/sources.json."""
+    from synthmix.experiment.source_stats import read_source_stats
+
+    stats = read_source_stats(root)
+    if not stats:
+        return []
+    headers = ["source", *(title for _, title in GENERATION_COLUMNS), "yield", "cost"]
+    rows = [
+        [name]
+        + [str(int(totals.get(key, 0))) for key, _ in GENERATION_COLUMNS]
+        + [f"{float(totals.get('yield', 0.0)):.2f}", f"{float(totals.get('cost', 0.0)):.4f}"]
+        for name, totals in stats.items()
+    ]
+    table = Table(headers, rows, frozenset(range(1, len(headers))))
+    note = (
+        "What generating each source took: LLM calls (answered from the cache), texts the "
+        "model returned, distinct texts among them (unique; the last batch of a class can "
+        "overshoot its target, so unique can exceed kept), texts kept in the source, and "
+        "what was dropped: exact repeats, near-duplicates of kept texts (MinHash), "
+        "near-copies of real texts (privacy leaks), degenerate outputs, and the last text of "
+        "answers cut off at max_tokens. Yield = unique / returned. Sources made outside "
+        "synthmix have no row."
+    )
+    return [_table_section("Generation and deduplication per source", note, table)]
+
+
+def quality_sections(root: Path, cells: Sequence[CellSummary]) -> list[Section]:
+    """Sections for RUN_DIR/quality/*.json, written by `synthmix experiment --quality` or
+    `synthmix quality ... --out RUN_DIR/quality/<source>.json`."""
+    from synthmix.report.sections.usefulness import load_quality_dir, usefulness_section
+
+    folder = root / QUALITY_DIR
+    quality = load_quality_dir(folder) if folder.is_dir() else {}
+    if not quality:
+        return []
+    sections = [_quality_table_section(quality)]
+    plan, amount = _usefulness_cell(cells)
+    if plan is not None:
+        useful = usefulness_section(root, quality, plan=plan, ratio=amount)
+        sections.append(
+            Section(
+                "Which quality metric predicts usefulness?",
+                useful.html,
+                useful.markdown,
+                dict(useful.figures),
+            )
+        )
+    return sections
+
+
+def _usefulness_cell(cells: Sequence[CellSummary]) -> tuple[str | None, float]:
+    """The small-real cell every source shares: the fixed-count plan at its largest count if
+    the run has one, else the ratio plan at its largest ratio."""
+    counts = [c.synthetic_count for c in cells if c.plan == SMALL_REAL_PLUS_COUNT]
+    if counts:
+        return SMALL_REAL_PLUS_COUNT, float(max(counts))
+    ratios = [c.synthetic_ratio for c in cells if c.plan == SMALL_REAL_PLUS_SYNTHETIC]
+    if ratios:
+        return SMALL_REAL_PLUS_SYNTHETIC, max(ratios)
+    return None, 0.0
+
+
+def _quality_table_section(quality: dict[str, dict[str, Any]]) -> Section:
+    headers = ["source", "texts", *(title for _, title in QUALITY_COLUMNS)]
+    rows = [
+        [source, str(metrics.get("synthetic", {}).get("rows", DASH))]
+        + [_quality_value(metrics, key) for key, _ in QUALITY_COLUMNS]
+        for source, metrics in quality.items()
+    ]
+    table = Table(headers, rows, frozenset(range(1, len(headers))))
+    note = (
+        "Cheap metrics of each source against the real training data (value [95% CI]): "
+        "diversity (distinct-2 ↑, self-BLEU ↓, Vendi ↑), fidelity (MAUVE ↑, Fréchet ↓, C2ST AUC: "
+        "0.5 = indistinguishable from real), label consistency (accuracy of a real-trained "
+        "classifier on the synthetic labels) and memorisation (share of texts within the leak "
+        "threshold of a real text)."
+    )
+    return _table_section("Quality of the synthetic sources", note, table)
+
+
+def _table_section(title: str, note: str, table: Table) -> Section:
+    return Section(
+        title,
+        f'<p class="note">{esc(note)}</p>\n{html_table(table)}',
+        f"_{note}_\n\n{md_table(table)}\n",
+    )
+
+
+def _quality_value(metrics: dict[str, Any], key: str) -> str:
+    entry = metrics.get("overall", {}).get(key)
+    if not isinstance(entry, dict) or entry.get("value") is None:
+        return DASH
+    value = float(entry["value"])
+    if entry.get("low") is None or entry.get("high") is None:
+        return f"{value:.3g}"
+    return f"{value:.3g} [{float(entry['low']):.3g}, {float(entry['high']):.3g}]"
