@@ -126,7 +126,7 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
         self._fit_model(self.vectorizer_.fit_transform(texts_arr), labels_arr)
         return self
 
-    def fit_counts(self, counts: sp.csr_matrix, labels: Sequence[str]) -> TfidfLogReg:
+    def fit_counts(self, counts: sp.csr_matrix, labels: Sequence[str] | np.ndarray) -> TfidfLogReg:
         """Fit on precomputed `NgramSpec.counts` rows of the training texts: min_df, IDF
         and max_features are learned from these rows alone."""
         self._check()
