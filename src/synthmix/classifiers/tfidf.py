@@ -212,14 +212,27 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
         return np.asarray(self.model_.predict(self.weights_.transform(counts)))
 
 
-def classifier_method(config: ClassifierConfig) -> str | None:
-    """The method string of a TF-IDF classifier config (None for other classifiers)."""
-    if config.name != "tfidf_logreg":
+def _tfidf(config: ClassifierConfig) -> TfidfLogReg | None:
+    # By the registry entry, not by building one: a registered factory may count its calls.
+    if _REGISTRY.get(config.name) is not TfidfLogReg:
         return None
     try:
-        return TfidfLogReg(**config.params).method()
+        return TfidfLogReg(**config.params)
     except TypeError as exc:
         raise ConfigError(f"classifier {config.name!r}: {exc}") from None
+
+
+def classifier_method(config: ClassifierConfig) -> str | None:
+    """The method string of a TF-IDF classifier config (None for other classifiers)."""
+    model = _tfidf(config)
+    return model.method() if model is not None else None
+
+
+def shared_ngrams(config: ClassifierConfig) -> NgramSpec | None:
+    """The n-gram counts this classifier fits on (`fit_counts`), or None where it fits on
+    texts: other classifiers, per-cell TF-IDF, factories registered under other names."""
+    model = _tfidf(config)
+    return model.ngram_spec if model is not None else None
 
 
 def legacy_method(name: str | None, params: dict[str, Any] | None) -> str | None:
@@ -247,14 +260,8 @@ class ClassifierConfig:
         return self.label or self.name
 
     def describe(self) -> dict[str, Any]:
-        """What results and run.json record: label, name, params and, for TF-IDF, the
-        method (how features and fit are made, which a version may change under the same
-        params)."""
-        described = {"label": self.display, "name": self.name, "params": self.params}
-        method = classifier_method(self)
-        if method is not None:
-            described["method"] = method
-        return described
+        """What results and run.json record: label, name and params."""
+        return {"label": self.display, "name": self.name, "params": self.params}
 
 
 ClassifierFactory = Callable[..., TextClassifier]

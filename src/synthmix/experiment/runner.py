@@ -25,6 +25,7 @@ from synthmix.classifiers.tfidf import (
     ClassifierConfig,
     available_classifiers,
     build_classifier,
+    classifier_method,
     legacy_method,
     runs_serially,
 )
@@ -311,13 +312,20 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
         "config": config.to_dict(),
         "seeds": config.seeds,
         "classifier": {"name": primary.name, "params": primary.params},
-        "classifiers": [spec.describe() for spec in classifiers],
+        # With, for TF-IDF, the method: how features and fit are made, which a version may
+        # change under the same params (see `_settings`).
+        "classifiers": [_with_method(spec) for spec in classifiers],
         "cells": len(cells),
         "data": described,
         "versions": package_versions(),
         "platform": platform.platform(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _with_method(spec: ClassifierConfig) -> dict[str, Any]:
+    method = classifier_method(spec)
+    return {**spec.describe(), **({"method": method} if method is not None else {})}
 
 
 def _fingerprint_of(identity: dict[str, Any]) -> str:

@@ -25,7 +25,12 @@ import scipy.sparse as sp
 from joblib import Parallel, delayed
 
 from synthmix.classifiers.features import NgramSpec
-from synthmix.classifiers.tfidf import ClassifierConfig, TfidfLogReg, build_classifier
+from synthmix.classifiers.tfidf import (
+    ClassifierConfig,
+    TfidfLogReg,
+    build_classifier,
+    shared_ngrams,
+)
 from synthmix.data.labeled import LabeledData
 from synthmix.experiment.feature_store import FeatureStore
 from synthmix.experiment.mixing import Cell, TrainingMix, compose, planned_counts
@@ -89,8 +94,7 @@ class _Composed:
 
 def shared_spec(classifier: ClassifierConfig) -> NgramSpec | None:
     """The n-gram counts this classifier can fit on, or None where it fits on texts."""
-    model = build_classifier(classifier, 0)
-    return model.ngram_spec if isinstance(model, TfidfLogReg) else None
+    return shared_ngrams(classifier)
 
 
 def result_key(cell: Cell, seed: int, classifier: ClassifierConfig) -> str:
