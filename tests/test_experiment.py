@@ -344,3 +344,27 @@ def test_a_run_of_the_per_cell_tfidf_is_refused_not_resumed(
     (tmp_path / "run" / "run.json").write_text(json.dumps(info), encoding="utf-8")
     with pytest.raises(ConfigError, match="holds results of a different experiment"):
         run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+
+
+def test_eda_cells_compose_alike_in_workers_and_here(
+    experiment_files: Path, tmp_path: Path
+) -> None:
+    """A derived source's cells are grouped by real sample and seed, each group augmenting
+    once in a worker: the results equal composing everything in this process."""
+    from synthmix.experiment.sources import SourceConfig
+
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.sources = [SourceConfig(name="eda", augment={"alpha": 0.1})]
+    config.plans.learning_curve = [1.0]
+    config.seeds = [0]
+    run_experiment(config, tmp_path / "parallel", jobs=2, progress=False)
+    run_experiment(config, tmp_path / "serial", jobs=1, progress=False)
+
+    def scores(run: str) -> dict[str, object]:
+        records = ResultsStore(tmp_path / run).records()
+        return {r["key"]: (r["synthetic_counts"], r["predictions"]) for r in records}
+
+    assert scores("parallel") == scores("serial")
+    assert len(scores("serial")) == 2 + 5  # 10% and 100% real; 3 fixed plans + 2 ratios
+    timings = read_run_info(tmp_path / "serial")["timings"]
+    assert timings["augmented_texts"] > 0

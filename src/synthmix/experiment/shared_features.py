@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -111,15 +111,7 @@ def run_shared(
     stats: GridStats,
 ) -> Iterator[dict[str, Any]]:
     """Records of `tasks` (all of classifiers with a `shared_spec`), as each fit finishes."""
-    reused: dict[str, LabeledData | ReusedAugmentations] = {
-        name: ReusedAugmentations(source) if isinstance(source, DerivedSource) else source
-        for name, source in sources.items()
-    }
-    composed = [_compose(task, train, reused) for task in _largest_first(tasks, train)]
-    stats.compose_s += sum(c.seconds for c in composed)
-    stats.augmented_texts += sum(
-        s.augmented for s in reused.values() if isinstance(s, ReusedAugmentations)
-    )
+    composed = _compose_all(tasks, train, sources, workers, stats)
     by_spec: dict[NgramSpec, list[_Composed]] = defaultdict(list)
     for item in composed:
         spec = shared_spec(item.task[2])
@@ -139,6 +131,48 @@ def run_shared(
         yield from _fit_all(jobs, store, test_set, workers)
 
 
+def _compose_all(
+    tasks: list[Task],
+    train: LabeledData,
+    sources: dict[str, LabeledData | DerivedSource],
+    workers: int,
+    stats: GridStats,
+) -> list[_Composed]:
+    """Every task's mix. Cells drawing on a derived source are grouped by (source, real
+    fraction, seed), the cells that can share one augmentation, and the groups augment in
+    parallel workers; mixes of file sources are cheap and composed here."""
+    derived: dict[tuple[str, float, int], list[Task]] = defaultdict(list)
+    here: list[Task] = []
+    for task in tasks:
+        cell, seed, _ = task
+        if cell.source is not None and isinstance(sources[cell.source], DerivedSource):
+            derived[cell.source, cell.real_fraction, seed].append(task)
+        else:
+            here.append(task)
+    groups = [(group, sources[key[0]]) for key, group in derived.items()]
+    if workers > 1 and len(groups) > 1:
+        results = Parallel(n_jobs=workers)(
+            delayed(_compose_group)(group, train, source) for group, source in groups
+        )
+    else:
+        results = [_compose_group(group, train, source) for group, source in groups]
+    composed = [_compose(task, train, sources) for task in here]
+    for items, augmented in results:
+        composed.extend(items)
+        stats.augmented_texts += augmented
+    stats.compose_s += sum(c.seconds for c in composed)
+    return composed
+
+
+def _compose_group(
+    tasks: list[Task], train: LabeledData, source: LabeledData | DerivedSource
+) -> tuple[list[_Composed], int]:
+    assert isinstance(source, DerivedSource)
+    reused = ReusedAugmentations(source)
+    items = [_compose(task, train, {source.name: reused}) for task in _largest_first(tasks, train)]
+    return items, reused.augmented
+
+
 def _largest_first(tasks: list[Task], train: LabeledData) -> list[Task]:
     # Cells sharing a real sample and seed ask a derived source for texts; asking for the
     # most first lets the smaller asks reuse that augmentation instead of redoing it.
@@ -147,7 +181,9 @@ def _largest_first(tasks: list[Task], train: LabeledData) -> list[Task]:
 
 
 def _compose(
-    task: Task, train: LabeledData, sources: dict[str, LabeledData | ReusedAugmentations]
+    task: Task,
+    train: LabeledData,
+    sources: Mapping[str, LabeledData | DerivedSource | ReusedAugmentations],
 ) -> _Composed:
     started = time.perf_counter()
     cell, seed, _ = task
