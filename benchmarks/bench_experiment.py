@@ -31,6 +31,7 @@ def time_grid(jobs: int) -> dict[str, float]:
         "wall_s": round(wall, 2),
         "fits_per_s": round(outcome.ran / wall, 3),
         "compose_s": round(sum(r["timings"]["compose_s"] for r in records), 2),
+        "featurise_s": round(sum(r["timings"].get("featurise_s", 0.0) for r in records), 2),
         "fit_s": round(sum(r["timings"]["fit_s"] for r in records), 2),
         "predict_s": round(sum(r["timings"]["predict_s"] for r in records), 2),
     }

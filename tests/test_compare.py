@@ -154,14 +154,16 @@ def test_run_from_before_classifier_labels_resumes(experiment_files: Path, tmp_p
     """A run directory written before `classifiers` existed (no labels, keys without a
     classifier, the classifier inside the fingerprint) resumes and can gain a classifier."""
     run_dir = tmp_path / "run"
-    config = load_experiment(small_config(experiment_files, tmp_path, classifier=STRONG))
+    # Such a run fitted TF-IDF per cell (saga tol 1e-3): hashed counts would not resume it.
+    per_cell = {**STRONG, "params": {**STRONG["params"], "features": "per_cell", "tol": 1e-3}}
+    config = load_experiment(small_config(experiment_files, tmp_path, classifier=per_cell))
     config.seeds = [0]
     run_experiment(config, run_dir, jobs=1, progress=False)
     _make_legacy(run_dir)
 
     again = run_experiment(config, run_dir, jobs=1, progress=False)
     assert (again.ran, again.reused) == (0, 3)
-    both = load_experiment(small_config(experiment_files, tmp_path, classifiers=[STRONG, WEAK]))
+    both = load_experiment(small_config(experiment_files, tmp_path, classifiers=[per_cell, WEAK]))
     both.seeds = [0]
     grown = run_experiment(both, run_dir, jobs=1, progress=False)
     assert (grown.ran, grown.reused) == (3, 3)

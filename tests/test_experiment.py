@@ -261,3 +261,110 @@ def test_labeled_source_errors_count_rows_as_the_file_does(
     path.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n", "utf-8")
     with pytest.raises(DataError, match="no row the labeling cascade decided"):
         run_experiment(config, tmp_path / "run", progress=False)
+
+
+def _count_featurised(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Texts passed to the n-gram counter, per call (jobs=1 keeps counting in-process)."""
+    from synthmix.classifiers.features import NgramSpec
+
+    calls: list[int] = []
+    original = NgramSpec.counts
+
+    def counting(self: NgramSpec, texts: list[str]) -> object:
+        calls.append(len(texts))
+        return original(self, texts)
+
+    monkeypatch.setattr(NgramSpec, "counts", counting)
+    return calls
+
+
+def test_each_text_is_featurised_once_and_a_resumed_run_reuses_them(
+    experiment_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_featurised(monkeypatch)
+    config = load_experiment(experiment_files / "experiment.yaml")
+    run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    distinct = {
+        *pd.read_csv(experiment_files / "train.csv")["text"],
+        *pd.read_csv(experiment_files / "test.csv")["text"],
+        *pd.read_csv(experiment_files / "synth.csv")["text"],
+    }
+    # 16 fits, one counting pass over the distinct texts they train and test on.
+    assert calls == [len(distinct)]
+    records = ResultsStore(tmp_path / "run").records()
+    assert all(
+        set(r["timings"]) == {"compose_s", "featurise_s", "fit_s", "predict_s"} for r in records
+    )
+    timings = read_run_info(tmp_path / "run")["timings"]
+    assert timings["fits"] == 16 and timings["fits_per_s"] > 0
+    assert timings["texts_featurised"] == len(distinct)
+
+    calls.clear()
+    config.seeds = [0, 1, 2]  # 8 new fits, on texts counted before
+    outcome = run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    assert outcome.ran == 8
+    assert calls == []
+    assert read_run_info(tmp_path / "run")["timings"]["texts_featurised"] == 0
+
+
+def test_a_cell_learns_nothing_from_texts_only_other_cells_see(
+    experiment_files: Path, tmp_path: Path
+) -> None:
+    """The real-only cells' predictions are the same whether or not a source's texts share
+    the run's feature store."""
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.seeds = [0]
+    run_experiment(config, tmp_path / "with", jobs=1, progress=False)
+    config.sources = []
+    run_experiment(config, tmp_path / "without", jobs=1, progress=False)
+
+    def real_only(run: str) -> dict[str, list[int]]:
+        records = ResultsStore(tmp_path / run).records()
+        return {r["key"]: r["predictions"] for r in records if r["cell"]["plan"] == "real_only"}
+
+    without = real_only("without")  # 50% and 100% real (10% is planned for sources only)
+    assert len(without) == 2
+    assert {key: real_only("with")[key] for key in without} == without
+
+
+def test_a_run_of_the_per_cell_tfidf_is_refused_not_resumed(
+    experiment_files: Path, tmp_path: Path
+) -> None:
+    """Results fitted before counts were shared (run.json without a method) are not mixed
+    with hashed fits under the same params."""
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.plans.learning_curve = [1.0]
+    config.sources = []
+    config.seeds = [0]
+    run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    info = read_run_info(tmp_path / "run")
+    assert info["classifiers"][0]["method"].startswith("hashed n-gram counts")
+    for entry in info["classifiers"]:
+        entry.pop("method")
+    (tmp_path / "run" / "run.json").write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds results of a different experiment"):
+        run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+
+
+def test_eda_cells_compose_alike_in_workers_and_here(
+    experiment_files: Path, tmp_path: Path
+) -> None:
+    """A derived source's cells are grouped by real sample and seed, each group augmenting
+    once in a worker: the results equal composing everything in this process."""
+    from synthmix.experiment.sources import SourceConfig
+
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.sources = [SourceConfig(name="eda", augment={"alpha": 0.1})]
+    config.plans.learning_curve = [1.0]
+    config.seeds = [0]
+    run_experiment(config, tmp_path / "parallel", jobs=2, progress=False)
+    run_experiment(config, tmp_path / "serial", jobs=1, progress=False)
+
+    def scores(run: str) -> dict[str, object]:
+        records = ResultsStore(tmp_path / run).records()
+        return {r["key"]: (r["synthetic_counts"], r["predictions"]) for r in records}
+
+    assert scores("parallel") == scores("serial")
+    assert len(scores("serial")) == 2 + 5  # 10% and 100% real; 3 fixed plans + 2 ratios
+    timings = read_run_info(tmp_path / "serial")["timings"]
+    assert timings["augmented_texts"] > 0

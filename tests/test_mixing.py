@@ -180,3 +180,43 @@ def test_sources_can_be_limited_to_some_plans() -> None:
         SMALL_REAL_PLUS_SYNTHETIC,
         SMALL_REAL_PLUS_COUNT,
     }
+
+
+def test_cells_with_one_real_sample_and_seed_reuse_one_augmentation(real: LabeledData) -> None:
+    """ "10% real + 25/50/75/100% EDA" augment their shared real sample once, at the largest
+    count asked for; each cell's texts are what augmenting for its own counts would give."""
+    from synthmix.experiment.sources import DerivedSource, ReusedAugmentations
+
+    source = DerivedSource("eda", {"alpha": 0.1})
+    calls: list[dict[str, int]] = []
+
+    class Counting(DerivedSource):
+        def __call__(self, visible, per_class, seed):  # type: ignore[no-untyped-def]
+            calls.append(dict(per_class))
+            return super().__call__(visible, per_class, seed)
+
+    reused = ReusedAugmentations(Counting("eda", {"alpha": 0.1}))
+    cells = [Cell(SMALL_REAL_PLUS_SYNTHETIC, 0.1, ratio, "eda") for ratio in (1.0, 0.5, 0.25)]
+    mixes = [compose(cell, real, reused, seed=3) for cell in cells]
+    assert len(calls) == 1  # the 100% cell's request, the largest, served the others
+    direct = compose(cells[1], real, source, seed=3)  # augmenting for this cell alone
+    assert mixes[1].data.frame.equals(direct.data.frame)
+    assert mixes[1].synthetic_counts == {k: round(0.5 * n + 1e-9) for k, n in REAL_COUNTS.items()}
+    compose(cells[0], real, reused, seed=4)  # another seed: another augmentation
+    assert len(calls) == 2
+
+
+def test_a_derived_source_augments_each_class_only_as_far_as_the_cell_needs(
+    real: LabeledData,
+) -> None:
+    seen: list[object] = []
+
+    def deriver(visible: LabeledData, per_class: object, seed: int) -> LabeledData:
+        seen.append(per_class)
+        return visible
+
+    compose(Cell(HALF_AND_HALF, 0.5, 0.5, "s"), real, deriver, seed=0)
+    # n - round_half_up(n / 2) per class, not the largest class's count for every class
+    assert seen == [
+        {"anger": 2, "fear": 3, "joy": 10, "no_emotion": 25, "sadness": 7, "surprise": 4}
+    ]

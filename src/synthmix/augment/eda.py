@@ -16,8 +16,8 @@ import hashlib
 import logging
 import random
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -358,8 +358,14 @@ _COLUMNS = [
 ]
 
 
-def augment(data: LabeledData, config: AugmentConfig, progress: bool = False) -> LabeledData:
-    """Make `config.per_class` new texts per class from the real texts of that class.
+def augment(
+    data: LabeledData,
+    config: AugmentConfig,
+    progress: bool = False,
+    counts: Mapping[str, int] | None = None,
+) -> LabeledData:
+    """Make `config.per_class` new texts per class (or `counts[label]`, where given) from
+    the real texts of that class.
 
     Outputs are distinct from each other and from every real text of `data` after
     normalisation (case, spacing, punctuation). A class whose texts cannot give enough
@@ -372,7 +378,8 @@ def augment(data: LabeledData, config: AugmentConfig, progress: bool = False) ->
     records: list[dict[str, Any]] = []
     for label in data.classes:
         rows = [i for i in range(len(labels)) if labels[i] == label]
-        records.extend(_augment_class(label, rows, tokenized, seen, config, tagger, progress))
+        wanted = config if counts is None else replace(config, per_class=counts.get(label, 0))
+        records.extend(_augment_class(label, rows, tokenized, seen, wanted, tagger, progress))
     frame = pd.DataFrame.from_records(records, columns=_COLUMNS)
     frame = frame.astype({"temperature": float, "seed": int, "parent_row": int})
     return LabeledData(frame=frame, source=f"eda augmentation of {data.source}")

@@ -180,7 +180,9 @@ class TrainingMix:
 class SyntheticDeriver(Protocol):
     """Makes synthetic texts from the real texts a cell may see (e.g. rule-based EDA)."""
 
-    def __call__(self, visible: LabeledData, per_class: int, seed: int) -> LabeledData: ...
+    def __call__(
+        self, visible: LabeledData, per_class: int | Mapping[str, int], seed: int
+    ) -> LabeledData: ...
 
 
 def compose(
@@ -204,7 +206,8 @@ def compose(
             raise ValueError(f"cell {cell.key} needs a synthetic source")
         if not isinstance(synthetic, LabeledData):
             visible = real_part if real_part is not None else real
-            synthetic = synthetic(visible, max(want_synthetic.values()), seed)
+            # Per class: a half-and-half cell needs few texts of a small class.
+            synthetic = synthetic(visible, want_synthetic, seed)
         synthetic_part = sample_per_class(synthetic, want_synthetic, seed + _SYNTHETIC_SEED_OFFSET)
         got_synthetic = synthetic_part.class_counts()
         shortfall = {

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
@@ -26,6 +27,7 @@ from synthmix.classifiers.registry import (
     build_classifier,
     runs_serially,
 )
+from synthmix.classifiers.tfidf import classifier_method, legacy_method
 from synthmix.core.errors import ConfigError
 from synthmix.core.provenance import package_versions
 from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, split_train_test
@@ -35,15 +37,19 @@ from synthmix.experiment.mixing import SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.experiment.results import (
     RUN_FILE,
     ResultsStore,
-    encode_predictions,
-    fit_key,
     read_run_info,
     write_run_info,
+)
+from synthmix.experiment.shared_features import (
+    GridStats,
+    fit_record,
+    result_key,
+    run_shared,
+    shared_spec,
 )
 from synthmix.experiment.source_stats import generation_stats, write_source_stats
 from synthmix.experiment.sources import DerivedSource, derived_sources, load_sources
 from synthmix.quality.measure import QualityConfig, measure_quality, write_quality
-from synthmix.stats.classification import evaluate
 
 log = logging.getLogger("synthmix")
 
@@ -129,15 +135,19 @@ def run_experiment(
     )
     # Per record as well as in run.json: a resumed run may run under upgraded packages.
     versions = package_versions()
+    stats = GridStats()
+    started = time.perf_counter()
     with bar:
         for batch, workers in batches:
-            for record in _run_tasks(batch, data, workers):
+            for record in _run_tasks(batch, data, workers, run_dir, stats):
                 store.append({**record, "versions": versions})
                 bar.set_postfix_str(
                     f"{record['classifier']['label']} {record['cell']['title']} "
                     f"F1={record['metrics']['f1_macro']:.3f}"
                 )
                 bar.update()
+    if todo:
+        _record_timings(run_dir, len(todo), time.perf_counter() - started, stats)
     return RunOutcome(run_dir, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
 
 
@@ -180,11 +190,30 @@ def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, li
     return restrictions
 
 
-def result_key(cell: Cell, seed: int, classifier: ClassifierConfig) -> str:
-    return fit_key(cell.key, seed, classifier.display)
+def _record_timings(run_dir: Path, fits: int, seconds: float, stats: GridStats) -> None:
+    """The grid's total time and fits/s in run.json (of the latest session that fitted)."""
+    info = read_run_info(run_dir)
+    info["timings"] = {
+        "grid_s": round(seconds, 3),
+        "fits": fits,
+        "fits_per_s": round(fits / seconds, 3) if seconds > 0 else None,
+        **stats.as_dict(),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_run_info(run_dir, info)
 
 
-def _run_tasks(todo: list[Task], data: ExperimentData, workers: int) -> Iterator[dict[str, Any]]:
+def _run_tasks(
+    todo: list[Task], data: ExperimentData, workers: int, run_dir: Path, stats: GridStats
+) -> Iterator[dict[str, Any]]:
+    """TF-IDF fits on n-gram counts shared by the whole run (shared_features); the rest fit
+    on texts, one cell at a time."""
+    shared = [task for task in todo if shared_spec(task[2]) is not None]
+    if shared:
+        yield from run_shared(shared, data.train, data.test, data.sources, run_dir, workers, stats)
+    todo = [task for task in todo if shared_spec(task[2]) is None]
+    if not todo:
+        return
     if workers <= 1:
         for cell, seed, classifier in todo:
             yield run_cell(cell, seed, data, classifier)
@@ -208,33 +237,28 @@ def run_cell(
     fitted = time.perf_counter()
     predictions = model.predict(data.test.texts)
     predicted = time.perf_counter()
-    return {
-        "key": result_key(cell, seed, classifier),
-        "cell_key": cell.key,
-        "cell": {
-            "plan": cell.plan,
-            "real_fraction": cell.real_fraction,
-            "synthetic_ratio": cell.synthetic_ratio,
-            "synthetic_count": cell.synthetic_count,
-            "source": cell.source,
-            "title": cell.title,
-        },
-        "seed": seed,
-        "classifier": classifier.describe(),
+    mix_summary = {
         "train_size": len(mix.data),
         "real_counts": mix.real_counts,
         "synthetic_counts": mix.synthetic_counts,
         "shortfall": mix.shortfall,
-        "metrics": evaluate(data.test.labels, predictions.tolist(), data.train.classes),
-        # Per test text, so two cells can be compared on the same texts (paired analysis).
-        "predictions": encode_predictions(predictions.tolist(), data.train.classes),
-        "timings": {
-            "compose_s": round(composed - started, 4),
-            "fit_s": round(fitted - composed, 4),
-            "predict_s": round(predicted - fitted, 4),
-        },
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    timings = {
+        "compose_s": round(composed - started, 4),
+        "featurise_s": 0.0,  # inside fit and predict: these classifiers take texts
+        "fit_s": round(fitted - composed, 4),
+        "predict_s": round(predicted - fitted, 4),
+    }
+    return fit_record(
+        cell,
+        seed,
+        classifier,
+        mix_summary,
+        np.asarray(predictions),
+        data.test.labels,
+        data.train.classes,
+        timings,
+    )
 
 
 def _worker_count(requested: int, tasks: int) -> int:
@@ -267,7 +291,9 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
         "sources": {
             name: _describe(source)
             if isinstance(source, LabeledData)
-            else {"source": f"rule-based augmentation per cell: {source.settings}"}
+            else {
+                "source": f"rule-based augmentation per cell, per-class counts: {source.settings}"
+            }
             for name, source in data.sources.items()
         },
     }
@@ -285,13 +311,20 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
         "config": config.to_dict(),
         "seeds": config.seeds,
         "classifier": {"name": primary.name, "params": primary.params},
-        "classifiers": [spec.describe() for spec in classifiers],
+        # With, for TF-IDF, the method: how features and fit are made, which a version may
+        # change under the same params (see `_settings`).
+        "classifiers": [_with_method(spec) for spec in classifiers],
         "cells": len(cells),
         "data": described,
         "versions": package_versions(),
         "platform": platform.platform(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _with_method(spec: ClassifierConfig) -> dict[str, Any]:
+    method = classifier_method(spec)
+    return {**spec.describe(), **({"method": method} if method is not None else {})}
 
 
 def _fingerprint_of(identity: dict[str, Any]) -> str:
@@ -311,8 +344,15 @@ def _legacy_fingerprint(info: dict[str, Any], classifier: dict[str, Any]) -> str
 
 def _settings(classifier: dict[str, Any]) -> str:
     # As JSON, so that params read back from run.json (lists) equal the live ones (tuples).
+    # The method (how TF-IDF features and fit are made) counts like a param: one recorded
+    # before methods were is the per-cell one of that time.
+    method = classifier.get(
+        "method", legacy_method(classifier.get("name"), classifier.get("params"))
+    )
     return json.dumps(
-        [classifier.get("name"), classifier.get("params")], sort_keys=True, ensure_ascii=False
+        [classifier.get("name"), classifier.get("params"), method],
+        sort_keys=True,
+        ensure_ascii=False,
     )
 
 
@@ -349,6 +389,7 @@ def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
             **info,
             "classifiers": info["classifiers"] + [c for c in earlier if c["label"] not in current],
             "started_at": previous.get("started_at", info["started_at"]),
+            **({"timings": previous["timings"]} if "timings" in previous else {}),
         }
     write_run_info(run_dir, info)
 

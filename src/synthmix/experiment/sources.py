@@ -3,7 +3,9 @@ generator/strategy/temperature combination."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +65,58 @@ class DerivedSource:
         except ConfigError as exc:
             raise ConfigError(f"source {self.name!r}: augment: {exc}") from None
 
-    def __call__(self, visible: LabeledData, per_class: int, seed: int) -> LabeledData:
+    def __call__(
+        self, visible: LabeledData, per_class: int | Mapping[str, int], seed: int
+    ) -> LabeledData:
+        """`per_class` texts of each class, or `per_class[label]` of each: a cell that
+        needs few texts of a small class does not augment it to the largest class's size."""
+        if isinstance(per_class, Mapping):
+            top = max(per_class.values(), default=0)
+            return augment(visible, self.config(top, seed), counts=per_class)
         return augment(visible, self.config(per_class, seed))
+
+
+class ReusedAugmentations:
+    """A derived source that augments each real sample once per seed: every cell with the
+    same real sample and seed (e.g. "10% real + 25/50/75/100% EDA") takes its first texts of
+    each class from one augmentation, made at the largest count any of them asked for.
+    Augmentation makes a class's texts one after the other from one random stream, so the
+    first n of a larger run are the texts a run for n would make."""
+
+    def __init__(self, source: DerivedSource) -> None:
+        self.source = source
+        self._made: dict[tuple[str, int], tuple[dict[str, int], LabeledData]] = {}
+        self.augmented = 0  # texts made, for the run's timings
+
+    def __call__(
+        self, visible: LabeledData, per_class: int | Mapping[str, int], seed: int
+    ) -> LabeledData:
+        wanted = (
+            dict(per_class)
+            if isinstance(per_class, Mapping)
+            else dict.fromkeys(visible.classes, per_class)
+        )
+        key = (_digest(visible), seed)
+        made = self._made.get(key)
+        if made is None or any(n > made[0].get(label, 0) for label, n in wanted.items()):
+            counts = {
+                label: max(n, made[0].get(label, 0) if made else 0) for label, n in wanted.items()
+            }
+            data = self.source(visible, counts, seed)
+            self.augmented += len(data)
+            made = (counts, data)
+            self._made[key] = made
+        frame = made[1].frame
+        rank = frame.groupby(LABEL, sort=False).cumcount()
+        keep = rank < frame[LABEL].map(wanted).fillna(0)
+        return made[1].subset(np.flatnonzero(keep.to_numpy()))
+
+
+def _digest(data: LabeledData) -> str:
+    digest = hashlib.sha256()
+    for text, label in zip(data.texts, data.labels, strict=True):
+        digest.update(f"{label}\t{text}\n".encode())
+    return digest.hexdigest()
 
 
 def derived_sources(configs: list[SourceConfig]) -> dict[str, DerivedSource]:
