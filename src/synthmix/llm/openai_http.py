@@ -409,20 +409,28 @@ class OpenAICompatibleBackend:
     def _parse(self, response: httpx.Response) -> CompletionResult:
         try:
             raw = response.json()
+        except ValueError:
+            # A proxy cut the body short or the server sent HTML: the next try may work.
+            raise _Retry("malformed response body", cause="malformed body") from None
+        return self.parse_body(raw)
+
+    def parse_body(self, raw: Any, price_factor: float = 1.0) -> CompletionResult:
+        """A completion body as a result; a malformed one raises `_Retry`. `price_factor`:
+        what a batch answer costs against a live one (batch endpoints charge about half)."""
+        try:
             choices = raw["choices"]
             if self.chat:
                 texts = [str(c["message"]["content"] or "") for c in choices]
             else:
                 texts = [str(c["text"]) for c in choices]
-        except (ValueError, KeyError, TypeError, IndexError):
-            # A proxy cut the body short or the server sent HTML: the next try may work.
+        except (KeyError, TypeError, IndexError):
             raise _Retry("malformed response body", cause="malformed body") from None
         if not isinstance(raw, dict) or not texts:
             raise _Retry("malformed response body (no choices)", cause="malformed body")
         usage = raw.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
-        cost = self.cost(prompt_tokens, completion_tokens)
+        cost = self.cost(prompt_tokens, completion_tokens) * price_factor
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += completion_tokens
         self.stats.cost += cost
