@@ -254,12 +254,22 @@ def test_label_files_end_to_end(card: TaskCard, sample: LabeledData, tmp_path: P
     run = label_texts(texts, card, config, gold=sample, target_precision=0.6, criterion="point")
     report_path = write_run(run, tmp_path / "labeled.jsonl")
     lines = (tmp_path / "labeled.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == len(texts)
+    review = (tmp_path / "labeled.review.jsonl").read_text(encoding="utf-8").splitlines()
+    decided = sum(d.decided for d in run.result.decisions)
+    # The threshold in the config is the user's: kept, not calibrated; no fallback guesses.
+    assert run.calibration.stages[0].threshold == 0.5 and not run.calibration.calibrated
+    assert len(lines) == decided and len(review) == len(texts) - decided > 0
     first = json.loads(lines[0])
-    assert set(first) == {"text", "label", "confidence", "stage", "decided", "scores"}
+    assert set(first) == {"row", "text", "label", "confidence", "stage", "decided", "scores"}
+    assert first["decided"] and texts[first["row"] - 1] == first["text"]
+    pending = json.loads(review[0])
+    assert set(pending) == {"row", "text", "guess", "stages"} and pending["guess"] is None
+    assert set(pending["stages"]["keywords"]["scores"]) == set(card.class_names)
     report = json.loads(report_path.read_text(encoding="utf-8"))  # strict JSON: no Infinity
     assert report["calibration"]["target_precision"] == 0.6
     assert report["labeling"]["texts"] == len(texts)
+    assert report["trust"]["decided"] == decided and report["trust"]["calibrated"] is False
+    assert report["trust"]["to_review"] == len(review)
 
 
 # ---------------------------------------------------------------------------- LLM stage

@@ -12,10 +12,12 @@ them apart and a rerun pays for none of them).
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import random
 import re
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +187,7 @@ class LLMStage:
         name: str = "llm",
         logprobs: int | None = 5,
         progress: bool = False,
+        max_calibration: int = 200,
     ) -> None:
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
@@ -204,8 +207,23 @@ class LLMStage:
         self.seed = seed
         self.templates = llm_templates(card.language, templates)
         self.aliases = label_aliases(card)
-        self.shots = self._pick_shots(examples_by_class(examples, card), k, seed)
+        # Cross-validation scores a sample of this many labeled texts: seconds a text.
+        self.max_calibration = max_calibration
+        self._pool = examples_by_class(examples, card)
+        self._k = k
+        self.shots = self._pick_shots(self._pool, k, seed)
         self.last_answers: dict[str, LLMAnswers] = {}
+
+    def without(self, texts: AbstractSet[str]) -> LLMStage:
+        """Itself where no shot is among `texts`, else a copy with shots picked from the
+        other examples (a class left with none gets no shot)."""
+        if not any(shot in texts for shot, _ in self.shots):
+            return self
+        other = copy.copy(self)
+        other._pool = {c: [t for t in pool if t not in texts] for c, pool in self._pool.items()}
+        other.shots = other._pick_shots(other._pool, self._k, self.seed)
+        other.last_answers = {}
+        return other
 
     def _pick_shots(self, pool: dict[str, list[str]], k: int, seed: int) -> list[tuple[str, str]]:
         """k examples per class, interleaved by class so the last shot (which small
