@@ -340,7 +340,11 @@ def test_llm_stage_agreement_confidence_and_cache(
     assert result.decisions[0].scores["llm"][joy] == pytest.approx(0.8)
     assert result.decisions[1].scores["llm"][sad] == pytest.approx(0.6)  # one draw unparseable
     assert [d.label for d in result.decisions] == ["joy", None]
-    assert server.count == 10 and backend.stats.requests == 10
+    # The first call of each text (both in flight at once) reads one token's logprobs;
+    # none came back, so the first draw is asked again whole (later texts would ask for
+    # whole answers at once).
+    assert sorted(b["max_tokens"] for b in server.bodies) == [1, 1] + [8] * 10
+    assert server.count == 12 and backend.stats.requests == 12
     prompt = server.bodies[0]["prompt"]
     assert prompt.count("Текст: пример") == 6 and prompt.endswith("Метка:")
     assert "anger, fear, joy, no_emotion, sadness, surprise" in prompt
@@ -348,7 +352,7 @@ def test_llm_stage_agreement_confidence_and_cache(
     assert all(b["logprobs"] == 5 for b in server.bodies)
     assert not any(seen.from_logprobs for seen in stage.last_answers.values())
     stage.score(texts)  # a rerun is answered from the cache
-    assert server.count == 10 and backend.stats.hits == 10
+    assert server.count == 12 and backend.stats.hits == 10
 
 
 def test_llm_stage_uses_logprobs_when_returned(card: TaskCard, server: ScriptedServer) -> None:
