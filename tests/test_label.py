@@ -349,6 +349,43 @@ def test_label_files_end_to_end(card: TaskCard, sample: LabeledData, tmp_path: P
     assert report["trust"]["to_review"] == len(review)
 
 
+def test_label_command_with_card_examples_only_decides_nothing(
+    card: TaskCard, sample: LabeledData, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cli.app import app
+
+    sample.frame[[TEXT]].to_csv(tmp_path / "unlabeled.csv", index=False)
+    (tmp_path / "cascade.yaml").write_text("stages:\n  - type: keywords\n", encoding="utf-8")
+    out = tmp_path / "labeled.jsonl"
+    args = ["label", str(tmp_path / "unlabeled.csv"), "--card", str(CARD), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--cascade", str(tmp_path / "cascade.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "cross-validation on 18 labeled examples" in result.output
+    assert "nothing is marked decided" in result.output and "at least 35" in result.output
+    assert f"decided 0 of {len(sample)} texts" in result.output
+    assert out.read_text(encoding="utf-8") == ""
+    review = (tmp_path / "labeled.review.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(review) == len(sample)
+    report = json.loads((tmp_path / "labeled.jsonl.report.json").read_text(encoding="utf-8"))
+    assert report["trust"]["decided"] == 0 and report["trust"]["to_review"] == len(sample)
+    assert report["calibration"]["examples_needed"] == 35
+
+    # Fallback guesses, asked for, come with their own (lower) precision.
+    guessed = CliRunner().invoke(
+        app, [*args, "--cascade", str(tmp_path / "cascade.yaml"), "--fallback"]
+    )
+    assert guessed.exit_code == 0, guessed.output
+    report = json.loads((tmp_path / "labeled.jsonl.report.json").read_text(encoding="utf-8"))
+    trust = report["trust"]
+    assert trust["decided"] == 0 and trust["fallback"] > 0
+    assert trust["fallback_estimated_precision"]["n"] > 0
+    assert "fallback guesses (decided: false)" in guessed.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == trust["fallback"] and not any(r["decided"] for r in rows)
+
+
 # ---------------------------------------------------------------------------- LLM stage
 
 
@@ -603,3 +640,7 @@ def test_bundled_gemma_confidence_from_real_logprobs(
     assert len({round(float(v), 6) for v in rows.max(axis=1)}) == len(texts)
     again = stage.score(texts)  # answered from the cache, logprobs included
     assert backend.stats.requests == len(texts) and again == pytest.approx(rows)
+    # The shared prefix is reused from llama.cpp's context, yet a text's scores do not
+    # depend on what came before it: bit for bit the same in reverse order, uncached.
+    fresh = LLMStage(card, gemma, examples=examples, k=1, n_samples=3, max_tokens=4)
+    assert np.array_equal(fresh.score(texts[::-1])[::-1], rows)

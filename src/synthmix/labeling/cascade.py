@@ -123,8 +123,9 @@ class CascadeResult:
     def format(self) -> str:
         lines = [f"{len(self.decisions)} texts, coverage {self.coverage.format()}"]
         for report in [*self.stages, self.fallback]:
+            threshold = "never" if math.isinf(report.threshold) else f"{report.threshold:.3f}"
             line = (
-                f"  {report.name:<12} threshold {report.threshold:.3f}: reached {report.reached}, "
+                f"  {report.name:<12} threshold {threshold}: reached {report.reached}, "
                 f"decided {report.decided}"
             )
             if report.accuracy is not None:
