@@ -301,6 +301,10 @@ def test_cascade_config_parses_and_builds(card: TaskCard, encoder: Encoder) -> N
     cascade = build_cascade(config, card)
     assert [s.name for s in cascade.stages] == ["keywords", "use"]
     assert [s.threshold for s in cascade.stages] == [0.6, 0.7] and cascade.fallback == "none"
+    assert cascade.fixed == {"keywords", "use"}  # the user's thresholds: kept, uncalibrated
+    auto = build_cascade(parse_config({"stages": [{"type": "keywords"}]}, "c"), card)
+    # No threshold: none until calibrated, and no fallback guesses unless asked for.
+    assert math.isinf(auto.stages[0].threshold) and not auto.fixed and auto.fallback == "none"
     with pytest.raises(ConfigError, match="stage 1: 'type'"):
         parse_config({"stages": [{"type": "regex"}]}, "cascade.yaml")
     with pytest.raises(

@@ -169,7 +169,12 @@ class LLMStage:
 
     `logprobs` is how many alternatives per token to ask for (5: the most OpenAI's
     completions endpoint gives); None never asks, for servers that reject the parameter.
-    Where a server ignores it, the stage falls back to the agreement draws."""
+    Where a server ignores it, the stage falls back to the agreement draws.
+
+    `score_tokens`: with logprobs, the call generates only this many tokens (1: the label
+    is read from one forward pass over the prompt, the first answer token's distribution
+    over the candidate labels; None: up to `max_tokens`). `max_calibration`: how many
+    labeled texts cross-validation has the stage score (a seeded sample; seconds each)."""
 
     def __init__(
         self,
