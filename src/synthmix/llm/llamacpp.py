@@ -68,6 +68,11 @@ class LlamaCppBackend:
     server uses (its Python API uses 1.0): in-process and server runs then sample alike,
     and small base models fall into fewer repetition loops.
 
+    `prefix_cache=True` keeps what the context evaluated and re-evaluates only where a new
+    prompt departs from it (block-aligned, see `_reuse_prefix`): the few-shot prefix every
+    labeling or generation prompt shares is evaluated once, not per call (~10x the texts/s
+    of the LLM labeling stage, benchmarks/bench_label.py). False: every prompt from scratch.
+
     Requests with `logprobs` get the top alternatives of the raw model distribution
     (before repeat penalty and temperature) at every generated position. They are read
     by a logits processor from the logits llama.cpp computes for sampling anyway, not
