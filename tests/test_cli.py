@@ -175,12 +175,7 @@ def label_files(cedr_test: LabeledData, tmp_path_factory: pytest.TempPathFactory
     by_class = picked.frame.groupby(LABEL, sort=False).cumcount()
     picked.frame[by_class < 6][[TEXT]].to_csv(folder / "unlabeled.csv", index=False)
     picked.frame[by_class >= 6][[TEXT, LABEL]].to_csv(folder / "gold.csv", index=False)
-    cascade = {
-        "stages": [
-            {"type": "keywords", "threshold": 0.5},
-            {"type": "embedding", "threshold": 0.5},
-        ]
-    }
+    cascade = {"stages": [{"type": "keywords"}, {"type": "embedding"}]}  # calibrated
     (folder / "cascade.yaml").write_text(yaml.safe_dump(cascade), encoding="utf-8")
     return folder
 
@@ -194,12 +189,13 @@ def test_label_calibrates_and_writes_labels_and_report(label_files: Path) -> Non
     args = ["label", str(label_files / "unlabeled.csv"), "--card", str(LABEL_CARD)]
     args += ["--cascade", str(label_files / "cascade.yaml"), "--out", str(out)]
     args += ["--calibrate", str(label_files / "gold.csv"), "--target-precision", "0.6"]
-    args += ["--criterion", "point", "--holdout", "0.3"]
+    args += ["--criterion", "point", "--holdout", "0.3", "--fallback"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = pd.read_json(out, lines=True)
-    assert len(rows) == 36
-    assert list(rows.columns) == ["text", "label", "confidence", "stage", "decided", "scores"]
+    assert len(rows) == 36  # with --fallback every text gets a label, guesses undecided
+    columns = ["row", "text", "label", "confidence", "stage", "decided", "scores"]
+    assert list(rows.columns) == columns
     hidden = pd.read_csv(label_files / "unlabeled.csv")[TEXT].tolist()
     assert rows["text"].tolist() == hidden  # one row per input text, in order
     assert set(rows["label"].dropna()) <= set(CLASSES)

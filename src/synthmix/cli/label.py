@@ -22,33 +22,50 @@ def label(
         typer.Option(help="Cascade YAML (default: keywords -> embedding -> bundled Gemma)."),
     ] = None,
     calibrate: Annotated[
-        Path | None, typer.Option(help="Gold labeled file: calibrate thresholds on it first.")
+        Path | None,
+        typer.Option(help="Gold labeled file: calibrate on it (else cross-validate on examples)."),
     ] = None,
     target_precision: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Precision each stage must reach.")
     ] = 0.9,
+    fallback: Annotated[
+        bool | None,
+        typer.Option(
+            "--fallback/--no-fallback",
+            help="Guess a label for texts no stage decided (decided: false) instead of "
+            "leaving them to the review file (default: the cascade's 'fallback', none).",
+        ),
+    ] = None,
     criterion: Annotated[str, typer.Option(help="'wilson' (lower bound) or 'point'.")] = "wilson",
     holdout: Annotated[
         float, typer.Option(min=0.0, max=0.9, help="Share of gold held out to check.")
     ] = 0.3,
     examples: Annotated[
-        Path | None, typer.Option(help="Labeled examples for LLM prompts / embedding prototypes.")
+        Path | None,
+        typer.Option(
+            help="Labeled examples: LLM prompts, embedding prototypes, and (cross-validated) "
+            "the thresholds."
+        ),
     ] = None,
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     encoding: Encoding = "auto",
 ) -> None:
-    """Auto-label texts with a confidence cascade; thresholds optionally calibrated on gold."""
+    """Auto-label texts with a confidence cascade whose thresholds are calibrated to a target
+    precision on labeled texts (gold, else the examples by cross-validation); texts no stage
+    decides go to <out stem>.review.jsonl."""
     claim_output(ctx, out)
     from synthmix.cards.card import load_card
     from synthmix.data.labeled import load_labeled
     from synthmix.labeling.config import default_config, load_config
-    from synthmix.labeling.run import label_texts, load_texts, write_run
+    from synthmix.labeling.run import label_texts, load_texts, review_path, write_run
 
     if criterion not in ("wilson", "point"):
         raise SynthmixError(f"--criterion must be 'wilson' or 'point', got {criterion!r}")
     task_card = load_card(card)
     config = load_config(cascade) if cascade is not None else default_config()
+    if fallback is not None:
+        config.fallback = "last" if fallback else "none"
     gold = load_labeled(calibrate, text_column, label_column, encoding) if calibrate else None
     if gold is not None:
         task_card.check_covers(gold, str(card))
@@ -66,10 +83,13 @@ def label(
         progress=True,
     )
     report = write_run(run, out)
-    if run.calibration is not None:
-        typer.echo(run.calibration.format(), err=True)
-    typer.echo(run.result.format(), err=True)
-    typer.echo(f"wrote {len(texts)} labels to {out}; report {report}")
+    for line in run.summary_lines():
+        typer.echo(line, err=True)
+    labelled = sum(d.label is not None for d in run.result.decisions)
+    typer.echo(
+        f"wrote {labelled} labels to {out}, {run.trust.review} texts to review to "
+        f"{review_path(out)}; report {report}"
+    )
 
 
 @app.command()

@@ -7,6 +7,8 @@ from synthmix.labeling.calibrate import (
     calibrate,
     calibrate_on,
     choose_threshold,
+    cross_validate,
+    examples_needed,
 )
 from synthmix.labeling.cascade import Cascade, CascadeResult, LabelDecision, StageReport
 from synthmix.labeling.config import (
@@ -46,7 +48,9 @@ __all__ = [
     "calibrate",
     "calibrate_on",
     "choose_threshold",
+    "cross_validate",
     "default_config",
+    "examples_needed",
     "load_config",
     "logprob_distribution",
     "margin_confidence",

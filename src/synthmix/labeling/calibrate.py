@@ -1,35 +1,48 @@
 """Threshold calibration: per stage, the lowest threshold whose precision is high enough.
 
-Stages are calibrated in cascade order on the gold texts that reach them (those the
+Stages are calibrated in cascade order on the labeled texts that reach them (those the
 calibrated earlier stages left undecided), because that is the population a stage will
 see in use. Among thresholds meeting the precision target the lowest is taken: it
 decides the most texts. Two criteria:
 
 - "wilson" (default): the Wilson 95% lower bound of the precision must reach the target.
-  Conservative: with few gold texts nothing qualifies and the stage decides nothing
+  Conservative: with few labeled texts nothing qualifies and the stage decides nothing
   (threshold = inf) rather than trusting 5/5 correct.
 - "point": the observed precision must reach the target, on at least `min_decided`
   texts. Decides more; the held-out check then shows how far off it is.
 
-`calibrate` keeps a stratified held-out part of the gold set out of the choice and runs
-the calibrated cascade on it, so the reported precision is not the one that was tuned.
+Two sources of labeled texts:
+
+- `calibrate`: a gold set the stages never saw; a stratified part is held out of the
+  choice and the calibrated cascade is run on it, so the reported precision is not the
+  one that was tuned.
+- `cross_validate`: the examples the stages themselves learn from (embedding
+  prototypes, few-shot shots, mined keywords). Each text is scored by a copy of the stage
+  that does not use the text's fold (`stage.without(texts)`), so the scores are those of
+  unseen texts; the thresholds are chosen on these out-of-fold scores.
+
+Thresholds the user fixed (`fixed`: stage names) are kept; their precision is still
+estimated, and the report marks them uncalibrated.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
 
-from synthmix.data.labeled import LabeledData, split_train_test
+from synthmix.data.labeled import LabeledData, split_train_test, stratified_fraction
 from synthmix.labeling.cascade import Cascade, CascadeResult
+from synthmix.labeling.stages import LabelingStage
 from synthmix.stats.intervals import Proportion, wilson
 
 Criterion = Literal["wilson", "point"]
+Method = Literal["gold", "cross-validation"]
 
 
 @dataclass
@@ -38,6 +51,7 @@ class StageCalibration:
     threshold: float  # inf: no threshold met the target; the stage decides nothing
     reached: int
     precision: Proportion  # on the calibration texts it decides at `threshold`
+    calibrated: bool = True  # False: the user fixed the threshold; precision only estimated
 
     @property
     def coverage(self) -> Proportion:
@@ -51,6 +65,7 @@ class StageCalibration:
         return {
             "name": self.name,
             "threshold": self.threshold if self.achieved else None,
+            "calibrated": self.calibrated,
             "reached": self.reached,
             "precision": self.precision.to_dict(),
             "coverage": self.coverage.to_dict(),
@@ -64,26 +79,80 @@ class CalibrationReport:
     stages: list[StageCalibration]
     cascade: Cascade  # a copy of the input cascade with the calibrated thresholds
     holdout: CascadeResult | None  # the calibrated cascade run on the held-out gold
+    method: Method = "gold"
+    examples: int = 0  # labeled texts the thresholds were chosen on
+    # Over all stages, on the calibration texts: the decided labels and the fallback
+    # guesses (the last stage's best class for texts no stage decided).
+    decided: Proportion = field(default_factory=lambda: wilson(0, 0))
+    fallback: Proportion = field(default_factory=lambda: wilson(0, 0))
+    needed: int = 0  # decided texts a stage needs (all correct) to show the target
+
+    @property
+    def calibrated(self) -> bool:
+        return all(s.calibrated for s in self.stages)
+
+    @property
+    def estimate(self) -> Proportion:
+        """Precision to expect of decided labels: the held-out check where there is one
+        (not tuned on), else the calibration texts' (out-of-fold with cross-validation)."""
+        if self.holdout is not None:
+            checked = self.holdout.accuracy(decided_only=True)
+            if checked is not None and checked.n:
+                return checked
+        return self.decided
+
+    @property
+    def decides_nothing(self) -> bool:
+        return not any(s.achieved for s in self.stages)
+
+    def advice(self) -> str | None:
+        """One line when no stage may decide: why, and how many examples would do."""
+        if not self.decides_nothing:
+            return None
+        fixed = [s.name for s in self.stages if not s.calibrated]
+        if fixed:
+            return None  # the user's own (never-deciding) thresholds: nothing to advise
+        return (
+            f"no stage reached precision {self.target_precision} ({self.criterion}) on "
+            f"{self.examples} labeled examples, so nothing is marked decided: a stage must "
+            f"decide at least {self.needed} of them (all correct) to show it. Give more "
+            "labeled examples (--examples with a few hundred texts, or --calibrate gold.csv), "
+            "lower --target-precision, or set thresholds in a cascade YAML (uncalibrated)."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "target_precision": self.target_precision,
             "criterion": self.criterion,
+            "method": self.method,
+            "examples": self.examples,
+            "calibrated": self.calibrated,
             "calibration": [s.to_dict() for s in self.stages],
+            "estimated_precision_decided": self.estimate.to_dict(),
+            "estimated_precision_fallback": self.fallback.to_dict(),
+            "examples_needed": self.needed,
             "holdout": None if self.holdout is None else self.holdout.summary(),
         }
 
     def format(self) -> str:
-        lines = [f"target precision {self.target_precision} ({self.criterion})"]
+        basis = (
+            f"{self.method} on {self.examples} labeled examples, "
+            f"target precision {self.target_precision} ({self.criterion})"
+        )
+        lines = [f"calibration: {basis}"]
         for s in self.stages:
             threshold = f"{s.threshold:.3f}" if s.achieved else "never"
+            note = "" if s.calibrated else " (fixed by you, uncalibrated)"
             lines.append(
-                f"  {s.name:<12} threshold {threshold}: precision {s.precision.format()}, "
+                f"  {s.name:<12} threshold {threshold}{note}: precision {s.precision.format()}, "
                 f"coverage {s.coverage.format()}"
             )
         if self.holdout is not None:
             lines.append("held-out check:")
             lines.append(self.holdout.format())
+        advice = self.advice()
+        if advice:
+            lines.append(advice)
         return "\n".join(lines)
 
 
@@ -118,6 +187,87 @@ def _meets(p: Proportion, target: float, criterion: Criterion, min_decided: int)
     return p.n >= min_decided and p.value >= target
 
 
+def examples_needed(target: float, criterion: Criterion = "wilson", min_decided: int = 5) -> int:
+    """Fewest decided texts, all correct, that meet the target: 35 at 0.9 with Wilson."""
+    if criterion == "point":
+        return min_decided
+    n = 1
+    while wilson(n, n).low < target and n < 100_000:
+        n += 1
+    return n
+
+
+# Scores of the texts (positions into the calibration set) reaching a stage: the
+# positions it scored (all, or a sample) and their rows.
+Scorer = Callable[[LabelingStage, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class _Walk:
+    thresholds: list[float]
+    stages: list[StageCalibration]
+    decided: Proportion
+    fallback: Proportion
+
+
+def _walk(
+    stages: Sequence[LabelingStage],
+    classes: Sequence[str],
+    gold: np.ndarray,
+    scorer: Scorer,
+    target: float,
+    criterion: Criterion,
+    min_decided: int,
+    fixed: Collection[str],
+) -> _Walk:
+    """The cascade on labeled texts, stage by stage: choose (or keep, if fixed) each
+    threshold on the texts reaching the stage; count what the decided labels and the
+    fallback guesses get right."""
+    pending = np.arange(len(gold))
+    thresholds, reports = [], []
+    hits = decided = 0
+    last_correct = np.zeros(0, dtype=bool)
+    for stage in stages:
+        if not len(pending):
+            # Nothing reaches the stage: no evidence to move its threshold either way.
+            kept = stage.threshold if stage.name in fixed else math.inf
+            thresholds.append(kept)
+            reports.append(
+                StageCalibration(stage.name, kept, 0, wilson(0, 0), stage.name not in fixed)
+            )
+            last_correct = np.zeros(0, dtype=bool)
+            continue
+        # Texts a stage did not score (a sample) count nowhere from here on.
+        pending, rows = scorer(stage, pending)
+        confidence = rows.max(axis=1)
+        correct = np.asarray(classes)[rows.argmax(axis=1)] == gold[pending]
+        if stage.name in fixed:
+            threshold = stage.threshold
+            mask = confidence >= threshold
+            precision = wilson(int(correct[mask].sum()), int(mask.sum()))
+        else:
+            threshold, precision = choose_threshold(
+                confidence, correct, target, criterion, min_decided
+            )
+        thresholds.append(threshold)
+        calibrated = stage.name not in fixed
+        reports.append(StageCalibration(stage.name, threshold, len(pending), precision, calibrated))
+        hits, decided = hits + precision.k, decided + precision.n
+        keep = ~(confidence >= threshold)
+        # A fallback guess needs some evidence: an all-zero row gives no label.
+        last_correct = correct[keep & (confidence > 0)]
+        pending = pending[keep]
+    fallback = wilson(int(last_correct.sum()), len(last_correct))
+    return _Walk(thresholds, reports, wilson(hits, decided), fallback)
+
+
+def _with_thresholds(cascade: Cascade, thresholds: Sequence[float]) -> Cascade:
+    stages = [copy.copy(s) for s in cascade.stages]  # loaded models are shared
+    for stage, threshold in zip(stages, thresholds, strict=True):
+        stage.threshold = threshold
+    return Cascade(stages, fallback=cascade.fallback, fixed=cascade.fixed)
+
+
 def calibrate_on(
     cascade: Cascade,
     texts: Sequence[str],
@@ -128,26 +278,31 @@ def calibrate_on(
 ) -> tuple[Cascade, list[StageCalibration]]:
     """Calibrate every stage on all of `texts` (no held-out part); returns a new cascade
     (stage copies, so the input keeps its thresholds; loaded models are shared)."""
-    stages = [copy.copy(s) for s in cascade.stages]
-    gold_array = np.asarray(gold)
-    pending = np.arange(len(texts))
-    reports = []
-    for stage in stages:
-        if not len(pending):
-            # Nothing reaches the stage: no evidence to move its threshold either way.
-            reports.append(StageCalibration(stage.name, stage.threshold, 0, wilson(0, 0)))
-            continue
-        rows = stage.score([texts[int(i)] for i in pending])
-        confidence = rows.max(axis=1)
-        predicted = np.asarray(cascade.classes)[rows.argmax(axis=1)]
-        correct = predicted == gold_array[pending]
-        threshold, precision = choose_threshold(
-            confidence, correct, target_precision, criterion, min_decided
-        )
-        stage.threshold = threshold
-        reports.append(StageCalibration(stage.name, threshold, len(pending), precision))
-        pending = pending[~(confidence >= threshold)]
-    return Cascade(stages, fallback=cascade.fallback), reports
+    walk = _gold_walk(cascade, texts, gold, target_precision, criterion, min_decided)
+    return _with_thresholds(cascade, walk.thresholds), walk.stages
+
+
+def _gold_walk(
+    cascade: Cascade,
+    texts: Sequence[str],
+    gold: Sequence[str],
+    target: float,
+    criterion: Criterion,
+    min_decided: int,
+) -> _Walk:
+    def scorer(stage: LabelingStage, pending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return pending, stage.score([texts[int(i)] for i in pending])
+
+    return _walk(
+        cascade.stages,
+        cascade.classes,
+        np.asarray(gold),
+        scorer,
+        target,
+        criterion,
+        min_decided,
+        cascade.fixed,
+    )
 
 
 def calibrate(
@@ -161,14 +316,113 @@ def calibrate(
 ) -> CalibrationReport:
     """Calibrate on a stratified (1 - holdout) part of `gold`, check on the rest.
     `holdout=0` calibrates on everything and reports no check."""
-    if not 0 < target_precision <= 1:
-        raise ValueError(f"target_precision must be in (0, 1], got {target_precision}")
+    _check_target(target_precision)
     if holdout > 0:
         fit, check = split_train_test(gold, holdout, seed)
     else:
         fit, check = gold, None
-    calibrated, reports = calibrate_on(
-        cascade, fit.texts, fit.labels, target_precision, criterion, min_decided
-    )
+    walk = _gold_walk(cascade, fit.texts, fit.labels, target_precision, criterion, min_decided)
+    calibrated = _with_thresholds(cascade, walk.thresholds)
     result = None if check is None else calibrated.run(check.texts, gold=check.labels)
-    return CalibrationReport(target_precision, criterion, reports, calibrated, result)
+    return CalibrationReport(
+        target_precision,
+        criterion,
+        walk.stages,
+        calibrated,
+        result,
+        method="gold",
+        examples=len(fit),
+        decided=walk.decided,
+        fallback=walk.fallback,
+        needed=examples_needed(target_precision, criterion, min_decided),
+    )
+
+
+def _check_target(target: float) -> None:
+    if not 0 < target <= 1:
+        raise ValueError(f"target_precision must be in (0, 1], got {target}")
+
+
+def without(stage: LabelingStage, texts: Collection[str]) -> LabelingStage:
+    """The stage as it would be had it never seen `texts` (a stage using no labeled texts,
+    like NLI, has no `without` and is itself)."""
+    method = getattr(stage, "without", None)
+    return stage if method is None else method(frozenset(texts))
+
+
+def fold_ids(labels: Sequence[str], folds: int, seed: int) -> np.ndarray:
+    """Fold of each text: stratified where every class has `folds` texts or more (fewer
+    folds down to 2 where classes are small), plain shuffled folds otherwise."""
+    n = len(labels)
+    ids = np.zeros(n, dtype=int)
+    if n < 2:
+        return ids
+    _, counts = np.unique(np.asarray(labels), return_counts=True)
+    smallest = int(counts.min())
+    splitter: StratifiedKFold | KFold
+    if smallest >= 2:
+        splitter = StratifiedKFold(min(folds, smallest), shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(min(folds, n), shuffle=True, random_state=seed)
+    for fold, (_, part) in enumerate(splitter.split(np.zeros(n), labels)):
+        ids[part] = fold
+    return ids
+
+
+def cross_validate(
+    cascade: Cascade,
+    examples: LabeledData,
+    target_precision: float = 0.9,
+    criterion: Criterion = "wilson",
+    min_decided: int = 5,
+    folds: int = 5,
+    max_examples: int = 600,
+    seed: int = 0,
+) -> CalibrationReport:
+    """Thresholds from out-of-fold scores of the stages' own labeled examples (a
+    stratified sample of `max_examples` where there are more). A stage with a
+    `max_calibration` attribute (the LLM: seconds a text) scores a seeded sample of that
+    many of the texts reaching it; later stages and the fallback see the same sample."""
+    _check_target(target_precision)
+    if len(examples) > max_examples:
+        examples = stratified_fraction(examples, max_examples / len(examples), seed)
+    texts, gold = examples.texts, np.asarray(examples.labels)
+    fold = fold_ids(examples.labels, folds, seed)
+    rng = np.random.default_rng(seed)
+
+    def scorer(stage: LabelingStage, pending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        limit = getattr(stage, "max_calibration", None)
+        if limit is not None and len(pending) > limit:
+            pending = np.sort(rng.choice(pending, size=int(limit), replace=False))
+        rows = np.zeros((len(pending), len(cascade.classes)))
+        if len(texts) < 2:
+            return pending, rows  # one text cannot be held out from itself: no evidence
+        for f in np.unique(fold[pending]):
+            held = fold == f
+            own = without(stage, [texts[i] for i in np.flatnonzero(held)])
+            positions = np.flatnonzero(held[pending])
+            rows[positions] = own.score([texts[int(pending[p])] for p in positions])
+        return pending, rows
+
+    walk = _walk(
+        cascade.stages,
+        cascade.classes,
+        gold,
+        scorer,
+        target_precision,
+        criterion,
+        min_decided,
+        cascade.fixed,
+    )
+    return CalibrationReport(
+        target_precision,
+        criterion,
+        walk.stages,
+        _with_thresholds(cascade, walk.thresholds),
+        None,
+        method="cross-validation",
+        examples=len(examples),
+        decided=walk.decided,
+        fallback=walk.fallback,
+        needed=examples_needed(target_precision, criterion, min_decided),
+    )

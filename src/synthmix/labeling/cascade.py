@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -123,8 +123,9 @@ class CascadeResult:
     def format(self) -> str:
         lines = [f"{len(self.decisions)} texts, coverage {self.coverage.format()}"]
         for report in [*self.stages, self.fallback]:
+            threshold = "never" if math.isinf(report.threshold) else f"{report.threshold:.3f}"
             line = (
-                f"  {report.name:<12} threshold {report.threshold:.3f}: reached {report.reached}, "
+                f"  {report.name:<12} threshold {threshold}: reached {report.reached}, "
                 f"decided {report.decided}"
             )
             if report.accuracy is not None:
@@ -140,9 +141,15 @@ class CascadeResult:
 
 class Cascade:
     """Stages in order; `fallback="last"` labels texts no stage decided with the last
-    stage's argmax (decided=False), `"none"` leaves them unlabelled."""
+    stage's argmax (decided=False), `"none"` leaves them unlabelled. `fixed` names the
+    stages whose thresholds the user set: calibration keeps them (and says so)."""
 
-    def __init__(self, stages: Sequence[LabelingStage], fallback: Fallback = "last") -> None:
+    def __init__(
+        self,
+        stages: Sequence[LabelingStage],
+        fallback: Fallback = "last",
+        fixed: Collection[str] = (),
+    ) -> None:
         if not stages:
             raise ValueError("a cascade needs at least one stage")
         classes = list(stages[0].classes)
@@ -157,6 +164,7 @@ class Cascade:
         self.stages = list(stages)
         self.classes = classes
         self.fallback: Fallback = fallback
+        self.fixed = frozenset(fixed)
 
     def run(self, texts: Sequence[str], gold: Sequence[str] | None = None) -> CascadeResult:
         """Label `texts`; with `gold` labels (never shown to the stages) the reports count

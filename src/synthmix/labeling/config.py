@@ -1,24 +1,26 @@
 """cascade.yaml: the stages of a labeling cascade, in order.
 
-    fallback: last            # or none: texts no stage decided stay unlabelled
+    fallback: none            # or last: texts no stage decided get its best guess
     stages:
       - type: keywords        # keywords | embedding | nli | llm
-        threshold: 0.6
         params: {prior: 1.0}
       - type: embedding
-        threshold: 0.6
         params: {encoder: use-multilingual, temperature: 0.05, max_examples: 200}
       - type: llm
-        threshold: 0.8
+        threshold: 0.8        # fixed by you: kept as is, reported uncalibrated
         params: {backend: {kind: llama-cpp, options: {n_ctx: 2048}}, k: 1, n_samples: 5,
                  logprobs: 5, cache: .synthmix/llm-cache.sqlite}
 
-Every stage takes an optional `name` (default: its type). LLM answers always go
-through an answer cache (`cache`, default .synthmix/llm-cache.sqlite).
+A stage without `threshold` is calibrated on labeled examples to the target precision
+(until then it decides nothing); one with a `threshold` keeps it. Every stage takes an
+optional `name` (default: its type). LLM answers always go through an answer cache
+(`cache`, default .synthmix/llm-cache.sqlite). With `fallback: none` (the default) texts
+no stage decided go to the review file instead of getting a guess.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +42,7 @@ DEFAULT_CACHE = ".synthmix/llm-cache.sqlite"
 @dataclass
 class StageConfig:
     type: str
-    threshold: float = 0.5
+    threshold: float | None = None  # None: calibrated on labeled examples
     params: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
 
@@ -48,17 +50,17 @@ class StageConfig:
 @dataclass
 class CascadeConfig:
     stages: list[StageConfig]
-    fallback: Literal["last", "none"] = "last"
+    fallback: Literal["last", "none"] = "none"
 
 
 def default_config() -> CascadeConfig:
-    """Offline: keywords, then embedding similarity, then the bundled Gemma few-shot.
-    Thresholds are starting points; calibrate them on gold labels."""
+    """Offline: keywords, then embedding similarity, then the bundled Gemma few-shot;
+    every threshold calibrated on the labeled examples there are."""
     return CascadeConfig(
         stages=[
-            StageConfig("keywords", 0.6),
-            StageConfig("embedding", 0.6, {"temperature": 0.05}),
-            StageConfig("llm", 0.8, {"backend": "llama-cpp", "k": 1, "n_samples": 5}),
+            StageConfig("keywords"),
+            StageConfig("embedding", params={"temperature": 0.05}),
+            StageConfig("llm", params={"backend": "llama-cpp", "k": 1, "n_samples": 5}),
         ]
     )
 
@@ -106,11 +108,17 @@ def _keywords(
         raise ValueError(
             "'mined' must map each class to its keywords (or set mine_from_examples: true)"
         )
-    if params.pop("mine_from_examples", False) and isinstance(examples, LabeledData):
-        from synthmix.cards.keywords import mine_keywords
+    mine = params.pop("mine_from_examples", False)
+    top_k = int(params.pop("top_k", 20))
+    stage = KeywordStage(card, mined=mined, threshold=_threshold(cfg), name=name, **params)
+    if mine and isinstance(examples, LabeledData):
+        stage.mine_from(examples, top_k)
+    return stage
 
-        mined = mine_keywords(examples, card.language, top_k=int(params.pop("top_k", 20)))
-    return KeywordStage(card, mined=mined, threshold=cfg.threshold, name=name, **params)
+
+def _threshold(cfg: StageConfig) -> float:
+    # inf until calibrated: a stage never decides on a threshold nobody chose.
+    return math.inf if cfg.threshold is None else cfg.threshold
 
 
 def _embedding(
@@ -125,14 +133,14 @@ def _embedding(
     )
     given = examples_by_class(examples, card) if examples is not None else None
     return EmbeddingStage(
-        card, encoder, threshold=cfg.threshold, name=name, examples=given, **params
+        card, encoder, threshold=_threshold(cfg), name=name, examples=given, **params
     )
 
 
 def _nli(
     card: TaskCard, cfg: StageConfig, name: str, examples: Examples, progress: bool
 ) -> LabelingStage:
-    return NLIStage(card, threshold=cfg.threshold, name=name, **cfg.params)
+    return NLIStage(card, threshold=_threshold(cfg), name=name, **cfg.params)
 
 
 def _llm(
@@ -147,7 +155,7 @@ def _llm(
         card,
         cached,
         examples=examples,
-        threshold=cfg.threshold,
+        threshold=_threshold(cfg),
         name=name,
         progress=progress,
         **params,
@@ -212,4 +220,5 @@ def build_cascade(
             stages.append(STAGE_KINDS.get(cfg.type).build(card, cfg, name, examples, progress))
         except (TypeError, ValueError) as exc:  # a misspelt parameter or a bad value
             raise ConfigError(f"cascade stage {name!r}: {exc}") from None
-    return Cascade(stages, fallback="none" if config.fallback == "none" else "last")
+    fixed = [s.name for s, c in zip(stages, config.stages, strict=True) if c.threshold is not None]
+    return Cascade(stages, fallback="none" if config.fallback == "none" else "last", fixed=fixed)

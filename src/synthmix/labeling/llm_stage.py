@@ -12,10 +12,12 @@ them apart and a rerun pays for none of them).
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import random
 import re
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,7 +169,12 @@ class LLMStage:
 
     `logprobs` is how many alternatives per token to ask for (5: the most OpenAI's
     completions endpoint gives); None never asks, for servers that reject the parameter.
-    Where a server ignores it, the stage falls back to the agreement draws."""
+    Where a server ignores it, the stage falls back to the agreement draws.
+
+    `score_tokens`: with logprobs, the call generates only this many tokens (1: the label
+    is read from one forward pass over the prompt, the first answer token's distribution
+    over the candidate labels; None: up to `max_tokens`). `max_calibration`: how many
+    labeled texts cross-validation has the stage score (a seeded sample; seconds each)."""
 
     def __init__(
         self,
@@ -185,11 +192,19 @@ class LLMStage:
         name: str = "llm",
         logprobs: int | None = 5,
         progress: bool = False,
+        max_calibration: int = 200,
+        score_tokens: int | None = 1,
     ) -> None:
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         if logprobs is not None and logprobs < 1:
             raise ValueError(f"logprobs must be >= 1 or None, got {logprobs}")
+        if score_tokens is not None and score_tokens < 1:
+            raise ValueError(f"score_tokens must be >= 1 or None, got {score_tokens}")
+        # With logprobs the label is read from the first answer token's distribution over
+        # the candidates: one forward pass, no need to generate the rest of the answer.
+        self.score_tokens = score_tokens
+        self._no_logprobs = False  # the backend ignored `logprobs`: full answers from now on
         self.logprobs = logprobs
         self.progress = progress  # a bar of texts scored: a small local model takes seconds each
         self.name = name
@@ -204,8 +219,23 @@ class LLMStage:
         self.seed = seed
         self.templates = llm_templates(card.language, templates)
         self.aliases = label_aliases(card)
-        self.shots = self._pick_shots(examples_by_class(examples, card), k, seed)
+        # Cross-validation scores a sample of this many labeled texts: seconds a text.
+        self.max_calibration = max_calibration
+        self._pool = examples_by_class(examples, card)
+        self._k = k
+        self.shots = self._pick_shots(self._pool, k, seed)
         self.last_answers: dict[str, LLMAnswers] = {}
+
+    def without(self, texts: AbstractSet[str]) -> LLMStage:
+        """Itself where no shot is among `texts`, else a copy with shots picked from the
+        other examples (a class left with none gets no shot)."""
+        if not any(shot in texts for shot, _ in self.shots):
+            return self
+        other = copy.copy(self)
+        other._pool = {c: [t for t in pool if t not in texts] for c, pool in self._pool.items()}
+        other.shots = other._pick_shots(other._pool, self._k, self.seed)
+        other.last_answers = {}
+        return other
 
     def _pick_shots(self, pool: dict[str, list[str]], k: int, seed: int) -> list[tuple[str, str]]:
         """k examples per class, interleaved by class so the last shot (which small
@@ -238,12 +268,17 @@ class LLMStage:
         opening = t["item"].format(text=one_line(text), field=t["field"], label="").rstrip()
         return "\n\n".join([header, *items, opening])
 
-    def request(self, text: str, sample_index: int) -> CompletionRequest:
+    def request(self, text: str, sample_index: int, scoring: bool = False) -> CompletionRequest:
+        """The call for draw `sample_index`; `scoring`: the logprob call, cut to
+        `score_tokens`."""
         prompt = self.prompt(text)
         temperature = 0.0 if self.n_samples == 1 else self.temperature
+        max_tokens = self.max_tokens
+        if scoring and self.score_tokens is not None:
+            max_tokens = min(max_tokens, self.score_tokens)
         common: dict[str, Any] = {
             "temperature": temperature,
-            "max_tokens": self.max_tokens,
+            "max_tokens": max_tokens,
             # A seed per draw: a server that honours `seed` would otherwise answer every
             # draw alike and the agreement would always be 1.
             "seed": self.seed + sample_index,
@@ -258,12 +293,20 @@ class LLMStage:
             return CompletionRequest(messages=messages, **common)
         return CompletionRequest(prompt=prompt, stop=["\n"], **common)
 
-    async def _ask(self, text: str, index: int, gate: asyncio.Semaphore) -> CompletionResult:
+    async def _ask(
+        self, text: str, index: int, gate: asyncio.Semaphore, scoring: bool = False
+    ) -> CompletionResult:
         async with gate:
-            return await self.backend.complete(self.request(text, index))
+            return await self.backend.complete(self.request(text, index, scoring))
 
     async def _score_one(self, text: str, gate: asyncio.Semaphore) -> np.ndarray:
-        first = await self._ask(text, 0, gate)
+        scoring = self.logprobs is not None and not self._no_logprobs
+        first = await self._ask(text, 0, gate, scoring)
+        if scoring and not first.logprobs:
+            # No logprobs came back: the agreement draws need whole answers.
+            self._no_logprobs = True
+            if self.request(text, 0, True).max_tokens != self.max_tokens:
+                first = await self._ask(text, 0, gate)
         seen = LLMAnswers(
             labels=[parse_label(first.texts[0], self.aliases)], answers=first.texts[:1]
         )

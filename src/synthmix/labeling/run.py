@@ -1,21 +1,28 @@
-"""File-level glue for `synthmix label`: read unlabeled texts, build (and optionally
-calibrate) the cascade, label, write JSONL and a JSON report."""
+"""File-level glue for `synthmix label`: read unlabeled texts, build and calibrate the
+cascade, label, write the labels (JSONL), the texts to review and a JSON report.
+
+Thresholds are calibrated whenever labeled texts exist: on a gold file (part held out
+to check), else by cross-validation on the stages' own examples (`--examples`, or the
+card's). The report states the precision to expect of decided labels and of fallback
+guesses separately."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from synthmix.cards.card import TaskCard
 from synthmix.core.errors import DataError
-from synthmix.data.labeled import TEXT, LabeledData, read_frame
-from synthmix.labeling.calibrate import CalibrationReport, Criterion, calibrate
-from synthmix.labeling.cascade import CascadeResult
+from synthmix.data.labeled import LABEL, TEXT, LabeledData, read_frame
+from synthmix.labeling.calibrate import CalibrationReport, Criterion, calibrate, cross_validate
+from synthmix.labeling.cascade import CascadeResult, LabelDecision
 from synthmix.labeling.config import CascadeConfig, build_cascade
+from synthmix.stats.intervals import Proportion
 
 
 def load_texts(path: str | Path, text_column: str = TEXT, encoding: str = "auto") -> list[str]:
@@ -36,16 +43,80 @@ def texts_of(frame: pd.DataFrame, path: str | Path, text_column: str = TEXT) -> 
     return texts.tolist()
 
 
+def card_examples(card: TaskCard) -> LabeledData:
+    """The card's examples as labeled data (the calibration set of last resort)."""
+    rows = [(text, c.name) for c in card.classes for text in c.examples]
+    return LabeledData(pd.DataFrame(rows, columns=[TEXT, LABEL]), "the card's examples")
+
+
+@dataclass
+class Trust:
+    """What to expect of the output: decided labels and fallback guesses apart."""
+
+    decided: int
+    decided_precision: Proportion  # estimated on the labeled texts (see the calibration)
+    fallback: int
+    fallback_precision: Proportion
+    review: int  # texts with no label, left to a person
+    calibrated: bool  # False where a threshold was fixed by the user
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decided": self.decided,
+            "decided_estimated_precision": self.decided_precision.to_dict(),
+            "fallback": self.fallback,
+            "fallback_estimated_precision": self.fallback_precision.to_dict(),
+            "to_review": self.review,
+            "calibrated": self.calibrated,
+        }
+
+    def lines(self, texts: int) -> list[str]:
+        note = "" if self.calibrated else ", thresholds partly fixed by you (uncalibrated)"
+        lines = [
+            f"decided {self.decided} of {texts} texts: estimated precision "
+            f"{self.decided_precision.format()}{note}"
+        ]
+        if self.fallback:
+            lines.append(
+                f"fallback guesses (decided: false) for {self.fallback} texts: estimated "
+                f"precision {self.fallback_precision.format()}"
+            )
+        if self.review:
+            lines.append(f"{self.review} texts no stage decided: left for review")
+        return lines
+
+
 @dataclass
 class LabelRun:
     result: CascadeResult
-    calibration: CalibrationReport | None
+    calibration: CalibrationReport
+    trust: Trust = field(init=False)
+
+    def __post_init__(self) -> None:
+        decisions = self.result.decisions
+        fallback = sum(1 for d in decisions if not d.decided and d.label is not None)
+        self.trust = Trust(
+            decided=sum(d.decided for d in decisions),
+            decided_precision=self.calibration.estimate,
+            fallback=fallback,
+            fallback_precision=self.calibration.fallback,
+            review=sum(1 for d in decisions if not d.decided),
+            calibrated=self.calibration.calibrated,
+        )
 
     def report(self) -> dict[str, Any]:
         return {
+            "trust": self.trust.to_dict(),
             "labeling": self.result.summary(),
-            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "calibration": self.calibration.to_dict(),
         }
+
+    def summary_lines(self) -> list[str]:
+        return [
+            self.calibration.format(),
+            self.result.format(),
+            *self.trust.lines(len(self.result.decisions)),
+        ]
 
 
 def label_texts(
@@ -58,25 +129,61 @@ def label_texts(
     criterion: Criterion = "wilson",
     holdout: float = 0.3,
     progress: bool = False,
+    seed: int = 0,
 ) -> LabelRun:
-    """Label `texts`; with `gold`, thresholds are first calibrated on it (part held out
-    for the check). Gold texts should not also be `examples`: the LLM would see them."""
+    """Label `texts` with thresholds calibrated on `gold` (part held out for the check),
+    else cross-validated on `examples` (else on the card's examples). Gold texts should
+    not also be `examples`: the stages would have seen them."""
     cascade = build_cascade(config, card, examples, progress)
-    report = None
     if gold is not None:
-        report = calibrate(cascade, gold, target_precision, holdout, criterion)
-        cascade = report.cascade
-    return LabelRun(cascade.run(texts), report)
+        report = calibrate(cascade, gold, target_precision, holdout, criterion, seed=seed)
+    else:
+        pool = examples if examples is not None and len(examples) else card_examples(card)
+        report = cross_validate(cascade, pool, target_precision, criterion, seed=seed)
+    return LabelRun(report.cascade.run(texts), report)
+
+
+def review_path(out: str | Path) -> Path:
+    """Where the undecided texts go: `labeled.jsonl` -> `labeled.review.jsonl`."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.review{out.suffix or '.jsonl'}")
 
 
 def write_run(run: LabelRun, out: str | Path) -> Path:
-    """Labels to `out` (JSONL, one object per text); the report beside it
+    """Labels to `out` (JSONL: decided texts and, with a fallback, its guesses marked
+    `decided: false`; `row` is the text's 1-based row in the input), the undecided texts
+    with every stage's scores to the review file, the report beside `out`
     (`<out>.report.json`), returned."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    run.result.write_jsonl(out)
+    classes = run.result.classes
+    review = review_path(out)
+    with out.open("w", encoding="utf-8") as labels, review.open("w", encoding="utf-8") as rest:
+        for row, decision in enumerate(run.result.decisions, 1):
+            if decision.label is not None:
+                labels.write(_line({"row": row, **decision.to_dict()}))
+            if not decision.decided:
+                rest.write(_line(_review_record(row, decision, classes)))
     report = out.with_name(out.name + ".report.json")
+    payload = {**run.report(), "labels": str(out), "review": str(review)}
     report.write_text(
-        json.dumps(run.report(), ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+        json.dumps(payload, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
     )
     return report
+
+
+def _review_record(row: int, decision: LabelDecision, classes: list[str]) -> dict[str, Any]:
+    """A text to check: each stage's best class and scores (by class name), so a
+    reviewer sees where the stages hesitated."""
+    stages = {}
+    for stage, scores in decision.scores.items():
+        best = int(np.argmax(scores)) if scores else 0
+        stages[stage] = {
+            "best": classes[best] if scores and max(scores) > 0 else None,
+            "scores": {c: round(v, 6) for c, v in zip(classes, scores, strict=True)},
+        }
+    return {"row": row, "text": decision.text, "guess": decision.label, "stages": stages}
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"

@@ -7,9 +7,11 @@ order; the cascade lets a stage decide a text when the row's maximum reaches the
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,6 +20,7 @@ from scipy.special import softmax
 from synthmix.cards.card import TaskCard
 from synthmix.cards.keywords import make_lemmatizer
 from synthmix.core.text import is_russian
+from synthmix.data.labeled import LabeledData
 from synthmix.embeddings.encoder import Encoder, build_encoder
 
 _WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
@@ -26,7 +29,11 @@ _WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
 @runtime_checkable
 class LabelingStage(Protocol):
     """`score` gives class confidences (rows in [0, 1], columns in `classes` order); a
-    text is decided by the stage when its row maximum is >= `threshold`."""
+    text is decided by the stage when its row maximum is >= `threshold`.
+
+    A stage that learns from labeled texts (prototypes, shots, mined keywords) also offers
+    `without(texts) -> stage`: a copy that does not use those texts, so cross-validation
+    can score each labeled text with a stage that never saw it."""
 
     name: str
     threshold: float
@@ -71,9 +78,30 @@ class KeywordStage:
         self.name = name
         self.threshold = threshold
         self.prior = prior
+        self.card = card
         self.classes = card.class_names
         self._lemma = lemmatizer or make_lemmatizer(card.language)
         self.patterns = self._patterns(card, mined or {})
+        self._mined_from: tuple[LabeledData, int] | None = None
+
+    def mine_from(self, examples: LabeledData, top_k: int = 20) -> KeywordStage:
+        """Add keywords mined from labeled `examples` (remembered, so `without` mines again
+        on the rest)."""
+        from synthmix.cards.keywords import mine_keywords
+
+        mined = mine_keywords(examples, self.card.language, top_k=top_k)
+        self.patterns = self._patterns(self.card, mined)
+        self._mined_from = (examples, top_k)
+        return self
+
+    def without(self, texts: AbstractSet[str]) -> KeywordStage:
+        """Card keywords stay (written by a person, not learned); mined ones are mined
+        again without `texts`."""
+        if self._mined_from is None:
+            return self
+        examples, top_k = self._mined_from
+        keep = np.flatnonzero([t not in texts for t in examples.texts])
+        return copy.copy(self).mine_from(examples.subset(keep), top_k)
 
     def _lemmas(self, text: str) -> list[str]:
         return [self._lemma(w).replace("ё", "е") for w in _WORD.findall(text)]
@@ -173,13 +201,23 @@ class EmbeddingStage:
             for label, texts in sorted((examples or {}).items())
         }
         self._prototypes: np.ndarray | None = None
+        self._excluded: AbstractSet[str] = frozenset()
+
+    def without(self, texts: AbstractSet[str]) -> EmbeddingStage:
+        """A copy whose prototypes leave out `texts` (card examples included); the
+        description and keywords stay."""
+        other = copy.copy(self)
+        other._excluded = frozenset(self._excluded | texts)
+        other._prototypes = None
+        return other
 
     def class_texts(self, name: str) -> list[str]:
         class_card = self.card.get(name)
         texts = [class_card.description]
         if class_card.keywords:
             texts.append(", ".join(class_card.keywords))
-        return texts + class_card.examples + self.examples.get(name, [])
+        learned = class_card.examples + self.examples.get(name, [])
+        return texts + [t for t in learned if t not in self._excluded]
 
     def prototypes(self) -> np.ndarray:
         if self._prototypes is None:
