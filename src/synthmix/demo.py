@@ -31,7 +31,7 @@ from synthmix.generation.plan import GenerationPlan, run_plan
 from synthmix.generation.strategies import declares
 from synthmix.llm.cache import AnswerCache, CachedBackend
 from synthmix.llm.factory import build_backend
-from synthmix.quality.measure import QualityConfig
+from synthmix.quality.config import QualityConfig
 from synthmix.report import ReportPaths, write_report
 
 log = logging.getLogger("synthmix")

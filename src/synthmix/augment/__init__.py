@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.augment.eda import AugmentConfig, augment, write_source
+
 
 _EXPORTS = {
     ".eda": (

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.cards.card import (
+        ClassCard,
+        TaskCard,
+        draft_card,
+        draft_card_yaml,
+        load_card,
+        parse_card,
+    )
+    from synthmix.cards.keywords import mine_keywords
+
 
 _EXPORTS = {
     ".card": (

@@ -44,7 +44,9 @@ def dedup(
     claim_output(ctx, out)
     from synthmix.augment.eda import write_source
     from synthmix.data.labeled import LabeledData, load_labeled
-    from synthmix.dedup.stages import DedupConfig, Deduplicator, build_stages, write_dedup_report
+    from synthmix.dedup.batch import Deduplicator
+    from synthmix.dedup.config import DedupConfig, build_stages
+    from synthmix.dedup.report import write_dedup_report
 
     labeled = load_labeled(data, text_column, label_column, encoding)
     real_texts = [
@@ -100,12 +102,9 @@ def quality(
     claim_output(ctx, out)
     from synthmix.data.labeled import load_labeled
     from synthmix.embeddings.encoder import build_encoder
-    from synthmix.quality.measure import (
-        QualityConfig,
-        measure_quality,
-        summary_lines,
-        write_quality,
-    )
+    from synthmix.quality.config import QualityConfig
+    from synthmix.quality.files import summary_lines, write_quality
+    from synthmix.quality.measure import measure_quality
 
     synth = load_labeled(synthetic, text_column, label_column, encoding)
     reference = load_labeled(real, text_column, label_column, encoding)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.core.config import build_dataclass, read_yaml
+    from synthmix.core.errors import ConfigError, DataError, SynthmixError
+    from synthmix.core.provenance import package_versions
+
 
 _EXPORTS = {
     ".errors": (

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.data.labeled import (
+        LabeledData,
+        from_frame,
+        load_labeled,
+        read_frame,
+        sample_per_class,
+        split_train_test,
+        stratified_fraction,
+    )
+
 
 _EXPORTS = {
     ".labeled": (

@@ -10,7 +10,25 @@ point group `synthmix.dedup_stages`), `config` (`DedupConfig`, `build_stages`), 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.dedup.base import DedupStage, Duplicate, Match, Stage, StageIndex, StageResult
+    from synthmix.dedup.batch import Deduplicator, DedupResult, deduplicate
+    from synthmix.dedup.config import DedupConfig, build_stages
+    from synthmix.dedup.embedding import EmbeddingDedup
+    from synthmix.dedup.exact import ExactDedup
+    from synthmix.dedup.forms import jaccard, normal_parts, shingle
+    from synthmix.dedup.incremental import IncrementalDedup, IncrementalStats
+    from synthmix.dedup.leak import RealLeakCheck
+    from synthmix.dedup.lsh import candidate_pairs, lsh_bands, resolve_backend
+    from synthmix.dedup.minhash import MinHashDedup
+    from synthmix.dedup.registry import StageContext, available_stages, register_stage
+    from synthmix.dedup.report import write_dedup_report
+    from synthmix.dedup.resolve import resolve
+
 
 _EXPORTS = {
     ".base": ("DedupStage", "Duplicate", "Match", "Stage", "StageIndex", "StageResult"),
@@ -28,4 +46,33 @@ _EXPORTS = {
     ".resolve": ("resolve",),
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
-__all__ = sorted(name for names in _EXPORTS.values() for name in names)
+__all__ = [
+    "DedupConfig",
+    "DedupResult",
+    "DedupStage",
+    "Deduplicator",
+    "Duplicate",
+    "EmbeddingDedup",
+    "ExactDedup",
+    "IncrementalDedup",
+    "IncrementalStats",
+    "Match",
+    "MinHashDedup",
+    "RealLeakCheck",
+    "Stage",
+    "StageContext",
+    "StageIndex",
+    "StageResult",
+    "available_stages",
+    "build_stages",
+    "candidate_pairs",
+    "deduplicate",
+    "jaccard",
+    "lsh_bands",
+    "normal_parts",
+    "register_stage",
+    "resolve",
+    "resolve_backend",
+    "shingle",
+    "write_dedup_report",
+]

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.embeddings.encoder import (
+        CachedEncoder,
+        Encoder,
+        SentenceTransformerEncoder,
+        USEMultilingualEncoder,
+        build_encoder,
+    )
+
 
 _EXPORTS = {
     ".encoder": (

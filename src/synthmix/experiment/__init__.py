@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.experiment.config import (
+        DataConfig,
+        ExperimentConfig,
+        load_experiment,
+        parse_experiment,
+    )
+    from synthmix.experiment.mixing import Cell, PlanConfig, compose, plan_cells
+    from synthmix.experiment.results import ResultsStore, read_run_info, summarize
+    from synthmix.experiment.runner import (
+        RunDirInUse,
+        RunOutcome,
+        measure_source_quality,
+        run_experiment,
+    )
+    from synthmix.experiment.sources import SourceConfig, load_sources
+
 
 _EXPORTS = {
     ".config": (

@@ -49,7 +49,9 @@ from synthmix.experiment.shared_features import (
 )
 from synthmix.experiment.source_stats import generation_stats, write_source_stats
 from synthmix.experiment.sources import DerivedSource, derived_sources, load_sources
-from synthmix.quality.measure import QualityConfig, measure_quality, write_quality
+from synthmix.quality.config import QualityConfig
+from synthmix.quality.files import write_quality
+from synthmix.quality.measure import measure_quality
 
 log = logging.getLogger("synthmix")
 

@@ -3,7 +3,36 @@ per answer), strategies and their registry, personas, plans."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.generation.engine import Budget, run_batches
+    from synthmix.generation.filters import Candidate, Filter, FilterChain, is_degenerate
+    from synthmix.generation.generate import (
+        GenerationConfig,
+        GenerationResult,
+        generate_until_unique,
+    )
+    from synthmix.generation.personas import (
+        Persona,
+        PersonaConfig,
+        PersonaPool,
+        build_persona_pool,
+        load_personas,
+        load_pool,
+        save_pool,
+    )
+    from synthmix.generation.plan import GenerationPlan, GeneratorSpec, load_plan, run_plan
+    from synthmix.generation.strategies import (
+        Prompt,
+        PromptStrategy,
+        make_strategy,
+        register_strategy,
+        strategy_names,
+    )
+
 
 _EXPORTS = {
     ".strategies": (

@@ -49,22 +49,17 @@ import numpy as np
 
 from synthmix.data.labeled import LABEL, LabeledData, sample_per_class
 from synthmix.embeddings.encoder import Encoder, build_encoder
-from synthmix.quality.bootstrap import HALF_SAMPLE, PERCENTILE, Bootstrap, Measured, undefined
+from synthmix.quality.bootstrap import HALF_SAMPLE, Bootstrap, Measured, undefined
 from synthmix.quality.config import (
-    ALL_METRICS,
     CONSISTENCY,
     DIVERSITY,
     FIDELITY,
-    METRIC_GROUPS,
-    NN_STATS,
     NOVELTY,
-    PER_CLASS_SKIP,
     QualityConfig,
 )
 from synthmix.quality.consistency import (
     Runs,
     consistency_runs,
-    cross_predict,
     macro_f1,
     nn_similarity,
     normalised,
@@ -72,10 +67,7 @@ from synthmix.quality.consistency import (
 from synthmix.quality.diversity import (
     NgramIndex,
     compression_ratio,
-    distinct_n,
-    mean_pairwise_cosine,
     self_bleu_per_text,
-    self_bleu_scores,
     tokens,
     vendi_score,
     weighted_mean_pairwise_cosine,
@@ -83,14 +75,11 @@ from synthmix.quality.diversity import (
 from synthmix.quality.fidelity import (
     auc,
     c2st_scores,
-    frechet_distance,
     frechet_from_samples,
     histogram,
-    mauve,
     mauve_from_histograms,
     quantise,
 )
-from synthmix.quality.files import flat_values, read_quality, summary_lines, write_quality
 
 
 @dataclass(frozen=True)
@@ -365,45 +354,4 @@ def _per_text(
     )
 
 
-__all__ = [
-    "ALL_METRICS",
-    "CONSISTENCY",
-    "DIVERSITY",
-    "FIDELITY",
-    "HALF_SAMPLE",
-    "METRIC_GROUPS",
-    "NN_STATS",
-    "NOVELTY",
-    "PERCENTILE",
-    "PER_CLASS_SKIP",
-    "Bootstrap",
-    "Measured",
-    "NgramIndex",
-    "QualityConfig",
-    "Side",
-    "auc",
-    "c2st_scores",
-    "compression_ratio",
-    "cross_predict",
-    "distinct_n",
-    "embed_all",
-    "flat_values",
-    "frechet_distance",
-    "frechet_from_samples",
-    "histogram",
-    "macro_f1",
-    "mauve",
-    "mauve_from_histograms",
-    "mean_pairwise_cosine",
-    "measure_quality",
-    "quantise",
-    "read_quality",
-    "self_bleu_per_text",
-    "self_bleu_scores",
-    "summary_lines",
-    "tokens",
-    "undefined",
-    "vendi_score",
-    "weighted_mean_pairwise_cosine",
-    "write_quality",
-]
+__all__ = ["Side", "embed_all", "measure_quality"]

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.report.model import Report, ReportPaths
+    from synthmix.report.sections.compare import Comparison, compare
+    from synthmix.report.sections.usefulness import UsefulnessAnalysis, analyse
+    from synthmix.report.write import build_report, write_report
+
 
 _EXPORTS = {
     ".write": (

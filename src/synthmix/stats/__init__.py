@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from synthmix.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from synthmix.stats.classification import Estimate, evaluate, mean_ci
+    from synthmix.stats.intervals import Proportion, wilson
+    from synthmix.stats.paired import (
+        PairedComparison,
+        TextResampler,
+        Verdict,
+        correct,
+        paired_comparison,
+    )
+
 
 _EXPORTS = {
     ".classification": (

@@ -33,7 +33,7 @@ from synthmix.experiment.results import (
     record_classifier,
     summarize,
 )
-from synthmix.quality.measure import flat_values, read_quality
+from synthmix.quality.files import flat_values, read_quality
 from synthmix.report.html import esc, html_table
 from synthmix.report.markdown import md_table
 from synthmix.report.model import Table
