@@ -172,6 +172,27 @@ def test_cedr_generation_reaches_exact_counts(
     assert cedr_server.count == result.totals()["calls"]
 
 
+def test_backend_faults_reach_the_generation_report(
+    cedr_server: ScriptedServer, cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    """Retries are not hidden: the run's report entry counts them by cause."""
+    from llm_server import Reply
+
+    cedr_server.script = [Reply(status=500), Reply(status=429), Reply(status=200, body="{x")]
+    backend = CachedBackend(
+        OpenAICompatibleBackend(cedr_server.url, "m", api_key_env=None, backoff_base_s=0.01),
+        AnswerCache(tmp_path / "cache.db"),
+    )
+    config = GenerationConfig(strategy="zero-shot", per_class=2, classes=CLASSES[:2])
+    result = asyncio.run(
+        generate_until_unique(backend, "zero-shot", load_card(CARD_PATH), None, config, False)
+    )
+    faults = run_summary(result)["faults"]
+    assert faults["retries"] == 3 and faults["failed_calls"] == 0
+    assert faults["faults"] == {"HTTP 429": 1, "HTTP 500": 1, "malformed body": 1}
+    assert run_summary(result)["redaction"] == {"applied": False}  # loopback: not redacted
+
+
 def test_leaked_real_texts_are_dropped(cedr_train: LabeledData) -> None:
     with serve(cedr_answerer(cedr_train, leak=True, names=NAMES)) as server:
         backend = OpenAICompatibleBackend(server.url, "test-model", api_key_env=None)

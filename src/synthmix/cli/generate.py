@@ -144,6 +144,8 @@ def generate(
             ),
         )
         check_plan(loaded, "command line")
+    from synthmix.llm.openai_http import fault_line
+
     result = run_plan(loaded)
     for run in result.runs:
         totals = run.totals()
@@ -154,6 +156,9 @@ def generate(
             f"{totals['leaks']} leaks; yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
             err=True,
         )
+        faults = fault_line(run.faults or {}) if run.faults else ""
+        if faults:
+            typer.echo(f"  backend faults: {faults}", err=True)
     typer.echo(f"wrote {len(result.data)} texts to {result.out}; report {result.report}")
 
 

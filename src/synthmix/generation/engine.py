@@ -154,6 +154,14 @@ def cache_summary(backend: Backend) -> dict[str, int] | None:
     return {"hits": stats.hits, "misses": stats.misses, "requests": stats.requests}
 
 
+def fault_summary(backend: Backend) -> dict[str, Any] | None:
+    """Attempts, retries by cause and waiting time of the backend behind the cache, where it
+    counts them (the HTTP backend); None for backends that do not."""
+    inner = backend.backend if isinstance(backend, CachedBackend) else backend
+    to_dict = getattr(getattr(inner, "stats", None), "to_dict", None)
+    return to_dict() if callable(to_dict) else None
+
+
 @dataclass
 class Redaction:
     """Texts as they go into prompts, and what redacting them did (counts only: the

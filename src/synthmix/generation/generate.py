@@ -31,6 +31,7 @@ from synthmix.generation.engine import (
     Meter,
     ask_once,
     cache_summary,
+    fault_summary,
     redact_inputs,
     redaction_config,
     run_batches,
@@ -149,6 +150,7 @@ class GenerationResult:
     cache: dict[str, int] | None = None
     redaction: dict[str, Any] | None = None
     dedup: dict[str, Any] | None = None
+    faults: dict[str, Any] | None = None  # the HTTP backend's retries, by cause
     # Drops by reason, as the filter chain counted them (not in the generation report,
     # whose fields these map to).
     filters: dict[str, int] = field(default_factory=dict)
@@ -174,6 +176,8 @@ def run_summary(run: GenerationResult) -> dict[str, Any]:
         "prompt_hash": run.prompt_hash,
         "backend": run.backend,
         "cache": run.cache,
+        "redaction": run.redaction,
+        "faults": run.faults,
         "totals": run.totals(),
         "classes": {label: report.to_dict() for label, report in run.classes.items()},
     }
@@ -302,6 +306,7 @@ async def generate_until_unique(
         prompt_hash=strategy.recipe_hash(),
         backend=backend.cache_identity(),
         cache=cache_summary(backend),
+        faults=fault_summary(backend),
         redaction=redaction.report,
         dedup=_dedup_summary(config.dedup, near),
         filters=dict(chain.dropped),

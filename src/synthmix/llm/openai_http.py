@@ -121,17 +121,25 @@ class BackendStats:
 
     def summary(self) -> str:
         """One line for the command's final output; empty when every request just worked."""
-        if not self.retries and not self.failed_calls and self.throttle_wait_s < 0.5:
-            return ""
-        faults = ", ".join(f"{kind} x{n}" for kind, n in sorted(self.errors_by_kind.items()))
-        parts = [f"{self.requests} requests for {self.answers} answers"]
-        if self.retries:
-            parts.append(f"{self.retries} retries ({faults}), {self.retry_wait_s:.0f}s waiting")
-        if self.failed_calls:
-            parts.append(f"{self.failed_calls} calls gave up")
-        if self.throttle_wait_s >= 0.5:
-            parts.append(f"{self.throttle_wait_s:.0f}s held back by the rate limits")
-        return "; ".join(parts)
+        return fault_line(self.to_dict())
+
+
+def fault_line(faults: dict[str, Any]) -> str:
+    """`BackendStats.to_dict()` as one line; empty when every request just worked."""
+    throttled = float(faults.get("throttle_wait_s", 0.0))
+    if not faults.get("retries") and not faults.get("failed_calls") and throttled < 0.5:
+        return ""
+    parts = [f"{faults['requests']} requests for {faults['answers']} answers"]
+    if faults.get("retries"):
+        causes = ", ".join(f"{kind} x{n}" for kind, n in faults.get("faults", {}).items())
+        parts.append(
+            f"{faults['retries']} retries ({causes}), {faults['retry_wait_s']:.0f}s waiting"
+        )
+    if faults.get("failed_calls"):
+        parts.append(f"{faults['failed_calls']} calls gave up")
+    if throttled >= 0.5:
+        parts.append(f"{throttled:.0f}s held back by the rate limits")
+    return "; ".join(parts)
 
 
 class _Retry(Exception):
