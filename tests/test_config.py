@@ -119,3 +119,12 @@ def test_cascade_mined_keywords_of_the_wrong_shape_are_one_line() -> None:
     config = parse_config({"stages": [{"type": "keywords", "params": {"mined": True}}]}, "c")
     with pytest.raises(ConfigError, match="'mined' must map each class to its keywords"):
         build_cascade(config, card)
+
+
+def test_a_plan_can_force_redaction_on_for_a_loopback_server(tmp_path: Path) -> None:
+    path = _plan(tmp_path, "{}")
+    path.write_text(path.read_text() + "redaction: {enabled: true}\n", "utf-8")
+    assert load_plan(path).redaction.enabled is True
+    path.write_text(path.read_text().replace("enabled", "enabeld"), "utf-8")
+    with pytest.raises(ConfigError, match="redaction: unknown key 'enabeld'"):
+        load_plan(path)

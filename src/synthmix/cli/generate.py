@@ -94,10 +94,20 @@ def generate(
         "synthetic.jsonl"
     ),
     cache: AnswerCachePath = Path(".synthmix/llm-cache.sqlite"),
+    redact: Annotated[
+        bool | None,
+        typer.Option(
+            "--redact/--no-redact",
+            help="Redact personal data in real texts before they go into prompts. Default: "
+            "only for servers off this machine; --redact also for a loopback URL (a tunnel).",
+        ),
+    ] = None,
 ) -> None:
     """Generate until N unique texts per class (help text in the decorator: Typer keeps a
     docstring's line breaks)."""
-    from synthmix.dedup import DedupConfig
+    from dataclasses import replace
+
+    from synthmix.dedup.config import DedupConfig
     from synthmix.generation.plan import (
         GenerationPlan,
         GeneratorSpec,
@@ -146,6 +156,8 @@ def generate(
         check_plan(loaded, "command line")
     from synthmix.llm.openai_http import fault_line
 
+    if redact is not None:
+        loaded.redaction = replace(loaded.redaction, enabled=redact)
     result = run_plan(loaded)
     for run in result.runs:
         totals = run.totals()

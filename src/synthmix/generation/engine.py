@@ -14,6 +14,7 @@ cache statistics of a report, and redacting the real texts a prompt carries.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from tqdm import tqdm
 from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult, gather_settled
 from synthmix.llm.cache import CachedBackend
 from synthmix.llm.redaction import RedactionConfig, Redactor, backend_is_remote, should_redact
+
+log = logging.getLogger("synthmix")
 
 M = TypeVar("M")
 
@@ -178,7 +181,13 @@ def redact_inputs(
     """Real texts with personal data replaced by placeholders, when they go to a backend
     off this machine (or redaction is forced on). Each text is redacted once, so the counts
     are values found, not times sent."""
-    if not should_redact(config, backend_is_remote(backend)):
+    remote = backend_is_remote(backend)
+    if not should_redact(config, remote):
+        if remote and any(groups.values()):
+            log.warning(
+                "real texts go verbatim to %s, which is not this machine (redaction is off)",
+                getattr(getattr(backend, "backend", backend), "base_url", backend.name),
+            )
         return Redaction(groups, {"applied": False})
     redactor = Redactor(config, language=language)
     redacted = {name: redactor.redact_many(texts) for name, texts in groups.items()}

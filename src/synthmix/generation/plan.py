@@ -26,6 +26,7 @@ from synthmix.generation.personas import load_personas
 from synthmix.generation.strategies import declares, make_strategy, strategy_factory
 from synthmix.llm.backend import Backend
 from synthmix.llm.cache import AnswerCache
+from synthmix.llm.redaction import RedactionConfig
 from synthmix.llm.spec import BackendSpec
 
 KEYWORD_SOURCES = ("card", "mined")
@@ -58,6 +59,9 @@ class GenerationPlan:
     concurrency: int = 8
     keywords: str = "card"
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    # `enabled: true` redacts real texts even for a loopback URL (an SSH tunnel, a proxy);
+    # `false` sends them verbatim; unset: redacted only for backends off this machine.
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
     # Persona pool (JSONL from `synthmix personas`) that the "persona" strategy samples from.
     personas: str | None = None
     text_column: str = "text"
@@ -167,6 +171,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     max_tokens=plan.max_tokens,
                     concurrency=plan.concurrency,
                     dedup=plan.dedup,
+                    redaction=plan.redaction,
                 )
                 built = make_strategy(
                     strategy, texts_per_call=plan.texts_per_call, k=plan.k, personas=personas
