@@ -96,3 +96,46 @@ def test_sources_without_a_generation_report_have_no_stats(tmp_path: Path) -> No
     assert generation_stats([SourceConfig(path="mine.csv")], tmp_path) == {}
     (tmp_path / "mine.report.json").write_text("{not json", encoding="utf-8")
     assert generation_stats([SourceConfig(path="mine.csv")], tmp_path) == {}
+
+
+def test_a_labeled_source_carries_its_trust_into_the_report(
+    experiment_files: Path, cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    """A source `synthmix label` wrote keeps the precision its labels were stated with, and the
+    experiment report shows it next to the source."""
+    from synthmix.augment.eda import write_source
+    from synthmix.labeling.run import Trust
+    from synthmix.stats.intervals import wilson
+
+    labeled = tmp_path / "labeled.jsonl"
+    write_source(cedr_train.subset(list(range(60))), labeled)
+    trust = Trust(60, wilson(52, 58), 0, wilson(0, 0), 7, calibrated=True)
+    (tmp_path / "labeled.jsonl.report.json").write_text(
+        json.dumps({"trust": trust.to_dict()}), encoding="utf-8"
+    )
+    stats = generation_stats([SourceConfig(path=str(labeled), name="auto")], tmp_path)
+    assert stats == {"auto": {"trust": trust.to_dict()}}
+    config = ExperimentConfig(
+        name="trust",
+        data=DataConfig(
+            train=str(experiment_files / "train.csv"), test=str(experiment_files / "test.csv")
+        ),
+        sources=[SourceConfig(path=str(labeled), name="auto", plans=[SMALL_REAL_PLUS_COUNT])],
+        plans=PlanConfig(
+            learning_curve=[],
+            synthetic_only=False,
+            half_and_half=False,
+            real_plus_equal=False,
+            synthetic_ratios=[],
+            synthetic_counts=[2],
+        ),
+        seeds=[0],
+        base_dir=tmp_path,
+    )
+    run_dir = tmp_path / "run"
+    run_experiment(config, run_dir, jobs=1, progress=False)
+    markdown = write_report(run_dir).markdown.read_text(encoding="utf-8")
+    assert "Trust in auto-labeled sources" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| auto |"))
+    low, high = wilson(52, 58).low, wilson(52, 58).high
+    assert f"{52 / 58:.2f} [{low:.2f}, {high:.2f}]" in row and "| yes |" in row

@@ -37,14 +37,23 @@ def generation_report_path(source_path: Path) -> Path:
     return source_path.with_name(source_path.stem + ".report.json")
 
 
+def label_report_path(source_path: Path) -> Path:
+    """Where `synthmix label` writes the report of a labeled file (`labeled.jsonl.report.json`)."""
+    return source_path.with_name(source_path.name + ".report.json")
+
+
 def generation_stats(configs: list[SourceConfig], base_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per experiment source name: summed generation totals of the runs that made it."""
+    """Per experiment source name: summed generation totals of the runs that made it, and for
+    a source `synthmix label` made, how far its labels can be trusted."""
     stats: dict[str, dict[str, Any]] = {}
     for config in configs:
         if config.path is None:
             continue
         path = Path(config.path)
         path = path if path.is_absolute() else base_dir / path
+        labeled = _read_report(label_report_path(path))
+        if labeled is not None and isinstance(labeled.get("trust"), dict):
+            stats.setdefault(config.name or path.stem, {})["trust"] = labeled["trust"]
         report = _read_report(generation_report_path(path))
         if report is None:
             continue
@@ -55,8 +64,9 @@ def generation_stats(configs: list[SourceConfig], base_dir: Path) -> dict[str, d
                 continue
             _add(stats.setdefault(name, {}), run.get("totals", {}))
     for totals in stats.values():
-        returned = totals["texts_returned"]
-        totals["yield"] = totals["unique"] / returned if returned else 0.0
+        if "texts_returned" in totals:
+            returned = totals["texts_returned"]
+            totals["yield"] = totals["unique"] / returned if returned else 0.0
     return stats
 
 

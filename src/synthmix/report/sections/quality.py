@@ -45,9 +45,11 @@ def generation_sections(root: Path) -> list[Section]:
     """How each LLM source was made and what dedup removed, from RUN_DIR/sources.json."""
     from synthmix.experiment.source_stats import read_source_stats
 
-    stats = read_source_stats(root)
+    all_stats = read_source_stats(root)
+    sections = _trust_sections(all_stats)
+    stats = {name: totals for name, totals in all_stats.items() if "texts_returned" in totals}
     if not stats:
-        return []
+        return sections
     headers = ["source", *(title for _, title in GENERATION_COLUMNS), "yield", "cost"]
     rows = [
         [name]
@@ -65,7 +67,43 @@ def generation_sections(root: Path) -> list[Section]:
         "answers cut off at max_tokens. Yield = unique / returned. Sources made outside "
         "synthmix have no row."
     )
-    return [_table_section("Generation and deduplication per source", note, table)]
+    return [*sections, _table_section("Generation and deduplication per source", note, table)]
+
+
+def _trust_sections(stats: dict[str, dict[str, Any]]) -> list[Section]:
+    """How far the labels of auto-labeled sources can be trusted, from their label reports."""
+    rows = []
+    for name, totals in stats.items():
+        trust = totals.get("trust")
+        if not isinstance(trust, dict):
+            continue
+        rows.append(
+            [
+                name,
+                str(trust.get("decided", 0)),
+                _proportion(trust.get("decided_estimated_precision")),
+                str(trust.get("fallback", 0)),
+                _proportion(trust.get("fallback_estimated_precision")),
+                "yes" if trust.get("calibrated") else "no",
+            ]
+        )
+    if not rows:
+        return []
+    headers = ["source", "decided", "est. precision", "fallback guesses", "est. precision",
+               "calibrated"]  # fmt: skip
+    note = (
+        "Sources labeled by `synthmix label`: how many labels a stage decided and the "
+        "precision estimated for them (95% Wilson interval, from labeled examples held out "
+        "in calibration), and the same for fallback guesses where the source keeps them."
+    )
+    table = Table(headers, rows, frozenset({1, 3}))
+    return [_table_section("Trust in auto-labeled sources", note, table)]
+
+
+def _proportion(value: Any) -> str:
+    if not isinstance(value, dict) or value.get("value") is None:
+        return DASH
+    return f"{value['value']:.2f} [{value['low']:.2f}, {value['high']:.2f}]"
 
 
 def quality_sections(root: Path, cells: Sequence[CellSummary]) -> list[Section]:
