@@ -648,3 +648,13 @@ def test_bundled_gemma_confidence_from_real_logprobs(
     # depend on what came before it: bit for bit the same in reverse order, uncached.
     fresh = LLMStage(card, gemma, examples=examples, k=1, n_samples=3, max_tokens=4)
     assert np.array_equal(fresh.score(texts[::-1])[::-1], rows)
+
+
+def test_a_file_with_only_a_header_is_one_line(tmp_path: Path) -> None:
+    from synthmix.core.errors import DataError
+    from synthmix.labeling.run import load_texts
+
+    path = tmp_path / "unlabeled.csv"
+    path.write_text("text\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no texts to label"):
+        load_texts(path)

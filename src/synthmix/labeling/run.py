@@ -36,6 +36,8 @@ def texts_of(frame: pd.DataFrame, path: str | Path, text_column: str = TEXT) -> 
     a one-line error naming the file (and row)."""
     if text_column not in frame.columns:
         raise DataError(str(path), f"no column '{text_column}'; set the text column name")
+    if len(frame) == 0:
+        raise DataError(str(path), "no texts to label (the file has a header but no rows)")
     texts = frame[text_column].fillna("").astype(str)
     empty = texts.str.strip().eq("")
     if empty.any():
