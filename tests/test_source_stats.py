@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import synthmix
-from llm_server import cedr_answerer, serve
+from llm_server import Reply, cedr_answerer, serve
 from synthmix.cards.card import load_card
 from synthmix.classifiers.registry import ClassifierConfig
 from synthmix.data.labeled import LabeledData
@@ -28,6 +28,7 @@ def test_report_shows_generation_and_dedup_counts_per_source(
     names = {c.shown_name: c.name for c in load_card(CARD).classes}
     # Small pools make the scripted model repeat itself, so the dedup counts are not zero.
     with serve(cedr_answerer(cedr_test, pool_size=6, names=names)) as server:
+        server.script = [Reply(status=500)]  # one fault, retried: the report must say so
         plan = GenerationPlan(
             card=str(CARD),
             out=str(tmp_path / "llm.jsonl"),
@@ -73,6 +74,8 @@ def test_report_shows_generation_and_dedup_counts_per_source(
 
     stats = json.loads((run_dir / SOURCES_FILE).read_text(encoding="utf-8"))
     assert set(stats) == {"llm:zero-shot/0.7", "llm:few-shot/0.7"}
+    assert sum(s["retries"] for s in stats.values()) == 1
+    assert sum(s["failed_calls"] for s in stats.values()) == 0
     for run in made.runs:
         source = stats[f"llm:{run.strategy}/0.7"]
         totals = run.totals()
@@ -86,7 +89,8 @@ def test_report_shows_generation_and_dedup_counts_per_source(
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     header = next(line for line in markdown.splitlines() if line.startswith("| source |"))
     columns = [cell.strip() for cell in header.strip("|").split("|")]
-    for key, title in (("duplicates", "exact dup."), ("unique", "unique"), ("kept", "kept")):
+    checked = (("duplicates", "exact dup."), ("unique", "unique"), ("kept", "kept"))
+    for key, title in (*checked, ("retries", "retries")):
         assert cells[columns.index(title)] == str(few_shot[key])
     assert "sk-secret" not in markdown
 

@@ -31,6 +31,7 @@ COUNTS = (
     "truncated",
     "parse_failures",
 )
+FAULTS = ("retries", "failed_calls")
 
 
 def generation_report_path(source_path: Path) -> Path:
@@ -62,7 +63,7 @@ def generation_stats(configs: list[SourceConfig], base_dir: Path) -> dict[str, d
             name = _source_name(base, config.split_by, run, report)
             if name is None:
                 continue
-            _add(stats.setdefault(name, {}), run.get("totals", {}))
+            _add(stats.setdefault(name, {}), run.get("totals", {}), run.get("faults"))
     for totals in stats.values():
         if "texts_returned" in totals:
             returned = totals["texts_returned"]
@@ -113,9 +114,14 @@ def _source_name(
     return f"{base}:" + "/".join(parts)
 
 
-def _add(into: dict[str, Any], totals: dict[str, Any]) -> None:
+def _add(into: dict[str, Any], totals: dict[str, Any], faults: Any = None) -> None:
     for key in (*COUNTS, "cost"):
         into[key] = into.get(key, 0) + (totals.get(key) or 0)
+    # The backend's retries and calls that gave up (generation reports from before faults
+    # were counted have none: 0).
+    faults = faults if isinstance(faults, dict) else {}
+    for key in FAULTS:
+        into[key] = into.get(key, 0) + (faults.get(key) or 0)
 
 
 def write_source_stats(run_dir: Path, stats: dict[str, dict[str, Any]]) -> None:

@@ -165,6 +165,23 @@ def fault_summary(backend: Backend) -> dict[str, Any] | None:
     return to_dict() if callable(to_dict) else None
 
 
+def fault_delta(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """What happened between two `fault_summary` readings of one backend."""
+    if before is None or after is None:
+        return after
+    delta: dict[str, Any] = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            old = before.get(key) or {}
+            changed = {k: v - old.get(k, 0) for k, v in value.items() if v - old.get(k, 0)}
+            delta[key] = changed
+        else:
+            delta[key] = round(value - before.get(key, 0), 2)
+    return delta
+
+
 @dataclass
 class Redaction:
     """Texts as they go into prompts, and what redacting them did (counts only: the

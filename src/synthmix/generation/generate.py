@@ -31,6 +31,7 @@ from synthmix.generation.engine import (
     Meter,
     ask_once,
     cache_summary,
+    fault_delta,
     fault_summary,
     redact_inputs,
     redaction_config,
@@ -288,6 +289,7 @@ async def generate_until_unique(
     # A model copying a redacted example back is a leak too.
     real_texts = sorted({t for group in (original, by_class) for ts in group.values() for t in ts})
     chain, near = build_filters(config, real_texts, filters)
+    faults_before = fault_summary(backend)  # a backend shared by several runs counts them all
     run = _Run(backend, strategy, card, config, by_class, keywords, chain, progress=progress)
     rows: list[dict[str, Any]] = []
     reports: dict[str, ClassReport] = {}
@@ -306,7 +308,7 @@ async def generate_until_unique(
         prompt_hash=strategy.recipe_hash(),
         backend=backend.cache_identity(),
         cache=cache_summary(backend),
-        faults=fault_summary(backend),
+        faults=fault_delta(faults_before, fault_summary(backend)),
         redaction=redaction.report,
         dedup=_dedup_summary(config.dedup, near),
         filters=dict(chain.dropped),

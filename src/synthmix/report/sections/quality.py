@@ -38,6 +38,8 @@ GENERATION_COLUMNS = (
     ("rejected", "degenerate"),
     ("truncated", "cut off"),
     ("parse_failures", "parse fail."),
+    ("retries", "retries"),
+    ("failed_calls", "calls gave up"),
 )
 
 
@@ -64,8 +66,8 @@ def generation_sections(root: Path) -> list[Section]:
         "overshoot its target, so unique can exceed kept), texts kept in the source, and "
         "what was dropped: exact repeats, near-duplicates of kept texts (MinHash), "
         "near-copies of real texts (privacy leaks), degenerate outputs, and the last text of "
-        "answers cut off at max_tokens. Yield = unique / returned. Sources made outside "
-        "synthmix have no row."
+        "answers cut off at max_tokens; then the server's faults: requests retried and calls "
+        "that gave up. Yield = unique / returned. Sources made outside synthmix have no row."
     )
     return [*sections, _table_section("Generation and deduplication per source", note, table)]
 
