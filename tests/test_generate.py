@@ -68,12 +68,14 @@ class ScriptedBackend:
     def __init__(self, answer: object) -> None:
         self.answer = answer
         self.calls = 0
+        self.requests: list[CompletionRequest] = []
 
     def cache_identity(self) -> dict[str, str]:
         return {"kind": self.name, "model": self.model}
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         self.calls += 1
+        self.requests.append(request)
         text = self.answer(self.calls)  # type: ignore[operator]
         return CompletionResult(texts=[text], prompt_tokens=10, completion_tokens=20, cost=1.0)
 
@@ -697,3 +699,20 @@ def test_requests_and_outputs_replay_those_of_earlier_versions(cedr_train: Label
 
 def _keys(backend: _KeyedBackend) -> str:
     return hashlib.sha256("".join(backend.keys).encode()).hexdigest()
+
+
+def test_long_real_examples_are_clipped_in_prompts(cedr_train: LabeledData) -> None:
+    """A whole document in one cell would go out in every request; prompts quote its start."""
+    card = _tiny_card()
+    long_text = "очень " * 3000 + "длинный текст"
+    real = LabeledData(
+        pd.DataFrame({"text": [long_text, "короткий пример"], "label": ["joy", "fear"]}), "r"
+    )
+    backend = ScriptedBackend(lambda n: f"1. Текст номер {n}.\n2. Ещё один {n}.")
+    config = GenerationConfig(
+        strategy="few-shot", per_class=1, k=1, concurrency=1, max_example_chars=300
+    )
+    asyncio.run(generate_until_unique(backend, "few-shot", card, real, config, progress=False))
+    prompts = [r.input_text() for r in backend.requests]
+    assert prompts and all(len(p) < 2000 for p in prompts)
+    assert any("очень очень" in p and "…" in p for p in prompts)

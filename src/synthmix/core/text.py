@@ -20,6 +20,14 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` on one line, cut at a word before `limit` characters (marked "…") if longer."""
+    text = one_line(text)
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def is_russian(language: str) -> bool:
     """Whether a card's language code asks for the Russian templates, stop words and tools
     (`ru`, `ru-RU`, `RU`); every other language gets the English ones."""

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from synthmix.cards.card import ClassCard, TaskCard
 from synthmix.core.errors import ConfigError, SynthmixError
+from synthmix.core.text import clip
 from synthmix.data.labeled import LABEL, TEXT, LabeledData
 from synthmix.dedup import DedupConfig, IncrementalDedup, build_stages
 from synthmix.generation.engine import (
@@ -87,6 +88,9 @@ class GenerationConfig:
     classes: list[str] | None = None
     templates: dict[str, str] = field(default_factory=dict)
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    # Real examples are quoted in prompts up to this many characters (a whole document pasted
+    # into one cell would otherwise go out in every request).
+    max_example_chars: int = 2000
     # Near-duplicate stages on top of the exact check that defines "unique": MinHash
     # against earlier outputs and near-copies of real texts by default; embeddings opt-in.
     dedup: DedupConfig = field(default_factory=DedupConfig)
@@ -276,7 +280,10 @@ async def generate_until_unique(
             )
     keywords = {c.name: (keywords or {}).get(c.name, c.keywords) for c in card.classes}
     redaction = redact_inputs(backend, config.redaction, card.language, original)
-    by_class = redaction.groups
+    by_class = {
+        label: [clip(text, config.max_example_chars) for text in texts]
+        for label, texts in redaction.groups.items()
+    }
     if redaction.redactor is not None:
         # A keyword that would need redacting (a name, an e-mail) is dropped rather than
         # sent as "[PERSON]".

@@ -62,6 +62,7 @@ class GenerationPlan:
     # `enabled: true` redacts real texts even for a loopback URL (an SSH tunnel, a proxy);
     # `false` sends them verbatim; unset: redacted only for backends off this machine.
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    max_example_chars: int = 2000  # real examples are quoted in prompts up to this length
     # Persona pool (JSONL from `synthmix personas`) that the "persona" strategy samples from.
     personas: str | None = None
     text_column: str = "text"
@@ -172,6 +173,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     concurrency=plan.concurrency,
                     dedup=plan.dedup,
                     redaction=plan.redaction,
+                    max_example_chars=plan.max_example_chars,
                 )
                 built = make_strategy(
                     strategy, texts_per_call=plan.texts_per_call, k=plan.k, personas=personas

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import re
 
-from synthmix.core.text import one_line
+from synthmix.core.text import clip
 from synthmix.generation.personas.config import PersonaConfig
 from synthmix.generation.personas.templates import persona_templates
 from synthmix.generation.strategies import Prompt, clean_item
 
 
-def _clip(text: str, limit: int) -> str:
-    text = one_line(text)
-    if len(text) <= limit:
-        return text
-    return text[:limit].rsplit(" ", 1)[0] + " …"
-
-
 def text_to_persona_prompt(text: str, config: PersonaConfig) -> Prompt:
     """Who might write or read `text`, at `config.level` of detail."""
     t = persona_templates(config.language, config.templates)
-    seed = _clip(text, config.max_text_chars)
+    seed = clip(text, config.max_text_chars)
     user = t["text_to_persona"].format(text=seed, detail=t[f"detail_{config.level}"])
     completion = t[f"completion_text_to_persona_{config.level}"].format(text=seed)
     return _prompt(t, user, completion)
@@ -87,4 +80,4 @@ def parse_persona(answer: str, level: str = "short") -> str:
     text = clean_item(_ANSWER_LABEL.sub("", _LIST_MARK.sub("", text)))
     if text.endswith(":"):  # a heading with nothing under it, not a person
         return ""
-    return _clip(text, _MAX_CHARS.get(level, 240)) if text else ""
+    return clip(text, _MAX_CHARS.get(level, 240)) if text else ""
