@@ -132,6 +132,48 @@ def test_resume_after_kill(experiment_files: Path, tmp_path: Path) -> None:
     assert {r["key"]: r["metrics"]["f1_macro"] for r in records} == pytest.approx(scores)
 
 
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_die_with_a_killed_run(experiment_files: Path, tmp_path: Path) -> None:
+    """kill -9 of `synthmix experiment --jobs 2` leaves no worker fitting for nobody."""
+    command = [
+        sys.executable, "-m", "synthmix", "experiment", str(experiment_files / "experiment.yaml"),
+        "--out", str(tmp_path / "run"), "--jobs", "2", "--no-report",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = tmp_path / "run" / "results.jsonl"
+    deadline = time.monotonic() + 120
+    workers: set[int] = set()
+    while time.monotonic() < deadline and not (results.exists() and results.stat().st_size):
+        workers |= {pid for pid in _children(process.pid) if _alive(pid)}
+        time.sleep(0.05)
+    assert workers, "the run should have started worker processes"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not [pid for pid in workers if _alive(pid)]
+
+
 def test_bad_source_label_fails_before_training(experiment_files: Path, tmp_path: Path) -> None:
     synthetic = pd.read_csv(experiment_files / "synth.csv")
     synthetic.loc[2, "label"] = "happiness"

@@ -49,6 +49,7 @@ from synthmix.experiment.shared_features import (
 )
 from synthmix.experiment.source_stats import generation_stats, write_source_stats
 from synthmix.experiment.sources import DerivedSource, derived_sources, load_sources
+from synthmix.experiment.workers import guarded
 from synthmix.quality.config import QualityConfig
 from synthmix.quality.files import write_quality
 from synthmix.quality.measure import measure_quality
@@ -222,7 +223,8 @@ def _run_tasks(
         return
     # Results come back as each fit finishes, so each is stored before the next one ends.
     yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
-        delayed(run_cell)(cell, seed, data, classifier) for cell, seed, classifier in todo
+        delayed(guarded)(os.getpid(), run_cell, cell, seed, data, classifier)
+        for cell, seed, classifier in todo
     )
 
 

@@ -11,6 +11,7 @@ from shared pages, never pickled per task.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +33,7 @@ from synthmix.experiment.feature_store import FeatureStore
 from synthmix.experiment.mixing import Cell, TrainingMix, compose, planned_counts
 from synthmix.experiment.results import encode_predictions, fit_key
 from synthmix.experiment.sources import DerivedSource, ReusedAugmentations
+from synthmix.experiment.workers import guarded
 from synthmix.stats.classification import evaluate
 
 Task = tuple[Cell, int, ClassifierConfig]
@@ -148,7 +150,8 @@ def _compose_all(
     groups = [(group, sources[key[0]]) for key, group in derived.items()]
     if workers > 1 and len(groups) > 1:
         results = Parallel(n_jobs=workers)(
-            delayed(_compose_group)(group, train, source) for group, source in groups
+            delayed(guarded)(os.getpid(), _compose_group, group, train, source)
+            for group, source in groups
         )
     else:
         results = [_compose_group(group, train, source) for group, source in groups]
@@ -207,7 +210,8 @@ def _count(spec: NgramSpec, workers: int, texts: list[str]) -> sp.csr_matrix:
         return spec.counts(texts)
     size = math.ceil(len(texts) / (2 * workers))
     parts = Parallel(n_jobs=workers)(
-        delayed(spec.counts)(texts[i : i + size]) for i in range(0, len(texts), size)
+        delayed(guarded)(os.getpid(), spec.counts, texts[i : i + size])
+        for i in range(0, len(texts), size)
     )
     return sp.vstack(parts, format="csr")
 
@@ -222,7 +226,7 @@ def _fit_all(
     # Workers get the store's folder, not its arrays: each opens it memory-mapped once.
     folder, spec, size = str(store.folder), store.spec, len(store)
     yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
-        delayed(_fit_in_worker)(folder, spec, size, job, test) for job in jobs
+        delayed(guarded)(os.getpid(), _fit_in_worker, folder, spec, size, job, test) for job in jobs
     )
 
 
