@@ -120,3 +120,24 @@ def test_an_error_during_a_progress_bar_starts_its_own_line() -> None:
     assert done.returncode == 2
     lines = done.stderr.replace("\\r", "\\n").splitlines()
     assert "error: card.yaml: the thing that went wrong" in lines
+
+
+def test_generate_is_refused_before_its_first_call(tmp_path: Path) -> None:
+    from llm_server import serve
+
+    out = tmp_path / "synthetic.jsonl"
+    card = Path(__file__).parents[1] / "src/synthmix/demo_data/cedr_emotions/card.yaml"
+    holder = _holder(out)
+    try:
+        with serve(lambda body: "1. текст") as server:
+            result = _synthmix(
+                "generate", "--card", str(card), "--strategy", "zero-shot", "--per-class", "1",
+                "--backend", "openai", "--base-url", server.url, "--model", "m",
+                "--api-key-env", "NO_SUCH_KEY", "--out", str(out),
+                "--cache", str(tmp_path / "cache.sqlite"),
+            )  # fmt: skip
+            assert server.count == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 2 and "another synthmix process" in result.stderr

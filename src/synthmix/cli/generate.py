@@ -56,6 +56,7 @@ def augment(
     "leak checks (and the embedding check if set)."
 )
 def generate(
+    ctx: typer.Context,
     plan: Annotated[
         Path | None, typer.Option(help="Generation plan YAML (generators x strategies x temps).")
     ] = None,
@@ -158,6 +159,8 @@ def generate(
 
     if redact is not None:
         loaded.redaction = replace(loaded.redaction, enabled=redact)
+    # Checked and locked before the first paid call; the report goes beside the output.
+    claim_output(ctx, loaded.resolve(loaded.out))
     result = run_plan(loaded)
     for run in result.runs:
         totals = run.totals()
@@ -181,6 +184,7 @@ def generate(
     "and cached.",
 )
 def personas_command(
+    ctx: typer.Context,
     card: Annotated[Path, typer.Option(help="Task card: its examples seed the pool.")],
     out: Annotated[Path, typer.Option(help="Pool (JSONL); <name>.report.json goes beside it.")],
     size: Annotated[int, typer.Option(min=1, help="Distinct personas wanted.")] = 50,
@@ -215,6 +219,7 @@ def personas_command(
     encoding: Encoding = "auto",
 ) -> None:
     """Build a persona pool (help text in the decorator)."""
+    claim_output(ctx, out)
     import asyncio
 
     from synthmix.cards.card import load_card
