@@ -75,6 +75,7 @@ def test_report_shows_generation_and_dedup_counts_per_source(
     stats = json.loads((run_dir / SOURCES_FILE).read_text(encoding="utf-8"))
     assert set(stats) == {"llm:zero-shot/0.7", "llm:few-shot/0.7"}
     assert sum(s["retries"] for s in stats.values()) == 1
+    assert all(s["redacted"] is False for s in stats.values())  # a loopback server
     assert sum(s["failed_calls"] for s in stats.values()) == 0
     for run in made.runs:
         source = stats[f"llm:{run.strategy}/0.7"]
@@ -93,6 +94,7 @@ def test_report_shows_generation_and_dedup_counts_per_source(
     for key, title in (*checked, ("retries", "retries")):
         assert cells[columns.index(title)] == str(few_shot[key])
     assert "sk-secret" not in markdown
+    assert cells[columns.index("redacted")] == "no"
 
 
 def test_sources_without_a_generation_report_have_no_stats(tmp_path: Path) -> None:
@@ -143,3 +145,17 @@ def test_a_labeled_source_carries_its_trust_into_the_report(
     row = next(line for line in markdown.splitlines() if line.startswith("| auto |"))
     low, high = wilson(52, 58).low, wilson(52, 58).high
     assert f"{52 / 58:.2f} [{low:.2f}, {high:.2f}]" in row and "| yes |" in row
+
+
+def test_redaction_of_each_run_is_summed_per_source(tmp_path: Path) -> None:
+    (tmp_path / "s.jsonl").write_text("", encoding="utf-8")
+    runs = [
+        {"totals": {}, "redaction": {"applied": True, "counts": {"EMAIL": 2, "PHONE": 1}}},
+        {"totals": {}, "redaction": {"applied": True, "counts": {"PERSON": 4}}},
+    ]
+    (tmp_path / "s.report.json").write_text(json.dumps({"runs": runs}), encoding="utf-8")
+    stats = generation_stats([SourceConfig(path="s.jsonl")], tmp_path)["s"]
+    assert stats["redacted"] is True and stats["redacted_values"] == 7
+    runs.append({"totals": {}, "redaction": {"applied": False}})
+    (tmp_path / "s.report.json").write_text(json.dumps({"runs": runs}), encoding="utf-8")
+    assert generation_stats([SourceConfig(path="s.jsonl")], tmp_path)["s"]["redacted"] is False

@@ -63,7 +63,9 @@ def generation_stats(configs: list[SourceConfig], base_dir: Path) -> dict[str, d
             name = _source_name(base, config.split_by, run, report)
             if name is None:
                 continue
-            _add(stats.setdefault(name, {}), run.get("totals", {}), run.get("faults"))
+            into = stats.setdefault(name, {})
+            _add(into, run.get("totals", {}), run.get("faults"))
+            _add_redaction(into, run.get("redaction"))
     for totals in stats.values():
         if "texts_returned" in totals:
             returned = totals["texts_returned"]
@@ -122,6 +124,18 @@ def _add(into: dict[str, Any], totals: dict[str, Any], faults: Any = None) -> No
     faults = faults if isinstance(faults, dict) else {}
     for key in FAULTS:
         into[key] = into.get(key, 0) + (faults.get(key) or 0)
+
+
+def _add_redaction(into: dict[str, Any], redaction: Any) -> None:
+    """Whether the real texts in this source's prompts were redacted, and how many values
+    were replaced ("no" for any run that sent them as they were; unknown for old reports)."""
+    if not isinstance(redaction, dict) or "applied" not in redaction:
+        return
+    counts = redaction.get("counts") or {}
+    replaced = sum(int(v) for v in counts.values()) if isinstance(counts, dict) else 0
+    applied = bool(redaction["applied"])
+    into["redacted"] = applied and into.get("redacted", True)
+    into["redacted_values"] = into.get("redacted_values", 0) + replaced
 
 
 def write_source_stats(run_dir: Path, stats: dict[str, dict[str, Any]]) -> None:

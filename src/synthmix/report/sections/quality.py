@@ -52,11 +52,12 @@ def generation_sections(root: Path) -> list[Section]:
     stats = {name: totals for name, totals in all_stats.items() if "texts_returned" in totals}
     if not stats:
         return sections
-    headers = ["source", *(title for _, title in GENERATION_COLUMNS), "yield", "cost"]
+    headers = ["source", *(title for _, title in GENERATION_COLUMNS), "yield", "cost", "redacted"]
     rows = [
         [name]
         + [str(int(totals.get(key, 0))) for key, _ in GENERATION_COLUMNS]
         + [f"{float(totals.get('yield', 0.0)):.2f}", f"{float(totals.get('cost', 0.0)):.4f}"]
+        + [_redacted(totals)]
         for name, totals in stats.items()
     ]
     table = Table(headers, rows, frozenset(range(1, len(headers))))
@@ -67,9 +68,19 @@ def generation_sections(root: Path) -> list[Section]:
         "what was dropped: exact repeats, near-duplicates of kept texts (MinHash), "
         "near-copies of real texts (privacy leaks), degenerate outputs, and the last text of "
         "answers cut off at max_tokens; then the server's faults: requests retried and calls "
-        "that gave up. Yield = unique / returned. Sources made outside synthmix have no row."
+        "that gave up. Yield = unique / returned. Redacted: whether personal data in the real "
+        "examples was replaced before they went into prompts, and how many values. Sources "
+        "made outside synthmix have no row."
     )
     return [*sections, _table_section("Generation and deduplication per source", note, table)]
+
+
+def _redacted(totals: dict[str, Any]) -> str:
+    if "redacted" not in totals:
+        return DASH  # a report from before redaction was recorded
+    if not totals["redacted"]:
+        return "no"
+    return f"yes ({int(totals.get('redacted_values', 0))} values)"
 
 
 def _trust_sections(stats: dict[str, dict[str, Any]]) -> list[Section]:
