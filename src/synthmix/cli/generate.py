@@ -171,7 +171,7 @@ def generate(
             f"{totals['leaks']} leaks; yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
             err=True,
         )
-        faults = fault_line(run.faults or {}) if run.faults else ""
+        faults = fault_line(run.faults) if run.faults else ""
         if faults:
             typer.echo(f"  backend faults: {faults}", err=True)
     typer.echo(f"wrote {len(result.data)} texts to {result.out}; report {result.report}")
