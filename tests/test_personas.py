@@ -360,10 +360,13 @@ def test_personas_command_builds_a_pool(
 def test_cli_mistakes_are_one_line(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "synthmix", *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
 
     bad_level = run("personas", "--card", str(CARD_PATH), "--out", "x.jsonl", "--level", "huge")
     assert bad_level.returncode == 2
+    assert list(tmp_path.iterdir()) == []  # a rejected option leaves no output and no lock
     assert bad_level.stderr == ("error: persona level must be one of short, detailed, got 'huge'\n")
     no_pool = run("generate", "--card", str(CARD_PATH), "--strategy", "persona")
     assert no_pool.returncode == 2 and "Traceback" not in no_pool.stderr

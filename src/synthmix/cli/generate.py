@@ -219,7 +219,6 @@ def personas_command(
     encoding: Encoding = "auto",
 ) -> None:
     """Build a persona pool (help text in the decorator)."""
-    claim_output(ctx, out)
     import asyncio
 
     from synthmix.cards.card import load_card
@@ -246,6 +245,8 @@ def personas_command(
     spec = GeneratorSpec(
         kind=backend, model=model, base_url=base_url, api_key_env=api_key_env, chat=chat
     )
+    # claimed after the options are checked (a typo leaves no lock) and before the first call
+    claim_output(ctx, out)
     llm = open_backend(spec, AnswerCache(cache))
     pool = asyncio.run(build_persona_pool(llm, seeds, size, config, progress=True))
     report = save_pool(pool, out)

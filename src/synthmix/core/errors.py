@@ -15,7 +15,8 @@ class DataError(SynthmixError):
         self.row = row
         self.problem = problem
         where = f"{source}: row {row}" if row is not None else source
-        super().__init__(f"{where}: {problem}")
+        # a value quoted from the file may carry newlines; the message stays one line
+        super().__init__(" ".join(f"{where}: {problem}".split()))
 
 
 class ConfigError(SynthmixError):

@@ -274,7 +274,7 @@ def _one_line(exc: BaseException) -> str:
 def _validate(frame: pd.DataFrame, text_col: str, label_col: str, source: str) -> pd.DataFrame:
     for column, option in ((text_col, "text"), (label_col, "label")):
         if column not in frame.columns:
-            present = ", ".join(str(c) for c in frame.columns) or "none"
+            present = ", ".join(str(c) or "(blank)" for c in frame.columns) or "none"
             raise DataError(
                 source, f"no column '{column}' (columns: {present}); set the {option} column name"
             )
