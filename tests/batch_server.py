@@ -23,6 +23,8 @@ class BatchServer:
         self.polls_until_done = 1
         self.fail_ids: set[str] = set()  # custom_ids answered with an error line
         self.expire = False  # finish as "expired" with only part of the lines answered
+        self.busy = 0  # answer this many of the next requests with 503 (a retry each)
+        self.submissions = 0  # batches created
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -61,6 +63,14 @@ class BatchServer:
                 self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
                 batch[kind] = file_id
         batch["status"] = "expired" if self.expire else "completed"
+        batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(err)}
+
+    def _busy(self) -> bool:
+        with self._lock:
+            if self.busy > 0:
+                self.busy -= 1
+                return True
+        return False
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -77,6 +87,8 @@ class BatchServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
+                if server._busy():
+                    return self._send({"error": {"message": "busy"}}, 503)
                 with server._lock:
                     if self.path == "/v1/files":
                         content = re.search(
@@ -92,6 +104,8 @@ class BatchServer:
                     if self.path == "/v1/batches":
                         request = json.loads(body)
                         batch_id = server._new_id("batch")
+                        server.submissions += 1
+                        lines = len(server.files[request["input_file_id"]].splitlines())
                         server.batches[batch_id] = {
                             "id": batch_id,
                             "object": "batch",
@@ -102,11 +116,14 @@ class BatchServer:
                             "metadata": request.get("metadata") or {},
                             "output_file_id": None,
                             "error_file_id": None,
+                            "request_counts": {"total": lines, "completed": 0, "failed": 0},
                         }
                         return self._send(server.batches[batch_id])
                 self._send({"error": {"message": "not found"}}, 404)
 
             def do_GET(self) -> None:
+                if server._busy():
+                    return self._send({"error": {"message": "busy"}}, 503)
                 with server._lock:
                     if self.path.startswith("/v1/batches?") or self.path == "/v1/batches":
                         return self._send({"object": "list", "data": list(server.batches.values())})
