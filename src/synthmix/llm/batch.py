@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from synthmix.llm.backend import CompletionRequest, CompletionResult, canonical_json, cache_key
+from synthmix.llm.backend import CompletionRequest, CompletionResult, cache_key, canonical_json
 from synthmix.llm.cache import AnswerCache
 from synthmix.llm.openai_http import MalformedAnswer, OpenAICompatibleBackend
 

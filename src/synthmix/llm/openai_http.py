@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from synthmix.core.errors import ConfigError
 from synthmix.llm.backend import (
     BackendError,
     CompletionRequest,
@@ -42,6 +43,7 @@ T = TypeVar("T")
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _RETRY_AFTER_STATUS = frozenset({429, 503})
 _MAX_SERVER_MESSAGE = 200
+STRUCTURED_FORMATS = ("json_schema", "json_object", "grammar", "off")
 POOL_SIZE = 8  # connections per httpx client; see _loop_state
 # Rough characters-per-token for the TPM limiter's estimate before usage is known;
 # Cyrillic tokenises worse than English, so err on the high side of tokens.
@@ -185,6 +187,12 @@ class OpenAICompatibleBackend:
 
     `base_url` is the server root, with or without a trailing `/v1`. Prices are per 1000
     tokens and only feed cost reports and budgets.
+
+    `structured_format` says how a request's `json_schema` goes out: "json_schema" (OpenAI's
+    structured outputs; vLLM and llama.cpp's llama-server accept it), "json_object"
+    (`{"type": "json_object", "schema": ...}`: llama-cpp-python's server, llama-server),
+    "grammar" (a GBNF grammar converted from the schema, for llama-cpp-python's
+    completions endpoint) or "off" (not sent: a server without structured output).
     """
 
     name = "openai-http"
@@ -205,7 +213,13 @@ class OpenAICompatibleBackend:
         backoff_max_s: float = 60.0,
         price_per_1k_prompt: float = 0.0,
         price_per_1k_completion: float = 0.0,
+        structured_format: str = "json_schema",
     ) -> None:
+        if structured_format not in STRUCTURED_FORMATS:
+            raise ConfigError(
+                f"structured_format must be one of {', '.join(STRUCTURED_FORMATS)}, "
+                f"got {structured_format!r}"
+            )
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if max_retries < 0:
@@ -223,6 +237,7 @@ class OpenAICompatibleBackend:
         self.backoff_max_s = backoff_max_s
         self.price_per_1k_prompt = price_per_1k_prompt
         self.price_per_1k_completion = price_per_1k_completion
+        self.structured_format = structured_format
         self.stats = BackendStats()
         self._warned_plain_http = False
         self._state: _LoopState | None = None
@@ -240,7 +255,10 @@ class OpenAICompatibleBackend:
         return f"{self.base_url}/v1/{'chat/completions' if self.chat else 'completions'}"
 
     def cache_identity(self) -> dict[str, str]:
-        return {"kind": self.name, "base_url": self.base_url, "model": self.model}
+        identity = {"kind": self.name, "base_url": self.base_url, "model": self.model}
+        if self.structured_format != "json_schema":  # the default keeps the keys it had
+            identity["structured_format"] = self.structured_format
+        return identity
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (
@@ -325,11 +343,7 @@ class OpenAICompatibleBackend:
         body: dict[str, Any] = {"model": self.model, **request.sampling()}
         schema = body.pop("json_schema", None)
         if schema is not None:
-            # OpenAI's structured outputs; llama.cpp's server and vLLM accept the same shape.
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": schema, "strict": True},
-            }
+            body.update(structured_fields(self.structured_format, schema))
         if request.messages is not None:
             body["messages"] = request.messages
             if request.logprobs is not None:
@@ -510,6 +524,24 @@ class OpenAICompatibleBackend:
             scrubbed: dict[str, Any] = json.loads(dumped.replace(key, "***"))
             return scrubbed
         return raw
+
+
+def structured_fields(form: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The body fields that ask a server for JSON of `schema`, in the `form` it reads."""
+    if form == "json_schema":
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema, "strict": True},
+            }
+        }
+    if form == "json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if form == "grammar":
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        return {"grammar": json_schema_to_gbnf(json.dumps(schema))}
+    return {}
 
 
 def _retry_after(response: httpx.Response) -> float | None:
