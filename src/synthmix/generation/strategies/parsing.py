@@ -158,7 +158,7 @@ def parse_structured(answer: str, expected: int | None = None) -> ParseResult:
     server that ignored the schema)."""
     text = _FENCE.sub("", answer).strip()
     try:
-        value = json.loads(text)
+        value = json.loads(text, strict=False)  # strict=False: raw newlines inside strings
     except ValueError:
         value = None
     if isinstance(value, dict) and isinstance(value.get("texts"), list):
@@ -171,7 +171,7 @@ def parse_structured(answer: str, expected: int | None = None) -> ParseResult:
         # Cut inside the array (max_tokens): keep the strings that were closed.
         opening = re.match(r'\{\s*"texts"\s*:\s*\[', text)
         rest = text[opening.end() :] if opening else ""
-        items = [clean_item(json.loads(m.group(0))) for m in _ITEM.finditer(rest)]
+        items = [clean_item(json.loads(m.group(0), strict=False)) for m in _ITEM.finditer(rest)]
         method = "schema-partial"
     else:
         return parse_list(answer, expected)
