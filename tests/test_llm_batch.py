@@ -39,7 +39,10 @@ def test_batch_answers_equal_live_ones_and_are_cached(tmp_path: Path) -> None:
         outcome = asyncio.run(client.complete_many(_requests()))
         assert not outcome.errors and server.request_lines == 6
         again = asyncio.run(client.complete_many(_requests()))  # all from the cache
-        assert server.request_lines == 6 and again.results == outcome.results
+        assert server.request_lines == 6
+        assert [r.texts for r in again.results if r] == [r.texts for r in outcome.results if r]
+        assert all(r and r.cached for r in again.results)
+        assert not any(r and r.cached for r in outcome.results)
     with serve(_answer) as live:
         cached = CachedBackend(
             OpenAICompatibleBackend(live.url, "m", api_key_env=None),
@@ -75,7 +78,7 @@ from test_llm_batch import _client, _requests
 from synthmix.llm import AnswerCache
 from synthmix.llm.batch import BatchClient
 
-async def die(self, client, token, batch_id):
+async def die(self, token, batch_id, requests=None):
     os._exit(9)  # killed between submitting and downloading
 
 BatchClient._collect = die
@@ -96,3 +99,13 @@ def test_a_run_killed_after_submitting_resumes_that_batch(tmp_path: Path) -> Non
         outcome = asyncio.run(client.complete_many(_requests()))
         assert not outcome.errors and client.stats.resumed == 1
         assert server.request_lines == 6 and len(server.batches) == 1  # nothing resubmitted
+
+
+def test_batch_api_retries_are_counted_in_the_backend_stats(tmp_path: Path) -> None:
+    with serve_batches(_answer) as server:
+        client = _client(server.url, AnswerCache(tmp_path / "c.sqlite"))
+        server.busy = 2  # the upload and its first retry meet a 503
+        outcome = asyncio.run(client.complete_many(_requests(2)))
+        assert not outcome.errors and server.submissions == 1
+        faults = client.backend.stats.to_dict()
+        assert faults["retries"] == 2 and faults["faults"] == {"HTTP 503": 2}

@@ -118,7 +118,7 @@ def test_a_key_over_plain_http_to_another_host_is_warned_once(
     secure = OpenAICompatibleBackend("https://10.20.30.40", "m", api_key_env="SYNTHMIX_TEST_KEY")
     with caplog.at_level(logging.WARNING, logger="synthmix"):
         for backend in (remote, remote, local, secure):
-            backend._headers()
+            backend.headers()
     warnings = [r.getMessage() for r in caplog.records if "plain http://" in r.getMessage()]
     assert len(warnings) == 1 and "10.20.30.40" in warnings[0]
     assert KEY not in warnings[0]

@@ -95,6 +95,23 @@ def generate(
         "synthetic.jsonl"
     ),
     cache: AnswerCachePath = Path(".synthmix/llm-cache.sqlite"),
+    structured: Annotated[
+        bool,
+        typer.Option(help="Ask for the texts as JSON of a schema (structured output)."),
+    ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            help="Send each round's calls as one batch through the provider's Batch API "
+            "(about half the price; answers within its completion window)."
+        ),
+    ] = False,
+    batch_failed: Annotated[
+        str, typer.Option(help="Failed batch lines: retried 'live' at once, or 'next-round'.")
+    ] = "live",
+    batch_poll: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between polls of a batch's state.")
+    ] = 30.0,
     redact: Annotated[
         bool | None,
         typer.Option(
@@ -121,7 +138,6 @@ def generate(
         loaded = load_plan(plan)
         if personas is not None:
             loaded.personas = str(personas.resolve())
-            check_plan(loaded, str(plan))
     else:
         if card is None:
             raise SynthmixError("generate needs --plan, or --card (and --data for examples)")
@@ -154,11 +170,17 @@ def generate(
                 embedding_threshold=embedding_dedup or DedupConfig.embedding_threshold,
             ),
         )
-        check_plan(loaded, "command line")
+    from synthmix.generation.generate import parsing_summary as run_parsing
     from synthmix.llm.openai_http import fault_line
 
     if redact is not None:
         loaded.redaction = replace(loaded.redaction, enabled=redact)
+    # Flags given on the command line add to a plan's settings.
+    loaded.structured = loaded.structured or structured
+    if batch:
+        loaded.batch = True
+        loaded.batch_failed, loaded.batch_poll_s = batch_failed, batch_poll
+    check_plan(loaded, str(plan) if plan is not None else "command line")
     # Checked and locked before the first paid call; the report goes beside the output.
     claim_output(ctx, loaded.resolve(loaded.out))
     result = run_plan(loaded)
@@ -171,9 +193,26 @@ def generate(
             f"{totals['leaks']} leaks; yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
             err=True,
         )
+        parsing = run_parsing(run)
+        if parsing["failures"] or run.structured:
+            shape = "structured" if run.structured else "plain"
+            typer.echo(
+                f"  parsing ({shape}): {parsing['failures']} of {parsing['answers']} answers "
+                f"unreadable; read as {parsing['methods']}",
+                err=True,
+            )
         faults = fault_line(run.faults) if run.faults else ""
         if faults:
             typer.echo(f"  backend faults: {faults}", err=True)
+    batched = next((run.batch for run in result.runs if run.batch), None)
+    if batched:
+        typer.echo(
+            f"batches {', '.join(batched['batch_ids']) or 'none'}: {batched['answered']} "
+            f"answered, {batched['failed']} failed lines ({batched['live_retries']} retried "
+            f"live), {batched['resumed']} resumed; waited {batched['waiting_s']:.0f}s; "
+            f"cost at batch prices {batched['cost']:.4f}",
+            err=True,
+        )
     typer.echo(f"wrote {len(result.data)} texts to {result.out}; report {result.report}")
 
 

@@ -8,6 +8,11 @@ cache before an error is raised), counts their usage, and hands the answers over
 batch size depends only on earlier answers, so a rerun behind a `CachedBackend` makes the
 same requests in the same order and gets them all from the cache.
 
+How a round's calls are answered is a `Runner`'s business: `LiveRunner` (the default) makes
+them as concurrent calls; `generation.batching.BatchRounds` sends the rounds of every class
+as one batch to a provider's Batch API. A runner may leave a call unanswered (a failed batch
+line): the loop asks it again in its next round, at most `ROUND_TRIES` times.
+
 Also here, written once for both: usage counting, the run's spend (for `max_cost`), the
 cache statistics of a report, and redacting the real texts a prompt carries.
 """
@@ -22,7 +27,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from tqdm import tqdm
 
-from synthmix.llm.backend import Backend, CompletionRequest, CompletionResult, gather_settled
+from synthmix.llm.backend import (
+    Backend,
+    BackendError,
+    CompletionRequest,
+    CompletionResult,
+    gather_settled,
+)
 from synthmix.llm.cache import CachedBackend
 from synthmix.llm.redaction import RedactionConfig, Redactor, backend_is_remote, should_redact
 
@@ -35,6 +46,34 @@ TARGET = "target"
 EXHAUSTED = "exhausted"
 MAX_CALLS = "max_calls"
 MAX_COST = "max_cost"
+
+
+ROUND_TRIES = 3  # rounds a call left unanswered by a runner is asked in before it is dropped
+
+
+class Runner(Protocol):
+    """Answers a round's requests, in order; None for a request left unanswered this round.
+    `round_size` caps the calls of a round (None: the budget's `concurrency`);
+    `adaptive` sizes later rounds by the yield seen so far instead of assuming every call
+    gives `per_call` items (worth it when each round waits for hours)."""
+
+    round_size: int | None
+    adaptive: bool
+
+    async def run(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult | None]: ...
+
+
+class LiveRunner:
+    """Concurrent calls to `backend`; every call is answered or raises."""
+
+    round_size: int | None = None
+    adaptive = False
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def run(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult | None]:
+        return list(await gather_settled(self.backend.complete(r) for r in requests))
 
 
 class Usage(Protocol):
@@ -101,38 +140,60 @@ async def run_batches(
     blocked: Callable[[], str | None] | None = None,
     bar: tqdm[Any] | None = None,
     postfix: Callable[[], dict[str, Any]] | None = None,
+    runner: Runner | None = None,
 ) -> str:
     """Run batches until `kept()` reaches the target or a limit stops the loop; returns
     why it stopped (`TARGET`, `EXHAUSTED`, `blocked()`'s reason, `MAX_CALLS`, `MAX_COST`).
 
     `plan` gets the indices of a batch's calls (0, 1, ... within this loop) and builds
     them; `take` gets their answers in call order, after their usage is counted; `bar`
-    moves by what `take` kept."""
+    moves by what `take` kept. `runner` answers the calls (default: live calls to
+    `backend`); calls it leaves unanswered go first into the next round."""
+    runner = runner if runner is not None else LiveRunner(backend)
+    cap = runner.round_size or budget.concurrency
     made = 0
+    start = kept()
+    carried: list[tuple[Call[M], int]] = []  # unanswered calls and the rounds they were in
     while True:
         remaining = budget.target - kept()
         if remaining <= 0:
             return TARGET
         room = budget.max_calls - made
         if budget.available is not None:
-            if made >= budget.available:
+            if made >= budget.available and not carried:
                 return EXHAUSTED
             room = min(room, budget.available - made)
         reason = blocked() if blocked is not None else None
         if reason is not None:
             return reason
-        if made >= budget.max_calls:
+        if made >= budget.max_calls and not carried:
             return MAX_CALLS
         if budget.max_cost is not None and meter.spent >= budget.max_cost:
             return MAX_COST
-        size = min(math.ceil(remaining / budget.per_call), budget.concurrency, room)
-        calls = plan(range(made, made + size))
+        per_call: float = budget.per_call
+        if runner.adaptive and made > len(carried):
+            seen = (kept() - start) / (made - len(carried))  # items per answered call
+            per_call = min(per_call, max(seen, per_call / 10))
+        wanted = min(math.ceil(remaining / per_call), cap)
+        size = max(0, min(wanted - len(carried), cap - len(carried), room))
+        calls = [call for call, _ in carried] + list(plan(range(made, made + size)))
+        tries = [n for _, n in carried] + [0] * size
         made += size
-        results = await gather_settled(backend.complete(call.request) for call in calls)
-        for result in results:
-            meter.count(report, result)
+        results = await runner.run([call.request for call in calls])
+        answered: list[Answer[M]] = []
+        carried = []
+        for call, result, n in zip(calls, results, tries, strict=True):
+            if result is not None:
+                meter.count(report, result)
+                answered.append((call.meta, result))
+            elif n + 1 < ROUND_TRIES:
+                carried.append((call, n + 1))
+            else:
+                log.warning("a call went unanswered in %d rounds; dropped", ROUND_TRIES)
+        if not answered and not carried:
+            raise BackendError(f"no call of a round of {len(calls)} was answered")
         before = kept()
-        take([(call.meta, result) for call, result in zip(calls, results, strict=True)])
+        take(answered)
         if bar is not None:
             # Postfix first: update() redraws, and a stale postfix would show there.
             if postfix is not None:
@@ -141,10 +202,24 @@ async def run_batches(
 
 
 async def ask_once(
-    backend: Backend, request: CompletionRequest, meter: Meter, report: Usage
+    backend: Backend,
+    request: CompletionRequest,
+    meter: Meter,
+    report: Usage,
+    runner: Runner | None = None,
 ) -> CompletionResult:
-    """A single call outside the loop (a preparation step), counted like the others."""
-    result = await backend.complete(request)
+    """A single call outside the loop (a preparation step), counted like the others; with a
+    runner, a round of its own (asked again, up to `ROUND_TRIES` rounds, if unanswered)."""
+    if runner is None:
+        result = await backend.complete(request)
+    else:
+        for _ in range(ROUND_TRIES):
+            (found,) = await runner.run([request])
+            if found is not None:
+                result = found
+                break
+        else:
+            raise BackendError(f"a preparation call went unanswered in {ROUND_TRIES} rounds")
     meter.count(report, result)
     return result
 

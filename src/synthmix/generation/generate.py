@@ -5,10 +5,14 @@ seeded from (seed, c, i) and asks the backend for sample index i. Behind a
 `CachedBackend`, a rerun after a crash or kill therefore asks for exactly the same
 requests in the same order, gets every answer it already has from the cache, and only
 pays for the rest; the output rows are the same as those of an uninterrupted run.
+
+With `rounds` (batch mode), classes run side by side and their rounds go out together as
+one batch per round (see `generation.batching`); each class's calls are the same as live.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -25,6 +29,7 @@ from synthmix.core.errors import ConfigError, SynthmixError
 from synthmix.core.text import clip
 from synthmix.data.labeled import LABEL, TEXT, LabeledData
 from synthmix.dedup import DedupConfig, IncrementalDedup, build_stages
+from synthmix.generation.batching import BatchRounds
 from synthmix.generation.engine import (
     Answer,
     Budget,
@@ -126,6 +131,9 @@ class ClassReport:
     near_duplicates: int = 0
     leaks: int = 0
     parse_failures: int = 0
+    # How answers were read: "schema" (JSON of the asked schema), "json", "list", "lines",
+    # "completion", "none" (nothing readable).
+    parse_methods: dict[str, int] = field(default_factory=dict)
     short_answers: int = 0
     rejected: int = 0
     truncated: int = 0
@@ -156,6 +164,10 @@ class GenerationResult:
     redaction: dict[str, Any] | None = None
     dedup: dict[str, Any] | None = None
     faults: dict[str, Any] | None = None  # the HTTP backend's retries, by cause
+    # Batch mode: the batches (shared by the runs of a plan that went out together), their
+    # waiting time and cost at batch prices; None for live calls.
+    batch: dict[str, Any] | None = None
+    structured: bool = False  # answers asked for as JSON of a schema
     # Drops by reason, as the filter chain counted them (not in the generation report,
     # whose fields these map to).
     filters: dict[str, int] = field(default_factory=dict)
@@ -183,8 +195,27 @@ def run_summary(run: GenerationResult) -> dict[str, Any]:
         "cache": run.cache,
         "redaction": run.redaction,
         "faults": run.faults,
+        "batch": run.batch,
+        "parsing": parsing_summary(run),
         "totals": run.totals(),
         "classes": {label: report.to_dict() for label, report in run.classes.items()},
+    }
+
+
+def parsing_summary(run: GenerationResult) -> dict[str, Any]:
+    """How the run's answers parsed: with or without a schema, failures, methods."""
+    methods: dict[str, int] = {}
+    for report in run.classes.values():
+        for method, n in report.parse_methods.items():
+            methods[method] = methods.get(method, 0) + n
+    answers = sum(methods.values())
+    failures = sum(r.parse_failures for r in run.classes.values())
+    return {
+        "structured": run.structured,
+        "answers": answers,
+        "failures": failures,
+        "failure_rate": round(failures / answers, 4) if answers else 0.0,
+        "methods": dict(sorted(methods.items())),
     }
 
 
@@ -204,6 +235,7 @@ class _Run:
     chain: FilterChain
     meter: Meter = field(default_factory=Meter)
     progress: bool = True
+    rounds: BatchRounds | None = None
 
 
 def _real_by_class(card: TaskCard, real: LabeledData | None) -> dict[str, list[str]]:
@@ -246,6 +278,7 @@ async def generate_until_unique(
     keywords: dict[str, list[str]] | None = None,
     progress: bool = True,
     filters: Sequence[Filter] = (),
+    rounds: BatchRounds | None = None,
 ) -> GenerationResult:
     """Generate `config.per_class` unique texts for every class of the card.
 
@@ -253,6 +286,7 @@ async def generate_until_unique(
     an earlier output is a duplicate, a copy of a real text (from `real` or the card's
     examples) a leak; neither is kept. `filters` run after the built-in ones. A class
     stops at its target, at `max_calls_per_class` or when the run's `max_cost` is spent.
+    `rounds`: calls go out through a Batch API, the classes' rounds together.
     """
     if isinstance(strategy, str):
         strategy = make_strategy(
@@ -297,11 +331,19 @@ async def generate_until_unique(
     real_texts = sorted({t for group in (original, by_class) for ts in group.values() for t in ts})
     chain, near = build_filters(config, real_texts, filters)
     faults_before = fault_summary(backend)  # a backend shared by several runs counts them all
-    run = _Run(backend, strategy, card, config, by_class, keywords, chain, progress=progress)
+    run = _Run(
+        backend, strategy, card, config, by_class, keywords, chain, progress=progress, rounds=rounds
+    )
     rows: list[dict[str, Any]] = []
     reports: dict[str, ClassReport] = {}
-    for class_card in class_cards:
-        report, class_rows = await _generate_class(run, class_card)
+    if rounds is None:
+        done = [await _generate_class(run, class_card) for class_card in class_cards]
+    else:
+        # Joined before the first await: every class of every run started together is a
+        # participant before any round is sent.
+        rounds.join(len(class_cards))
+        done = await asyncio.gather(*(_in_rounds(run, rounds, c) for c in class_cards))
+    for class_card, (report, class_rows) in zip(class_cards, done, strict=True):
         reports[class_card.name] = report
         rows.extend(class_rows)
     frame = pd.DataFrame.from_records(rows, columns=[TEXT, LABEL, *PROVENANCE])
@@ -319,7 +361,18 @@ async def generate_until_unique(
         redaction=redaction.report,
         dedup=_dedup_summary(config.dedup, near),
         filters=dict(chain.dropped),
+        batch=rounds.summary() if rounds is not None else None,
+        structured=bool(getattr(strategy, "structured", False)),
     )
+
+
+async def _in_rounds(
+    run: _Run, rounds: BatchRounds, class_card: ClassCard
+) -> tuple[ClassReport, list[dict[str, Any]]]:
+    try:
+        return await _generate_class(run, class_card)
+    finally:
+        rounds.leave()
 
 
 def _class_card(card: TaskCard, label: str) -> ClassCard:
@@ -368,7 +421,9 @@ async def _generate_class(
         return {"calls": report.calls, "yield": f"{report.yield_:.2f}", "spent": run.meter.spent}
 
     desc = f"{run.strategy.name} {label}"
-    with tqdm(total=config.per_class, desc=desc, disable=not run.progress) as bar:
+    # Batch mode: classes run side by side, and the batch's own bar shows progress.
+    shown = run.progress and run.rounds is None
+    with tqdm(total=config.per_class, desc=desc, disable=not shown) as bar:
         report.stopped_by = await run_batches(
             run.backend,
             budget,
@@ -379,6 +434,7 @@ async def _generate_class(
             report=report,
             bar=bar,
             postfix=postfix,
+            runner=run.rounds,
         )
     report.wall_s = time.monotonic() - started
     return report, rows
@@ -412,6 +468,7 @@ def _collect(
     for choice, answer in enumerate(result.texts):
         parsed = run.strategy.parse(prompt.full_answer(answer, run.backend.chat))
         report.parse_failures += int(parsed.failed)
+        report.parse_methods[parsed.method] = report.parse_methods.get(parsed.method, 0) + 1
         report.short_answers += int(parsed.note is not None)
         # An answer stopped by max_tokens ends mid-text: its last item is a fragment.
         cut = choice < len(result.finish_reasons) and result.finish_reasons[choice] == "length"
@@ -457,7 +514,7 @@ async def _prepare(run: _Run, class_card: ClassCard, report: ClassReport) -> Non
         max_tokens=run.config.max_tokens,
         sample_index=-1,
     )
-    result = await ask_once(run.backend, request, run.meter, report)
+    result = await ask_once(run.backend, request, run.meter, report, run.rounds)
     parsed = run.strategy.accept_preparation(
         class_card.name, prompt.full_answer(result.texts[0], run.backend.chat)
     )

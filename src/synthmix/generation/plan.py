@@ -4,9 +4,12 @@ written to one file whose provenance columns let an experiment split it back int
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +20,7 @@ from synthmix.core.errors import ConfigError
 from synthmix.core.files import sidecar
 from synthmix.data.labeled import LabeledData, load_labeled
 from synthmix.dedup import DedupConfig
+from synthmix.generation.batching import FAILED_POLICIES, BatchRounds
 from synthmix.generation.generate import (
     GenerationConfig,
     GenerationResult,
@@ -66,6 +70,15 @@ class GenerationPlan:
     max_example_chars: int = 2000  # real examples are quoted in prompts up to this length
     # Persona pool (JSONL from `synthmix personas`) that the "persona" strategy samples from.
     personas: str | None = None
+    # Answers as JSON of a schema (a list of texts), where the strategy has a list to give.
+    structured: bool = False
+    # Batch mode: calls go out through the providers' Batch APIs (openai generators), one
+    # batch per round for all classes and runs; failed lines retried "live" or "next-round".
+    batch: bool = False
+    batch_failed: str = "live"
+    batch_poll_s: float = 30.0
+    batch_price_factor: float = 0.5  # batch price / live price, for the cost figures
+    batch_window: str = "24h"
     text_column: str = "text"
     label_column: str = "label"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -104,6 +117,24 @@ def check_plan(plan: GenerationPlan, source: str) -> None:
     wants_pool = _needing(plan, "needs_personas")
     if wants_pool and plan.personas is None:
         raise ConfigError(_NO_POOL.format(source=source, name=wants_pool[0]))
+    if plan.batch:
+        _check_batch(plan, source)
+
+
+def _check_batch(plan: GenerationPlan, source: str) -> None:
+    if plan.batch_failed not in FAILED_POLICIES:
+        raise ConfigError(
+            f"{source}: batch_failed must be one of {', '.join(FAILED_POLICIES)}, "
+            f"got {plan.batch_failed!r}"
+        )
+    if plan.batch_poll_s <= 0 or not 0 < plan.batch_price_factor <= 1:
+        raise ConfigError(f"{source}: batch_poll_s must be > 0 and batch_price_factor in (0, 1]")
+    for number, spec in enumerate(plan.generators, 1):
+        if spec.kind.lower() not in ("openai", "openai-http"):
+            raise ConfigError(
+                f"{source}: batch: true needs openai generators (a server with the Batch API); "
+                f"generator {number} is {spec.kind}"
+            )
 
 
 def _needing(plan: GenerationPlan, need: str) -> list[str]:
@@ -156,9 +187,11 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
     keywords = class_keywords(plan, card, real)
     personas = _persona_pool(plan)
     cache = AnswerCache(plan.resolve(plan.cache))
-    runs = []
+    jobs: list[Callable[[], Coroutine[Any, Any, GenerationResult]]] = []
+    shared: list[BatchRounds | None] = []
     for spec in plan.generators:
         backend = open_backend(spec, cache)
+        rounds = _rounds(plan, backend, cache, progress) if plan.batch else None
         for strategy in plan.strategies:
             for temperature in plan.temperatures:
                 config = GenerationConfig(
@@ -177,22 +210,55 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     max_example_chars=plan.max_example_chars,
                 )
                 built = make_strategy(
-                    strategy, texts_per_call=plan.texts_per_call, k=plan.k, personas=personas
+                    strategy,
+                    texts_per_call=plan.texts_per_call,
+                    k=plan.k,
+                    personas=personas,
+                    structured=plan.structured,
                 )
-                runs.append(
-                    asyncio.run(
-                        generate_until_unique(
-                            backend,
-                            built,
-                            card,
-                            real,
-                            config,
-                            keywords=keywords,
-                            progress=progress,
-                        )
+                jobs.append(
+                    functools.partial(
+                        generate_until_unique,
+                        backend,
+                        built,
+                        card,
+                        real,
+                        config,
+                        keywords=keywords,
+                        progress=progress,
+                        rounds=rounds,
                     )
                 )
+                shared.append(rounds)
+    if plan.batch:
+        # All runs at once: their rounds share batches (one wait per round, not per run).
+        runs = asyncio.run(_together(jobs))
+        for run, rounds in zip(runs, shared, strict=True):
+            # The final figures of the batches this run shared with the plan's others.
+            run.batch = rounds.summary() if rounds is not None else None
+    else:
+        runs = [asyncio.run(job()) for job in jobs]
     return _write(plan, runs)
+
+
+async def _together(
+    jobs: list[Callable[[], Coroutine[Any, Any, GenerationResult]]],
+) -> list[GenerationResult]:
+    return list(await asyncio.gather(*(job() for job in jobs)))
+
+
+def _rounds(
+    plan: GenerationPlan, backend: Backend, cache: AnswerCache, progress: bool
+) -> BatchRounds:
+    return BatchRounds.for_backend(
+        backend,
+        cache,
+        failed=plan.batch_failed,
+        poll_s=plan.batch_poll_s,
+        price_factor=plan.batch_price_factor,
+        completion_window=plan.batch_window,
+        progress=progress,
+    )
 
 
 def _persona_pool(plan: GenerationPlan) -> list[str] | None:

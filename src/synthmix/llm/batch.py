@@ -5,7 +5,8 @@ answers within its completion window.
 Every answer goes through the same answer cache as live calls, before anyone uses it. A
 submission is recorded in the cache file before the batch is created (with a token the batch
 carries in its metadata) and its id right after, so a run killed at any point resumes polling
-the batch it already submitted and never submits the same requests twice.
+the batch it already submitted and never submits the same requests twice. The HTTP calls are
+the backend's own (`call_api`): same key handling, retries and fault counts as live calls.
 """
 
 from __future__ import annotations
@@ -16,39 +17,32 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import httpx
-
-from synthmix.llm.backend import BackendError, CompletionRequest, CompletionResult, cache_key
+from synthmix.llm.backend import CompletionRequest, CompletionResult, cache_key, canonical_json
 from synthmix.llm.cache import AnswerCache
-from synthmix.llm.openai_http import OpenAICompatibleBackend, _Retry
+from synthmix.llm.openai_http import MalformedAnswer, OpenAICompatibleBackend
 
 log = logging.getLogger("synthmix")
 
-_SUBMISSIONS = """
-CREATE TABLE IF NOT EXISTS batch_submissions (
-    token TEXT PRIMARY KEY,
-    batch_id TEXT,
-    keys TEXT NOT NULL,
-    collected INTEGER NOT NULL DEFAULT 0,
-    submitted_at REAL NOT NULL
-)
-"""
 _FINISHED = {"completed", "failed", "expired", "cancelled"}
 
 
 @dataclass
 class BatchStats:
-    """What batch mode did, for the generation report."""
+    """What batch mode did, for the generation report. `cost` is at batch prices (what the
+    provider charges for the answered lines); `cached`: requests answered from the cache
+    without a batch."""
 
     batch_ids: list[str] = field(default_factory=list)
     submitted: int = 0
     answered: int = 0
     failed: int = 0
+    cached: int = 0
     resumed: int = 0
     waiting_s: float = 0.0
+    cost: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,8 +50,10 @@ class BatchStats:
             "submitted": self.submitted,
             "answered": self.answered,
             "failed": self.failed,
+            "cached": self.cached,
             "resumed": self.resumed,
             "waiting_s": round(self.waiting_s, 1),
+            "cost": self.cost,
         }
 
 
@@ -71,7 +67,9 @@ class BatchOutcome:
 
 
 class BatchClient:
-    """Requests for one OpenAI-compatible `backend` answered through its Batch API."""
+    """Requests for one OpenAI-compatible `backend` answered through its Batch API.
+
+    `on_poll` gets the provider's batch object at every poll (state, `request_counts`)."""
 
     def __init__(
         self,
@@ -87,58 +85,51 @@ class BatchClient:
         self.poll_s = poll_s
         self.price_factor = price_factor
         self.completion_window = completion_window
-        self.on_poll = on_poll  # progress: the batch object at every poll
+        self.on_poll = on_poll
         self.stats = BatchStats()
-        cache._db.execute(_SUBMISSIONS)
+        self.scope = canonical_json(backend.cache_identity())
 
     def key(self, request: CompletionRequest) -> str:
         return cache_key(self.backend.cache_identity(), request)
 
     async def complete_many(self, requests: Sequence[CompletionRequest]) -> BatchOutcome:
+        """Answers from the cache, then from batches an earlier (killed) run submitted, then
+        from one new batch of the rest. A result is `cached` when it was in the cache before
+        this call."""
         keys = [self.key(r) for r in requests]
-        async with httpx.AsyncClient(
-            base_url=self.backend.base_url, timeout=self.backend.timeout_s
-        ) as client:
-            await self._resume(client, set(keys))
-            missing = {k: r for k, r in zip(keys, requests, strict=True) if k not in self.cache}
-            errors_by_key: dict[str, str] = {}
-            if missing:
-                errors_by_key = await self._submit_and_collect(client, missing)
+        before = {k for k in set(keys) if k in self.cache}
+        self.stats.cached += len(before)
+        await self._resume(dict(zip(keys, requests, strict=True)))
+        missing = {k: r for k, r in zip(keys, requests, strict=True) if k not in self.cache}
+        errors_by_key = await self._submit_and_collect(missing) if missing else {}
         results: list[CompletionResult | None] = []
         errors: dict[int, str] = {}
         for index, key in enumerate(keys):
             found = self.cache.get(key)
-            results.append(found.to_result() if found is not None else None)
             if found is None:
+                results.append(None)
                 errors[index] = errors_by_key.get(key, "no answer in the batch output")
+            else:
+                results.append(replace(found.to_result(), cached=key in before))
         return BatchOutcome(results, errors)
 
     # ----------------------------------------------------------------- submissions
 
-    async def _resume(self, client: httpx.AsyncClient, wanted: set[str]) -> None:
-        """Collect every earlier submission of these requests that was not collected yet."""
-        rows = self.cache._db.execute(
-            "SELECT token, batch_id, keys FROM batch_submissions WHERE collected = 0"
-        ).fetchall()
-        for token, batch_id, keys_json in rows:
-            if not wanted & set(json.loads(keys_json)):
-                continue
-            batch_id = batch_id or await self._find_by_token(client, token)
+    async def _resume(self, known: dict[str, CompletionRequest]) -> None:
+        """Collect every batch of this backend that an earlier run submitted and did not
+        collect: it is paid for, whichever round of this run asks for its answers."""
+        for submission in self.cache.open_submissions(self.scope):
+            batch_id = submission.batch_id or await self._find_by_token(submission.token)
             if batch_id is None:  # killed between recording and creating: nothing was sent
-                self._forget(token)
+                self.cache.forget_submission(submission.token)
                 continue
             self.stats.resumed += 1
             log.info("resuming batch %s submitted by an earlier run", batch_id)
-            await self._collect(client, token, batch_id)
+            await self._collect(submission.token, batch_id, known)
 
-    async def _submit_and_collect(
-        self, client: httpx.AsyncClient, missing: dict[str, CompletionRequest]
-    ) -> dict[str, str]:
+    async def _submit_and_collect(self, missing: dict[str, CompletionRequest]) -> dict[str, str]:
         token = uuid.uuid4().hex
-        self.cache._db.execute(
-            "INSERT INTO batch_submissions VALUES (?, NULL, ?, 0, ?)",
-            (token, json.dumps(sorted(missing)), time.time()),
-        )
+        self.cache.record_submission(token, list(missing), self.scope)
         endpoint = "/v1/chat/completions" if self.backend.chat else "/v1/completions"
         lines = [
             json.dumps(
@@ -146,21 +137,19 @@ class BatchClient:
                     "custom_id": key,
                     "method": "POST",
                     "url": endpoint,
-                    "body": self.backend._payload(request),
+                    "body": self.backend.payload(request),
                 },
                 ensure_ascii=False,
             )
             for key, request in missing.items()
         ]
-        uploaded = await self._call(
-            client,
+        uploaded = await self._json(
             "POST",
             "/v1/files",
             data={"purpose": "batch"},
             files={"file": ("requests.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))},
         )
-        batch = await self._call(
-            client,
+        batch = await self._json(
             "POST",
             "/v1/batches",
             json={
@@ -170,44 +159,43 @@ class BatchClient:
                 "metadata": {"synthmix_token": token},
             },
         )
-        self.cache._db.execute(
-            "UPDATE batch_submissions SET batch_id = ? WHERE token = ?", (batch["id"], token)
-        )
+        self.cache.submission_created(token, str(batch["id"]))
         self.stats.submitted += len(missing)
-        return await self._collect(client, token, batch["id"])
+        log.info("submitted batch %s: %d requests", batch["id"], len(missing))
+        return await self._collect(token, str(batch["id"]), dict(missing))
 
-    async def _find_by_token(self, client: httpx.AsyncClient, token: str) -> str | None:
-        listing = await self._call(client, "GET", "/v1/batches", params={"limit": 100})
+    async def _find_by_token(self, token: str) -> str | None:
+        listing = await self._json("GET", "/v1/batches", params={"limit": 100})
         for batch in listing.get("data", []):
             if (batch.get("metadata") or {}).get("synthmix_token") == token:
                 return str(batch["id"])
         return None
 
-    def _forget(self, token: str) -> None:
-        self.cache._db.execute("DELETE FROM batch_submissions WHERE token = ?", (token,))
-
     # ------------------------------------------------------------------ collecting
 
     async def _collect(
-        self, client: httpx.AsyncClient, token: str, batch_id: str
+        self,
+        token: str,
+        batch_id: str,
+        requests: dict[str, CompletionRequest] | None = None,
     ) -> dict[str, str]:
         """Poll until the batch is finished; cache every answer; errors by request key."""
         if batch_id not in self.stats.batch_ids:
             self.stats.batch_ids.append(batch_id)
         started = time.monotonic()
-        batch = await self._call(client, "GET", f"/v1/batches/{batch_id}")
+        batch = await self._json("GET", f"/v1/batches/{batch_id}")
         while batch.get("status") not in _FINISHED:
             if self.on_poll is not None:
                 self.on_poll(batch)
             await asyncio.sleep(self.poll_s)
-            batch = await self._call(client, "GET", f"/v1/batches/{batch_id}")
+            batch = await self._json("GET", f"/v1/batches/{batch_id}")
         self.stats.waiting_s += time.monotonic() - started
         if self.on_poll is not None:
             self.on_poll(batch)
         errors: dict[str, str] = {}
-        for line in await self._lines(client, batch.get("output_file_id")):
-            self._take(line, errors)
-        for line in await self._lines(client, batch.get("error_file_id")):
+        for line in await self._lines(batch.get("output_file_id")):
+            self._take(line, errors, requests or {})
+        for line in await self._lines(batch.get("error_file_id")):
             errors[str(line.get("custom_id"))] = _line_error(line)
         if batch.get("status") != "completed":
             log.warning(
@@ -215,13 +203,13 @@ class BatchClient:
                 batch_id,
                 batch.get("status"),
             )
-        self.cache._db.execute(
-            "UPDATE batch_submissions SET collected = 1 WHERE token = ?", (token,)
-        )
+        self.cache.submission_collected(token)
         self.stats.failed += len(errors)
         return errors
 
-    def _take(self, line: dict[str, Any], errors: dict[str, str]) -> None:
+    def _take(
+        self, line: dict[str, Any], errors: dict[str, str], requests: dict[str, CompletionRequest]
+    ) -> None:
         key = str(line.get("custom_id"))
         response = line.get("response") or {}
         if line.get("error") or response.get("status_code") != 200:
@@ -229,41 +217,22 @@ class BatchClient:
             return
         try:
             result = self.backend.parse_body(response.get("body"), self.price_factor)
-        except _Retry as exc:
-            errors[key] = exc.reason
+        except MalformedAnswer as exc:
+            errors[key] = str(exc)
             return
         # Persist first, as for live calls: this answer is paid for.
-        self.cache.put(key, result)
+        self.cache.put(key, result, requests.get(key))
         self.stats.answered += 1
+        self.stats.cost += result.cost
 
-    async def _lines(self, client: httpx.AsyncClient, file_id: Any) -> list[dict[str, Any]]:
+    async def _lines(self, file_id: Any) -> list[dict[str, Any]]:
         if not file_id:
             return []
-        response = await self._request(client, "GET", f"/v1/files/{file_id}/content")
+        response = await self.backend.call_api("GET", f"/v1/files/{file_id}/content")
         return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
-    # ------------------------------------------------------------------------ HTTP
-
-    async def _call(self, client: httpx.AsyncClient, method: str, path: str, **kw: Any) -> Any:
-        return (await self._request(client, method, path, **kw)).json()
-
-    async def _request(
-        self, client: httpx.AsyncClient, method: str, path: str, **kw: Any
-    ) -> httpx.Response:
-        last = ""
-        for attempt in range(self.backend.max_retries + 1):
-            try:
-                response = await client.request(method, path, headers=self.backend._headers(), **kw)
-            except httpx.TransportError as exc:
-                last = self.backend._scrub(str(exc)) or type(exc).__name__
-            else:
-                if response.status_code < 400:
-                    return response
-                last = f"HTTP {response.status_code}: {self.backend._server_message(response)}"
-                if response.status_code not in (408, 409, 429) and response.status_code < 500:
-                    break
-            await asyncio.sleep(self.backend._backoff(attempt))
-        raise BackendError(f"{self.backend.base_url}{path} (batch): {last}")
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self.backend.call_api(method, path, **kwargs)).json()
 
 
 def _line_error(line: dict[str, Any]) -> str:

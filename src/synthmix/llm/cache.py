@@ -50,10 +50,33 @@ CREATE TABLE IF NOT EXISTS claims (
     claimed_at REAL NOT NULL
 )
 """
+# Batch submissions (`synthmix.llm.batch`): recorded before the batch is created, its id right
+# after, so a run killed at any point finds the batch it submitted instead of submitting again.
+# `scope` names the backend (its cache identity) whose batches these are.
+_SUBMISSIONS = """
+CREATE TABLE IF NOT EXISTS batch_submissions (
+    token TEXT PRIMARY KEY,
+    batch_id TEXT,
+    keys TEXT NOT NULL,
+    collected INTEGER NOT NULL DEFAULT 0,
+    submitted_at REAL NOT NULL,
+    scope TEXT NOT NULL DEFAULT ''
+)
+"""
 # A claim older than this is taken over even if its owner looks alive (a hung process, or one
 # on another machine sharing the file).
 CLAIM_TTL_S = 600.0
 CLAIM_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A batch this cache file's runs submitted and have not collected yet; `batch_id` is
+    None when the run died between recording it and the provider's answer."""
+
+    token: str
+    batch_id: str | None
+    keys: list[str]
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,12 @@ class AnswerCache:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
             self._db.execute(_CLAIMS)
+            self._db.execute(_SUBMISSIONS)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(batch_submissions)")}
+            if "scope" not in columns:  # a file from before scopes existed
+                self._db.execute(
+                    "ALTER TABLE batch_submissions ADD COLUMN scope TEXT NOT NULL DEFAULT ''"
+                )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"{self.path}: cannot open the answer cache here ({' '.join(str(exc).split())});"
@@ -182,6 +211,36 @@ class AnswerCache:
             "DELETE FROM claims WHERE key = ? AND host = ? AND pid = ?",
             (key, socket.gethostname(), os.getpid()),
         )
+
+    # ------------------------------------------------------------ batch submissions
+
+    def record_submission(self, token: str, keys: list[str], scope: str) -> None:
+        """Before a batch is created: these request keys go out under `token`."""
+        self._db.execute(
+            "INSERT INTO batch_submissions VALUES (?, NULL, ?, 0, ?, ?)",
+            (token, json.dumps(sorted(keys)), time.time(), scope),
+        )
+
+    def submission_created(self, token: str, batch_id: str) -> None:
+        self._db.execute(
+            "UPDATE batch_submissions SET batch_id = ? WHERE token = ?", (batch_id, token)
+        )
+
+    def open_submissions(self, scope: str) -> list[Submission]:
+        """Batches of `scope` submitted and not collected, oldest first."""
+        rows = self._db.execute(
+            "SELECT token, batch_id, keys FROM batch_submissions "
+            "WHERE collected = 0 AND scope = ? ORDER BY submitted_at",
+            (scope,),
+        ).fetchall()
+        return [Submission(token, batch_id, json.loads(keys)) for token, batch_id, keys in rows]
+
+    def submission_collected(self, token: str) -> None:
+        self._db.execute("UPDATE batch_submissions SET collected = 1 WHERE token = ?", (token,))
+
+    def forget_submission(self, token: str) -> None:
+        """A submission that never reached the provider (killed before the batch existed)."""
+        self._db.execute("DELETE FROM batch_submissions WHERE token = ?", (token,))
 
     def close(self) -> None:
         self._db.close()

@@ -13,10 +13,13 @@ a fresh evaluation would).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +38,7 @@ from synthmix.llm.backend import (
 )
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
+    from llama_cpp import Llama, LlamaGrammar
 
 _INSTALL_HINT = (
     "pip install llama-cpp-python (no binary wheel for most CPUs: it builds from source, "
@@ -79,6 +82,14 @@ class LlamaCppBackend:
     through llama-cpp-python's own `logprobs`, which needs `logits_all=True`: that keeps
     logits of every prompt position (n_ctx x 262k floats, 1 GiB for Gemma at n_ctx
     1024) and made a 460-token labeling prompt 5-10x slower (measured on 2 cores).
+
+    Requests with a `json_schema` are sampled under the grammar llama.cpp builds from the
+    schema (`response_format` for chat messages, a `LlamaGrammar` for prompts): the answer
+    is JSON of that schema unless max_tokens cuts it.
+
+    `repack=False` loads the weights without llama.cpp's extra buffer types (weight
+    repacking, AMX): with them, llama-cpp-python 0.3.36 died of SIGSEGV in the first eval
+    on these machines' CPUs (Xeon with AMX), for every prompt. True turns them back on.
     """
 
     name = "llama.cpp"
@@ -95,6 +106,7 @@ class LlamaCppBackend:
         default_max_tokens: int = 256,
         repeat_penalty: float = 1.1,
         prefix_cache: bool = True,
+        repack: bool = False,
     ) -> None:
         # Fail at construction, not at the first call in a worker thread.
         if importlib.util.find_spec("llama_cpp") is None:
@@ -113,8 +125,10 @@ class LlamaCppBackend:
         self.repeat_penalty = repeat_penalty
         # False: evaluate every prompt from scratch (the behaviour before; for benchmarks).
         self.prefix_cache = prefix_cache
+        self.repack = repack
         self.stats = LocalStats()
         self._llama: Llama | None = None
+        self._grammars: dict[str, LlamaGrammar] = {}
         # llama.cpp contexts are not thread-safe; one call (and the lazy load) at a time.
         self._lock = threading.Lock()
 
@@ -142,16 +156,17 @@ class LlamaCppBackend:
         if self._llama is None:
             from llama_cpp import Llama
 
-            self._llama = Llama(
-                model_path=str(self.model_path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                # Without prefix reuse, llama-cpp-python's default batch (evaluates faster).
-                n_batch=PREFIX_BLOCK if self.prefix_cache else 512,
-                seed=self.seed,
-                verbose=self.verbose,
-            )
+            with model_defaults(extra_buffers=self.repack):
+                self._llama = Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    # Without prefix reuse, llama-cpp-python's default batch (evaluates faster).
+                    n_batch=PREFIX_BLOCK if self.prefix_cache else 512,
+                    seed=self.seed,
+                    verbose=self.verbose,
+                )
         return self._llama
 
     def _complete_sync(self, request: CompletionRequest) -> CompletionResult:
@@ -184,6 +199,11 @@ class LlamaCppBackend:
         }
         if request.top_p is not None:  # unset: llama.cpp's own default
             options["top_p"] = request.top_p
+        if request.json_schema is not None:
+            if request.messages is not None:
+                options["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            else:
+                options["grammar"] = self._grammar(request.json_schema)
         recorder = None
         if request.logprobs is not None:
             recorder = _LogprobRecorder(llama, request.logprobs)
@@ -203,6 +223,16 @@ class LlamaCppBackend:
             choice["logprobs"] = recorder.logprobs(int(response["usage"]["completion_tokens"]))
             response["choices"] = [choice]
         return response
+
+    def _grammar(self, schema: dict[str, Any]) -> LlamaGrammar:
+        """The schema's grammar, built once (converting and parsing it takes milliseconds
+        per call otherwise)."""
+        from llama_cpp import LlamaGrammar
+
+        text = json.dumps(schema, sort_keys=True)
+        if text not in self._grammars:
+            self._grammars[text] = LlamaGrammar.from_json_schema(text, verbose=self.verbose)
+        return self._grammars[text]
 
     def _result(
         self, request: CompletionRequest, responses: list[dict[str, Any]]
@@ -229,6 +259,31 @@ class LlamaCppBackend:
             finish_reasons=finish_reasons,
             logprobs=logprobs,
         )
+
+
+_DEFAULTS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def model_defaults(extra_buffers: bool = False) -> Iterator[None]:
+    """Models loaded by `llama_cpp.Llama` inside this block use llama.cpp's extra buffer
+    types (weight repacking, AMX) only if `extra_buffers`. `Llama` takes no option for it;
+    its model params start from `llama_model_default_params()`, wrapped here."""
+    import llama_cpp.llama as llama_module
+
+    with _DEFAULTS_LOCK:
+        original = llama_module.llama_cpp.llama_model_default_params
+
+        def defaults() -> Any:
+            params = original()
+            params.use_extra_bufts = extra_buffers
+            return params
+
+        llama_module.llama_cpp.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            llama_module.llama_cpp.llama_model_default_params = original
 
 
 # Prompts are evaluated in blocks of this many tokens from position 0, and a cached prefix

@@ -21,12 +21,13 @@ import os
 import random
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from synthmix.core.errors import ConfigError
 from synthmix.llm.backend import (
     BackendError,
     CompletionRequest,
@@ -36,11 +37,13 @@ from synthmix.llm.backend import (
 from synthmix.llm.hosts import check_base_url, host_of, is_loopback
 
 log = logging.getLogger("synthmix")
+T = TypeVar("T")
 
 # 408/409/425 are transient by definition; 429 is a rate limit; 5xx is the server's fault.
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 _RETRY_AFTER_STATUS = frozenset({429, 503})
 _MAX_SERVER_MESSAGE = 200
+STRUCTURED_FORMATS = ("json_schema", "json_object", "grammar", "off")
 POOL_SIZE = 8  # connections per httpx client; see _loop_state
 # Rough characters-per-token for the TPM limiter's estimate before usage is known;
 # Cyrillic tokenises worse than English, so err on the high side of tokens.
@@ -142,6 +145,10 @@ def fault_line(faults: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+class MalformedAnswer(ValueError):
+    """A completion body without the fields of one (batch output lines are read with it)."""
+
+
 class _Retry(Exception):
     """A failed attempt worth repeating; `wait_s` is the server's Retry-After if any."""
 
@@ -180,6 +187,12 @@ class OpenAICompatibleBackend:
 
     `base_url` is the server root, with or without a trailing `/v1`. Prices are per 1000
     tokens and only feed cost reports and budgets.
+
+    `structured_format` says how a request's `json_schema` goes out: "json_schema" (OpenAI's
+    structured outputs; vLLM and llama.cpp's llama-server accept it), "json_object"
+    (`{"type": "json_object", "schema": ...}`: llama-cpp-python's server, llama-server),
+    "grammar" (a GBNF grammar converted from the schema, for llama-cpp-python's
+    completions endpoint) or "off" (not sent: a server without structured output).
     """
 
     name = "openai-http"
@@ -200,7 +213,13 @@ class OpenAICompatibleBackend:
         backoff_max_s: float = 60.0,
         price_per_1k_prompt: float = 0.0,
         price_per_1k_completion: float = 0.0,
+        structured_format: str = "json_schema",
     ) -> None:
+        if structured_format not in STRUCTURED_FORMATS:
+            raise ConfigError(
+                f"structured_format must be one of {', '.join(STRUCTURED_FORMATS)}, "
+                f"got {structured_format!r}"
+            )
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if max_retries < 0:
@@ -218,6 +237,7 @@ class OpenAICompatibleBackend:
         self.backoff_max_s = backoff_max_s
         self.price_per_1k_prompt = price_per_1k_prompt
         self.price_per_1k_completion = price_per_1k_completion
+        self.structured_format = structured_format
         self.stats = BackendStats()
         self._warned_plain_http = False
         self._state: _LoopState | None = None
@@ -235,7 +255,10 @@ class OpenAICompatibleBackend:
         return f"{self.base_url}/v1/{'chat/completions' if self.chat else 'completions'}"
 
     def cache_identity(self) -> dict[str, str]:
-        return {"kind": self.name, "base_url": self.base_url, "model": self.model}
+        identity = {"kind": self.name, "base_url": self.base_url, "model": self.model}
+        if self.structured_format != "json_schema":  # the default keeps the keys it had
+            identity["structured_format"] = self.structured_format
+        return identity
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (
@@ -290,7 +313,7 @@ class OpenAICompatibleBackend:
             return ""
         return os.environ.get(self.api_key_env, "")
 
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         key = self._api_key()
         if key and not self._warned_plain_http and self._key_in_clear():
             self._warned_plain_http = True
@@ -306,25 +329,21 @@ class OpenAICompatibleBackend:
     def _key_in_clear(self) -> bool:
         return self.base_url.startswith("http://") and not is_loopback(self.base_url)
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
         """One line, without the key (servers echo a rejected key back, partly or not)."""
         key = self._api_key()
         if key:
             text = text.replace(key, "***")
         return " ".join(text.split())
 
-    def _payload(self, request: CompletionRequest) -> dict[str, Any]:
+    def payload(self, request: CompletionRequest) -> dict[str, Any]:
         if self.chat != request.is_chat:
             want = "messages" if self.chat else "a prompt"
             raise BackendError(f"{self.endpoint}: this backend sends {want}; request has not")
         body: dict[str, Any] = {"model": self.model, **request.sampling()}
         schema = body.pop("json_schema", None)
         if schema is not None:
-            # OpenAI's structured outputs; llama.cpp's server and vLLM accept the same shape.
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": schema, "strict": True},
-            }
+            body.update(structured_fields(self.structured_format, schema))
         if request.messages is not None:
             body["messages"] = request.messages
             if request.logprobs is not None:
@@ -336,43 +355,77 @@ class OpenAICompatibleBackend:
         return body
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
-        body = self._payload(request)
+        body = self.payload(request)
         state = self._loop_state()
         estimate = len(request.input_text()) / _CHARS_PER_TOKEN + (
             request.max_tokens or _DEFAULT_COMPLETION_ESTIMATE
         )
-        last = "no attempt made"
-        for attempt in range(self.max_retries + 1):
+
+        async def attempt() -> CompletionResult:
             held = time.monotonic()
             if state.rpm is not None:
                 await state.rpm.acquire()
             if state.tpm is not None:
                 await state.tpm.acquire(estimate)
             self.stats.throttle_wait_s += time.monotonic() - held
+            return await self._attempt(state, body)
+
+        result = await self._retrying(attempt, f"{self.endpoint} (model {self.model})")
+        if state.tpm is not None:
+            state.tpm.charge(result.prompt_tokens + result.completion_tokens - estimate)
+        self.stats.answers += 1
+        return result
+
+    async def call_api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request to another endpoint of the same server (`/v1/files`, `/v1/batches`),
+        with the key, retries and fault counting of completion calls; `kwargs` go to httpx.
+        A status retrying cannot fix is a one-line BackendError."""
+        state = self._loop_state()
+        url = f"{self.base_url}{path}"
+
+        async def attempt() -> httpx.Response:
+            async with state.semaphore:
+                self.stats.requests += 1
+                try:
+                    with state.least_busy() as client:
+                        response = await client.request(
+                            method, url, headers=self.headers(), **kwargs
+                        )
+                except httpx.TimeoutException:
+                    raise _Retry(f"timeout after {self.timeout_s}s", cause="timeout") from None
+                except httpx.TransportError as exc:
+                    reason = self.scrub(str(exc)) or type(exc).__name__
+                    raise _Retry(f"connection error: {reason}", cause="connection") from None
+            if response.status_code < 400:
+                return response
+            self._raise_for_status(response, f"{method} {url}")
+            return response  # unreachable: _raise_for_status raised
+
+        return await self._retrying(attempt, f"{method} {url}")
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        """`attempt()` until it returns, at most `max_retries` more times after a `_Retry`,
+        with backoff (or the server's Retry-After); every retry counted by cause."""
+        last = "no attempt made"
+        for number in range(self.max_retries + 1):
             try:
-                result = await self._attempt(state, body)
+                return await attempt()
             except _Retry as exc:
                 last = exc.reason
                 self.stats.count_error(exc.cause)
-                if attempt == self.max_retries:
+                if number == self.max_retries:
                     break
-                delay = exc.wait_s if exc.wait_s is not None else self._backoff(attempt)
+                delay = exc.wait_s if exc.wait_s is not None else self.backoff(number)
                 self.stats.retries += 1
                 self.stats.retry_wait_s += delay
-                log.info("%s: %s; retry %d in %.1fs", self.model, last, attempt + 1, delay)
+                log.info("%s: %s; retry %d in %.1fs", self.model, last, number + 1, delay)
                 await asyncio.sleep(delay)
-                continue
-            if state.tpm is not None:
-                state.tpm.charge(result.prompt_tokens + result.completion_tokens - estimate)
-            self.stats.answers += 1
-            return result
         self.stats.failed_calls += 1
         raise BackendError(
-            f"{self.endpoint} (model {self.model}): gave up after "
-            f"{self.max_retries + 1} attempts; last error: {last}"
+            f"{what}: gave up after {self.max_retries + 1} attempts; last error: {last}"
         )
 
-    def _backoff(self, attempt: int) -> float:
+    def backoff(self, attempt: int) -> float:
         # Full jitter (AWS architecture blog): spreads retries of many concurrent callers
         # so they do not hit a recovering server in lockstep.
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0**attempt)
@@ -383,25 +436,30 @@ class OpenAICompatibleBackend:
             self.stats.requests += 1
             try:
                 with state.least_busy() as client:
-                    response = await client.post(self.endpoint, json=body, headers=self._headers())
+                    response = await client.post(self.endpoint, json=body, headers=self.headers())
             except httpx.TimeoutException:
                 raise _Retry(f"timeout after {self.timeout_s}s", cause="timeout") from None
             except httpx.TransportError as exc:
-                reason = self._scrub(str(exc)) or type(exc).__name__
+                reason = self.scrub(str(exc)) or type(exc).__name__
                 raise _Retry(f"connection error: {reason}", cause="connection") from None
         return self._handle(response)
 
     def _handle(self, response: httpx.Response) -> CompletionResult:
-        status = response.status_code
-        if status == 200:
+        if response.status_code == 200:
             return self._parse(response)
-        message = self._server_message(response)
+        self._raise_for_status(response, f"{self.endpoint} (model {self.model})")
+        raise AssertionError("unreachable")
+
+    def _raise_for_status(self, response: httpx.Response, what: str) -> None:
+        """A `_Retry` for a status worth retrying, else a one-line BackendError."""
+        status = response.status_code
+        message = self.server_message(response)
         if status in _RETRYABLE_STATUS or status >= 500:
             wait = _retry_after(response) if status in _RETRY_AFTER_STATUS else None
             raise _Retry(f"HTTP {status}: {message}", wait, cause=f"HTTP {status}")
-        raise BackendError(f"HTTP {status} from {self.endpoint} (model {self.model}): {message}")
+        raise BackendError(f"HTTP {status} from {what}: {message}")
 
-    def _server_message(self, response: httpx.Response) -> str:
+    def server_message(self, response: httpx.Response) -> str:
         try:
             body = response.json()
             error = body.get("error", body) if isinstance(body, dict) else body
@@ -409,21 +467,21 @@ class OpenAICompatibleBackend:
             text = str(text)
         except (ValueError, AttributeError):
             text = response.text
-        text = self._scrub(text) or response.reason_phrase
+        text = self.scrub(text) or response.reason_phrase
         if len(text) > _MAX_SERVER_MESSAGE:
             text = text[:_MAX_SERVER_MESSAGE] + "…"
         return text
 
     def _parse(self, response: httpx.Response) -> CompletionResult:
         try:
-            raw = response.json()
-        except ValueError:
             # A proxy cut the body short or the server sent HTML: the next try may work.
-            raise _Retry("malformed response body", cause="malformed body") from None
-        return self.parse_body(raw)
+            return self.parse_body(response.json())
+        except (ValueError, MalformedAnswer) as exc:
+            reason = str(exc) if isinstance(exc, MalformedAnswer) else "malformed response body"
+            raise _Retry(reason, cause="malformed body") from None
 
     def parse_body(self, raw: Any, price_factor: float = 1.0) -> CompletionResult:
-        """A completion body as a result; a malformed one raises `_Retry`. `price_factor`:
+        """A completion body as a result; a malformed one raises `MalformedAnswer`. `price_factor`:
         what a batch answer costs against a live one (batch endpoints charge about half)."""
         try:
             choices = raw["choices"]
@@ -432,9 +490,9 @@ class OpenAICompatibleBackend:
             else:
                 texts = [str(c["text"]) for c in choices]
         except (KeyError, TypeError, IndexError):
-            raise _Retry("malformed response body", cause="malformed body") from None
+            raise MalformedAnswer("malformed response body") from None
         if not isinstance(raw, dict) or not texts:
-            raise _Retry("malformed response body (no choices)", cause="malformed body")
+            raise MalformedAnswer("malformed response body (no choices)")
         usage = raw.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
@@ -466,6 +524,24 @@ class OpenAICompatibleBackend:
             scrubbed: dict[str, Any] = json.loads(dumped.replace(key, "***"))
             return scrubbed
         return raw
+
+
+def structured_fields(form: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The body fields that ask a server for JSON of `schema`, in the `form` it reads."""
+    if form == "json_schema":
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema, "strict": True},
+            }
+        }
+    if form == "json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if form == "grammar":
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        return {"grammar": json_schema_to_gbnf(json.dumps(schema))}
+    return {}
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -19,7 +19,12 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from synthmix.cards.card import ClassCard, TaskCard
 from synthmix.core.errors import ConfigError
 from synthmix.core.text import one_line
-from synthmix.generation.strategies.parsing import ParseResult, parse_list
+from synthmix.generation.strategies.parsing import (
+    ParseResult,
+    parse_list,
+    parse_structured,
+    texts_schema,
+)
 from synthmix.generation.strategies.templates import TEMPLATES_EN, TEMPLATES_RU, templates_for
 from synthmix.llm.backend import CompletionRequest
 
@@ -35,6 +40,7 @@ class Prompt:
     expected: int
     answer_prefix: str = ""
     stop: list[str] | None = None
+    json_schema: dict[str, Any] | None = None  # structured output: the answer's JSON schema
 
     def request(
         self,
@@ -52,6 +58,7 @@ class Prompt:
             top_p=top_p,
             stop=None if chat else self.stop,
             sample_index=sample_index,
+            json_schema=self.json_schema,
         )
 
     def full_answer(self, answer: str, chat: bool) -> str:
@@ -94,12 +101,25 @@ class PromptStrategy(Protocol):
         ...
 
 
+# The answer format of a structured prompt, in place of the template's numbered list. Not a
+# template: built-in templates are part of every recipe hash, and plain recipes keep theirs.
+JSON_FORMAT = {
+    "ru": 'Ответ — JSON-объект {{"texts": [...]}}: список из {n} текстов, без пояснений.',
+    "en": 'Answer with a JSON object {{"texts": [...]}}: a list of {n} texts, no explanations.',
+}
+JSON_OPENING = {"ru": "Ответ в формате JSON:\n", "en": "Answer as JSON:\n"}
+
+
 def sample(items: list[str], k: int, rng: random.Random) -> list[str]:
     return rng.sample(items, min(k, len(items)))
 
 
 def bullets(texts: list[str]) -> str:
     return "\n".join(f"- {one_line(t)}" for t in texts)
+
+
+def _by_language(texts: dict[str, str], language: str) -> str:
+    return texts.get(language, texts["en"])
 
 
 def require_examples(real_examples: list[str], strategy: str) -> None:
@@ -113,7 +133,9 @@ class ListStrategy:
     list format.
 
     `language=None` picks the templates by the task card's language at build time;
-    `templates` overrides single templates (checked against the known names)."""
+    `templates` overrides single templates (checked against the known names).
+    `structured=True` asks for the texts as JSON (`texts_schema`), which servers with
+    structured output enforce; answers are read as JSON first, as a list otherwise."""
 
     needs_examples: ClassVar[bool] = False
     needs_personas: ClassVar[bool] = False
@@ -123,10 +145,12 @@ class ListStrategy:
     texts_per_call: int = 5
     templates: dict[str, str] = field(default_factory=dict)
     name: str = "zero-shot"
+    structured: bool = False
 
     def __post_init__(self) -> None:
         templates_for("ru", self.templates)  # fail early on an unknown template name
         self._t = templates_for(self.language or "ru", self.templates)
+        self._lang = self.language or "ru"
         if self.texts_per_call < 1:
             raise ConfigError(f"texts_per_call must be >= 1, got {self.texts_per_call}")
 
@@ -136,6 +160,7 @@ class ListStrategy:
     def _use(self, task_card: TaskCard) -> dict[str, str]:
         # Remembered so parse() (which sees no card) reads answers in the same language.
         self._t = templates_for(self.language or task_card.language, self.templates)
+        self._lang = self.language or task_card.language
         return self._t
 
     def recipe_hash(self) -> str:
@@ -146,6 +171,8 @@ class ListStrategy:
             "builtin": [TEMPLATES_RU, TEMPLATES_EN],  # editing a template changes the hash
             **self.settings(),
         }
+        if self.structured:  # only then: plain recipes keep the hashes they had
+            recipe["structured"] = True
         digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8"))
         return digest.hexdigest()[:12]
 
@@ -178,21 +205,28 @@ class ListStrategy:
     ) -> Prompt:
         fields = self._fields(class_card, task_card)
         t = self._use(task_card)
-        return self._list_prompt(t, fields, self.body(fields, rng, real_examples, keywords))
+        body = self.body(fields, rng, real_examples, keywords)
+        return self._list_prompt(t, fields, body, self.structured)
 
-    def _list_prompt(self, t: dict[str, str], fields: dict[str, Any], body: str) -> Prompt:
-        return self._prompt(self._user(t, fields, body), fields["n"])
+    def _list_prompt(
+        self, t: dict[str, str], fields: dict[str, Any], body: str, structured: bool = False
+    ) -> Prompt:
+        user = self._user(t, fields, body, structured)
+        if structured:
+            system = self._t["system"]
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+            return self._structured_prompt(messages, f"{system}\n\n{user}", fields["n"])
+        return self._prompt(user, fields["n"])
 
-    @staticmethod
-    def _user(t: dict[str, str], fields: dict[str, Any], body: str) -> str:
+    def _user(
+        self, t: dict[str, str], fields: dict[str, Any], body: str, structured: bool = False
+    ) -> str:
         """The user message: task and class header, the body, the list format."""
-        parts = [
-            t["task"].format(**fields).strip(),
-            t["class"].format(**fields),
-            body,
-            t["list_format"].format(**fields),
-        ]
-        return "\n\n".join(p for p in parts if p)
+        answer_format = t["list_format"].format(**fields)
+        if structured:
+            answer_format = _by_language(JSON_FORMAT, self._lang).format(n=fields["n"])
+        parts = [t["task"].format(**fields).strip(), t["class"].format(**fields), body]
+        return "\n\n".join(p for p in [*parts, answer_format] if p)
 
     def _prompt(self, user: str, expected: int) -> Prompt:
         system = self._t["system"]
@@ -200,7 +234,15 @@ class ListStrategy:
         # Completion form: the same instructions, then the list already begun.
         return Prompt(messages, f"{system}\n\n{user}\n\n1.", expected, answer_prefix="1.")
 
+    def _structured_prompt(self, messages: list[dict[str, str]], document: str, n: int) -> Prompt:
+        """A prompt whose answer is `texts_schema` JSON. The completion form ends before
+        the JSON: a server enforcing the schema writes it from its first character."""
+        opening = _by_language(JSON_OPENING, self._lang)
+        return Prompt(messages, f"{document}\n\n{opening}", n, json_schema=texts_schema(n))
+
     def parse(self, answer: str) -> ParseResult:
+        if self.structured:
+            return parse_structured(answer, self.texts_per_call)
         return parse_list(answer, self.texts_per_call)
 
     def preparation_prompt(

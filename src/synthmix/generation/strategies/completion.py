@@ -26,6 +26,7 @@ class CompletionFewShotStrategy(ListStrategy):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.texts_per_call = 1  # one text per continuation
+        self.structured = False  # a continuation is the text itself: nothing to structure
 
     def settings(self) -> dict[str, Any]:
         return {"k": self.k}

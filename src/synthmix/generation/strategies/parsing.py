@@ -137,6 +137,57 @@ def _line_items(text: str) -> list[str]:
     return lines
 
 
+def texts_schema(n: int) -> dict[str, Any]:
+    """The JSON schema of a structured answer: {"texts": [up to n strings]}."""
+    return {
+        "type": "object",
+        "properties": {
+            "texts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": n}
+        },
+        "required": ["texts"],
+        "additionalProperties": False,
+    }
+
+
+_ITEM = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def parse_structured(answer: str, expected: int | None = None) -> ParseResult:
+    """An answer asked for as `texts_schema` JSON: read as such ("schema"), the complete
+    strings of one cut short at max_tokens ("schema-partial"), else by `parse_list` (a
+    server that ignored the schema)."""
+    text = _FENCE.sub("", answer).strip()
+    try:
+        value = json.loads(text, strict=False)  # strict=False: raw newlines inside strings
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("texts"), list):
+        items = [clean_item(v) for v in value["texts"] if isinstance(v, str)]
+        method = "schema"
+    elif value is not None:  # JSON of another shape: a list field, if it has one
+        found = parse_list(answer, expected)
+        return found if found.method == "json" else _unread(answer, "json")
+    elif text.startswith("{"):
+        # Cut inside the array (max_tokens): keep the strings that were closed.
+        opening = re.match(r'\{\s*"texts"\s*:\s*\[', text)
+        rest = text[opening.end() :] if opening else ""
+        items = [clean_item(json.loads(m.group(0), strict=False)) for m in _ITEM.finditer(rest)]
+        method = "schema-partial"
+    else:
+        return parse_list(answer, expected)
+    items = [t for t in items if _is_text(t)]
+    if not items:
+        return _unread(answer, method)
+    note = None
+    if expected is not None and len(items) != expected:
+        note = f"expected {expected} texts, got {len(items)}"
+    return ParseResult(items, method, note=note)
+
+
+def _unread(answer: str, method: str) -> ParseResult:
+    return ParseResult([], method, problem=f"no texts in: {one_line(answer)[:80]!r}")
+
+
 def parse_completion(answer: str, stop: str = "Класс:") -> ParseResult:
     """A base model's continuation: the text up to the first blank line or class line."""
     text = answer.split(stop, 1)[0]

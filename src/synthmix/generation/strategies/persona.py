@@ -80,13 +80,16 @@ class PersonaStrategy(ListStrategy):
         body = t["persona"].format(**fields, persona=persona)
         if chosen:
             body += "\n" + t["keywords"].format(keywords=chosen)
-        user = self._user(t, fields, "\n\n".join(p for p in (examples, body) if p))
+        shown = "\n\n".join(p for p in (examples, body) if p)
+        user = self._user(t, fields, shown, self.structured)
         messages = [{"role": "system", "content": t["system"]}, {"role": "user", "content": user}]
         keyword_line = ""
         if chosen and t["persona_completion_keywords"]:
             keyword_line = t["persona_completion_keywords"].format(keywords=chosen)
         author = t["persona_completion"].format(**fields, persona=persona, keywords=keyword_line)
         document = "\n\n".join(p for p in (t["class"].format(**fields), examples, author) if p)
+        if self.structured:
+            return self._structured_prompt(messages, document, self.texts_per_call)
         # No stop after item n: measured with Gemma-3-270M, the items it adds past the
         # asked-for count are unique often enough that stopping there needs more calls.
         return Prompt(messages, document + "\n1.", self.texts_per_call, answer_prefix="1.")

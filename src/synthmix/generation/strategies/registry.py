@@ -66,9 +66,11 @@ def make_strategy(
     k: int = 8,
     templates: Mapping[str, str] | None = None,
     personas: list[str] | None = None,
+    structured: bool = False,
 ) -> PromptStrategy:
-    """A strategy by its name (see `strategy_names`); `k` and `personas` go to the
-    strategies that take them and are ignored by the others."""
+    """A strategy by its name (see `strategy_names`); `k`, `personas` and `structured`
+    (answers as JSON of a schema) go to the strategies that take them and are ignored by
+    the others."""
     factory = strategy_factory(name)
     options: dict[str, Any] = {
         "language": language,
@@ -77,6 +79,8 @@ def make_strategy(
         "k": k,
         "personas": list(personas or []),
     }
+    if structured:  # only when asked: a plugin strategy without the setting still builds
+        options["structured"] = True
     accepted = _parameters(factory)
     if accepted is not None:
         options = {key: value for key, value in options.items() if key in accepted}
