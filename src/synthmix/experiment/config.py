@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synthmix.classifiers.registry import ClassifierConfig, check_classifier
+from synthmix.classifiers.tuning import DEFAULT_GRIDS
 from synthmix.core.config import build_dataclass, read_yaml
 from synthmix.core.errors import ConfigError
 from synthmix.experiment.mixing import PlanConfig
@@ -39,6 +40,10 @@ class ExperimentConfig:
     # Several classifiers trained on the same cells and seeds and compared in one report; when
     # given, it replaces `classifier`.
     classifiers: list[ClassifierConfig] = field(default_factory=list)
+    # Tuned baselines: every classifier with a default grid (or all, given a grid) picks its
+    # regularisation per cell by cross-validation on the cell's training rows; a classifier's
+    # own `tune` wins (see classifiers.tuning).
+    tune: bool | dict[str, Any] | None = None
     jobs: int = 0  # 0 = one worker per core
     # Relative paths in the YAML are resolved against the YAML's folder.
     base_dir: Path = field(default_factory=Path.cwd)
@@ -49,7 +54,20 @@ class ExperimentConfig:
 
     def compared_classifiers(self) -> list[ClassifierConfig]:
         """The classifiers this experiment trains, the primary one (the report's headline) first:
-        `classifiers` if given, else the single `classifier`."""
+        `classifiers` if given, else the single `classifier`; each with the experiment's `tune`
+        unless it sets its own."""
+        return [self._tuned(spec) for spec in self._classifiers()]
+
+    def _tuned(self, spec: ClassifierConfig) -> ClassifierConfig:
+        if spec.tune is not None or self.tune is None:
+            return spec
+        # `tune: true` for the whole experiment covers the classifiers that have a default
+        # grid; a grid given there applies to every classifier.
+        if self.tune is True and spec.name not in DEFAULT_GRIDS:
+            return spec
+        return dataclasses.replace(spec, tune=self.tune)
+
+    def _classifiers(self) -> list[ClassifierConfig]:
         if not self.classifiers:
             return [self.classifier]
         if self.classifier != ClassifierConfig():

@@ -28,6 +28,7 @@ from joblib import Parallel, delayed
 from synthmix.classifiers.features import NgramSpec
 from synthmix.classifiers.registry import ClassifierConfig, build_classifier
 from synthmix.classifiers.tfidf import TfidfLogReg, shared_ngrams
+from synthmix.classifiers.tuning import OnCounts, Tuning, fit_tuned
 from synthmix.data.labeled import LabeledData
 from synthmix.experiment.feature_store import FeatureStore
 from synthmix.experiment.mixing import Cell, TrainingMix, compose, planned_counts
@@ -249,7 +250,14 @@ def fit_job(job: FitJob, store: FeatureStore, test: TestSet) -> dict[str, Any]:
     counts = store.select(job.rows)
     test_counts = store.select(test.rows)
     selected = time.perf_counter()
-    model.fit_counts(counts, job.labels)
+    plan = job.classifier.tuning
+    tuning = None
+    if plan is None:
+        model.fit_counts(counts, job.labels)
+    else:
+        # The cell's own count rows only; the test rows are selected for prediction alone.
+        search, tuning = fit_tuned(OnCounts(model), counts, job.labels, plan, job.seed)
+        model = search.model_
     predicted_at = time.perf_counter()
     predictions = model.predict_counts(test_counts)
     done = time.perf_counter()
@@ -259,9 +267,18 @@ def fit_job(job: FitJob, store: FeatureStore, test: TestSet) -> dict[str, Any]:
         "featurise_s": round(selected - started + model.timings_["featurise_s"], 4),
         "fit_s": round(model.timings_["fit_s"], 4),
         "predict_s": round(done - predicted_at, 4),
+        **({"tune_s": round(tuning.tune_s, 4)} if tuning is not None else {}),
     }
     return fit_record(
-        job.cell, job.seed, job.classifier, job.mix, predictions, test.labels, test.classes, timings
+        job.cell,
+        job.seed,
+        job.classifier,
+        job.mix,
+        predictions,
+        test.labels,
+        test.classes,
+        timings,
+        tuning,
     )
 
 
@@ -274,8 +291,9 @@ def fit_record(
     test_labels: Sequence[str],
     classes: list[str],
     timings: dict[str, float],
+    tuning: Tuning | None = None,
 ) -> dict[str, Any]:
-    """The results-store record of one fit."""
+    """The results-store record of one fit; a tuned fit records what it chose."""
     return {
         "key": result_key(cell, seed, classifier),
         "cell_key": cell.key,
@@ -294,5 +312,6 @@ def fit_record(
         # Per test text, so two cells can be compared on the same texts (paired analysis).
         "predictions": encode_predictions(predictions.tolist(), classes),
         "timings": timings,
+        **({"tuning": tuning.as_record()} if tuning is not None else {}),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
