@@ -56,9 +56,7 @@ class TunePlan:
         }
 
 
-def tune_plan(
-    name: str, tune: bool | Mapping[str, Any] | None, where: str = ""
-) -> TunePlan | None:
+def tune_plan(name: str, tune: bool | Mapping[str, Any] | None, where: str = "") -> TunePlan | None:
     """The tuning a classifier config asks for: None (off), `true` (its default grid) or a
     mapping of parameter -> list of values to try, with an optional `folds`. `where` names
     the classifier in errors."""

@@ -35,6 +35,7 @@ from synthmix.report.model import (
 )
 from synthmix.report.plots import figures
 from synthmix.report.sections.quality import generation_sections, quality_sections
+from synthmix.report.sections.tuning import tuning_note, tuning_section
 from synthmix.report.tables import ranking_table, run_tables
 from synthmix.report.testset import load_test_labels
 
@@ -53,6 +54,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     gold = load_test_labels(info)
     evidence = Evidence(records, gold.labels, gold.reason)
     report = build_report(info, cells, evidence, classifiers[0])
+    report.notes.append(tuning_note(primary))
     root = Path(run_dir)
     if len(classifiers) > 1:
         from synthmix.report.sections.compare import SECTION_TITLE, comparison_section
@@ -63,6 +65,9 @@ def write_report(run_dir: str | Path) -> ReportPaths:
             f'{classifiers[0]}; the section "{SECTION_TITLE}" puts all of them side by side.'
         )
         report.sections.append(comparison_section(records, classifiers, info, evidence))
+    tuned = tuning_section(primary, cells)
+    if tuned is not None:
+        report.sections.append(tuned)
     report.sections.extend(generation_sections(root))
     report.sections.extend(quality_sections(root, cells))
     write_figures(root / FIGURES_DIR, report)

@@ -33,7 +33,7 @@ def tuning_note(records: Sequence[Mapping[str, Any]]) -> str:
         return (
             "Baselines were not tuned: every cell, baseline and mix alike, was fitted with "
             f"{fixed}. A mix's gain over an untuned baseline can be a better-suited "
-            "regularisation in disguise (Piedboeuf & Langlais 2024, \"Is ChatGPT the ultimate "
+            'regularisation in disguise (Piedboeuf & Langlais 2024, "Is ChatGPT the ultimate '
             'data augmentation algorithm?"); `tune: true` in the experiment chooses it per '
             "cell by cross-validation on the cell's own training rows."
         )
@@ -42,7 +42,9 @@ def tuning_note(records: Sequence[Mapping[str, Any]]) -> str:
                       for name, values in grid.items())  # fmt: skip
     chosen = _chosen_counts(records)
     picks = "; ".join(
-        ", ".join(f"{name}={value} in {n} fit{'' if n == 1 else 's'}" for value, n in c.most_common())
+        ", ".join(
+            f"{name}={value} in {n} fit{'' if n == 1 else 's'}" for value, n in c.most_common()
+        )
         for name, c in chosen.items()
     )
     kept = sum(1 for r in records if isinstance(r.get("tuning"), dict) and not r["tuning"]["folds"])
