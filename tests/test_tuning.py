@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from synthmix.classifiers.tfidf import TfidfLogReg
-from synthmix.classifiers.tuning import OnCounts, TunePlan, fit_tuned, tune_plan
+from synthmix.classifiers.tuning import OnCounts, TunePlan, fit_tuned
 from synthmix.core.errors import ConfigError
 from synthmix.data.labeled import LabeledData, load_labeled, stratified_fraction
 from synthmix.experiment.config import load_experiment, parse_experiment
@@ -43,7 +43,7 @@ def test_tuning_picks_a_stronger_c_where_the_default_handicaps_a_small_baseline(
     assert tuning.chosen["C"] == 0.3
     assert (tuning.folds, tuning.rows) == (3, len(small))
     assert tuning.cv_f1_macro == max(tuning.scores)
-    assert search.model_.C == tuning.chosen["C"]
+    assert tuning.chosen["C"] == search.model_.C
     assert f1(search.model_) > f1(default) + 0.01
 
 

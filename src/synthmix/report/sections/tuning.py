@@ -38,19 +38,17 @@ def tuning_note(records: Sequence[Mapping[str, Any]]) -> str:
             "cell by cross-validation on the cell's own training rows."
         )
     grid = plan.get("grid") or {}
-    tried = "; ".join(f"{name} from {', '.join(_value(v) for v in values)}"
-                      for name, values in grid.items())  # fmt: skip
+    tried = "; ".join(
+        f"{name} from {', '.join(_value(v) for v in values)}" for name, values in grid.items()
+    )
     chosen = _chosen_counts(records)
     picks = "; ".join(
-        ", ".join(
-            f"{name}={value} in {n} fit{'' if n == 1 else 's'}" for value, n in c.most_common()
-        )
-        for name, c in chosen.items()
+        ", ".join(f"{name}={value} in {_fits(n)}" for value, n in by.most_common())
+        for name, by in chosen.items()
     )
     kept = sum(1 for r in records if isinstance(r.get("tuning"), dict) and not r["tuning"]["folds"])
     small = (
-        f" {kept} fit{'' if kept == 1 else 's'} had a class with fewer than 2 training rows "
-        "and kept the configured value."
+        f" {_fits(kept)} had a class with fewer than 2 training rows and kept the configured value."
         if kept
         else ""
     )
@@ -106,6 +104,10 @@ def tuning_section(
         f'<p class="note">{esc(note)}</p>\n{html_table(table)}',
         f"_{note}_\n\n{md_table(table)}\n",
     )
+
+
+def _fits(n: int) -> str:
+    return f"{n} fit{'' if n == 1 else 's'}"
 
 
 def _classifier(record: Mapping[str, Any]) -> bool:
