@@ -19,6 +19,7 @@ from synthmix.experiment.results import (
     read_run_info,
     record_classifier,
 )
+from synthmix.experiment.source_stats import read_source_stats
 from synthmix.report.cells import cell_summaries, find_reference, rule_based_sources
 from synthmix.report.evidence import Evidence, class_comparisons, mix_comparisons
 from synthmix.report.findings import headline, notes
@@ -34,6 +35,7 @@ from synthmix.report.model import (
     ReportPaths,
 )
 from synthmix.report.plots import figures
+from synthmix.report.sections.cost import cost_section
 from synthmix.report.sections.quality import generation_sections, quality_sections
 from synthmix.report.sections.tuning import tuning_note, tuning_section
 from synthmix.report.tables import ranking_table, run_tables
@@ -69,6 +71,9 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     if tuned is not None:
         report.sections.append(tuned)
     report.sections.extend(generation_sections(root))
+    costs = cost_section(read_source_stats(root), cells, report.versus, primary)
+    if costs is not None:
+        report.sections.append(costs)
     report.sections.extend(quality_sections(root, cells))
     write_figures(root / FIGURES_DIR, report)
     paths = ReportPaths(html=root / HTML_FILE, markdown=root / MARKDOWN_FILE)
@@ -99,6 +104,7 @@ def build_report(
         run_tables=run_tables(info),
         config_json=json.dumps(info.get("config", {}), ensure_ascii=False, indent=2),
         notes=notes(cells, rewrites, versus, fallback),
+        versus=versus,
     )
 
 
