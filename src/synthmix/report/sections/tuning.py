@@ -28,7 +28,9 @@ def tuning_note(records: Sequence[Mapping[str, Any]]) -> str:
     """One method note: tuned (the grid, the folds, what was chosen how often) or not."""
     plan = next((_plan(r) for r in records if _plan(r) is not None), None)
     if plan is None:
-        classifier = next((r["classifier"] for r in records if _classifier(r)), {})
+        classifier: Mapping[str, Any] = next(
+            (r["classifier"] for r in records if _classifier(r)), {}
+        )
         fixed = _fixed(str(classifier.get("name")), classifier.get("params") or {})
         return (
             "Baselines were not tuned: every cell, baseline and mix alike, was fitted with "
