@@ -127,7 +127,12 @@ def run_experiment(
     store = ResultsStore(run_dir)
     done = store.finished_keys()
     # Classifier by classifier: a run killed halfway has the primary classifier's grid complete.
-    tasks = [(cell, seed, spec) for spec in classifiers for cell in cells for seed in config.seeds]
+    tasks = [
+        (cell, seed, spec)
+        for spec in classifiers
+        for cell in cells
+        for seed in config.seeds_for(cell)
+    ]
     todo = [task for task in tasks if result_key(*task) not in done]
     batches = schedule(todo, jobs if jobs is not None else config.jobs)
     bar = tqdm(
@@ -301,7 +306,7 @@ def _describe(data: LabeledData) -> dict[str, Any]:
 
 # Config keys left out of a run's fingerprint: seeds and classifiers may be added to a finished
 # run, and `tune` is part of each classifier's settings (checked per label, see `_settings`).
-_PER_CLASSIFIER = ("seeds", "classifier", "classifiers", "tune")
+_PER_CLASSIFIER = ("seeds", "small_real_seeds", "classifier", "classifiers", "tune")
 
 
 def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell]) -> dict[str, Any]:
@@ -328,6 +333,7 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
         "fingerprint": _fingerprint_of({"config": common, "data": described}),
         "config": config.to_dict(),
         "seeds": config.seeds,
+        **({"small_real_seeds": config.small_real_seeds} if config.small_real_seeds else {}),
         "classifier": {"name": primary.name, "params": primary.params},
         # With, for TF-IDF, the method: how features and fit are made, which a version may
         # change under the same params (see `_settings`).
