@@ -132,7 +132,10 @@ def test_inner_cross_validation_sees_only_the_cells_training_rows(
         assert record["tuning"]["chosen"]["C"] in (0.1, 10.0)
         assert record["tuning"]["rows"] == record["train_size"]
         assert record["timings"]["tune_s"] > 0
-    html = (write_report(tmp_path / "run").html).read_text(encoding="utf-8")
+    paths = write_report(tmp_path / "run")
+    html = paths.html.read_text(encoding="utf-8")
+    markdown = paths.markdown.read_text(encoding="utf-8")
+    assert "| tuned per cell | tfidf_logreg: C from 0.1, 10, 2-fold CV |" in markdown
     assert "Baselines were tuned" in html
     assert "C from 0.1, 10 by 2-fold stratified cross-validation" in html
     assert "Tuned regularisation per cell" in html
