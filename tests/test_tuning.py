@@ -13,11 +13,19 @@ import scipy.sparse as sp
 from synthmix.classifiers.tfidf import TfidfLogReg
 from synthmix.classifiers.tuning import OnCounts, TunePlan, fit_tuned
 from synthmix.core.errors import ConfigError
-from synthmix.data.labeled import LabeledData, load_labeled, stratified_fraction
+from synthmix.data.labeled import LABEL, LabeledData, load_labeled, stratified_fraction
 from synthmix.experiment.config import load_experiment, parse_experiment
-from synthmix.experiment.mixing import REAL_ONLY, Cell, compose
+from synthmix.experiment.mixing import (
+    GROUP,
+    ORIGIN,
+    REAL_ONLY,
+    SMALL_REAL_PLUS_SYNTHETIC,
+    Cell,
+    compose,
+)
 from synthmix.experiment.results import ResultsStore
 from synthmix.experiment.runner import RunDirInUse, run_experiment
+from synthmix.experiment.sources import DerivedSource
 from synthmix.report import write_report
 from synthmix.stats.classification import evaluate
 
@@ -205,3 +213,26 @@ def test_no_default_grid_asks_for_values() -> None:
     raw = {"name": "x", "data": {"train": "t.csv"}, "classifier": {"name": "lora", "tune": True}}
     with pytest.raises(ConfigError, match="no default grid for this classifier"):
         parse_experiment(raw, "exp.yaml")
+
+
+def test_rewrites_of_a_real_text_stay_in_its_fold(experiment_files: Path) -> None:
+    """EDA rewrites a cell's real texts; a fold scored on rewrites of its own training texts
+    would reward memorising them (inner-CV F1 near 1 for the weakest regularisation). Rows are
+    grouped by the real text they stem from, and the folds keep groups whole."""
+    train = load_labeled(experiment_files / "train.csv")
+    cell = Cell(SMALL_REAL_PLUS_SYNTHETIC, 0.2, 1.0, "eda")
+    mix = compose(cell, train, DerivedSource("eda", {"alpha": 0.1}), 0)
+    frame = mix.data.frame
+    real, rewrites = frame[frame[ORIGIN] == "real"], frame[frame[ORIGIN] == "synthetic"]
+    assert sorted(real[GROUP]) == list(range(len(real)))
+    parents = dict(zip(real[GROUP], real[LABEL], strict=True))
+    assert all(
+        parents[g] == label for g, label in zip(rewrites[GROUP], rewrites[LABEL], strict=True)
+    )
+    plan = TunePlan({"C": (0.3, 10.0)})
+    _, leaky = fit_tuned(TfidfLogReg(max_iter=50), mix.data.texts, mix.data.labels, plan, 0)
+    _, grouped = fit_tuned(
+        TfidfLogReg(max_iter=50), mix.data.texts, mix.data.labels, plan, 0, frame[GROUP]
+    )
+    assert grouped.grouped and not leaky.grouped
+    assert leaky.cv_f1_macro > grouped.cv_f1_macro + 0.2

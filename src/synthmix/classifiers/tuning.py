@@ -96,6 +96,7 @@ class Tuning:
     chosen: dict[str, Any]
     folds: int  # 0: the cell was too small to cross-validate, so the given values were kept
     rows: int  # training rows the inner cross-validation split (the cell's, no others)
+    grouped: bool  # folds kept each real text and its rewrites together
     cv_f1_macro: float  # mean over folds for the chosen values (NaN when not tuned)
     scores: list[float]  # mean over folds for each grid point, in grid order
     tune_s: float  # time spent in cross-validation, on top of the final fit
@@ -106,6 +107,7 @@ class Tuning:
             "chosen": self.chosen,
             "folds": self.folds,
             "rows": self.rows,
+            "grouped": self.grouped,
             "cv_f1_macro": None if math.isnan(self.cv_f1_macro) else round(self.cv_f1_macro, 6),
             "scores": [round(s, 6) for s in self.scores],
             "tune_s": round(self.tune_s, 4),
@@ -130,32 +132,47 @@ class OnCounts(ClassifierMixin, BaseEstimator):
 
 
 def fit_tuned(
-    model: Any, rows: Any, labels: Sequence[str] | np.ndarray, plan: TunePlan, seed: int
+    model: Any,
+    rows: Any,
+    labels: Sequence[str] | np.ndarray,
+    plan: TunePlan,
+    seed: int,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> tuple[Any, Tuning]:
     """`model` fitted on `rows` (texts, or count rows for an `OnCounts`) with the grid values
     that scored best in stratified cross-validation over these rows alone; the fitted model
-    (the best refit on every row) and what was chosen."""
+    (the best refit on every row) and what was chosen. `groups`: rows of one group (a real
+    text and its rewrites) stay in one fold, or a fold would be scored on near-copies of its
+    own training texts and favour the weakest regularisation."""
     from sklearn.metrics import f1_score, make_scorer
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 
     prefix = "model__" if isinstance(model, OnCounts) else ""
     inner = model.model if isinstance(model, OnCounts) else model
     _check_tunable(inner, plan)
     labels_arr = np.asarray(list(labels), dtype=object)
-    smallest = min(Counter(labels_arr.tolist()).values())
+    if groups is None:
+        smallest = min(Counter(labels_arr.tolist()).values())
+        splitter: Any = StratifiedKFold
+    else:
+        groups = np.asarray(groups)
+        # A class can be split only into as many folds as it has groups.
+        smallest = _groups_per_class(labels_arr, groups)
+        splitter = StratifiedGroupKFold
     folds = min(plan.folds, smallest)
     if folds < 2:
         model.fit(rows, labels_arr)
         kept = {name: inner.get_params()[name] for name in plan.grid}
-        note = f"a class has {smallest} training row(s): too few to cross-validate, kept {kept}"
-        return model, Tuning(kept, 0, len(labels_arr), math.nan, [], 0.0, note)
+        unit = "training row(s)" if groups is None else "real text(s) with its rewrites"
+        note = f"a class has {smallest} {unit}: too few to cross-validate, kept {kept}"
+        return model, Tuning(kept, 0, len(labels_arr), groups is not None, math.nan, [], 0.0, note)
     search = GridSearchCV(
         model,
         {f"{prefix}{name}": list(values) for name, values in plan.grid.items()},
         # F1 of a class a fold's model never predicts is 0, as in the experiment's metrics;
         # the default would warn once per fold.
         scoring=make_scorer(f1_score, average="macro", zero_division=0),
-        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        cv=splitter(folds, shuffle=True, random_state=seed),
         refit=True,
         n_jobs=1,  # the grid's workers already use every core
         error_score="raise",
@@ -164,18 +181,27 @@ def fit_tuned(
     with warnings.catch_warnings():
         # With fewer rows of a class than folds StratifiedKFold warns; folds were capped above.
         warnings.simplefilter("ignore", UserWarning)
-        search.fit(rows, labels_arr)
+        search.fit(rows, labels_arr, groups=groups)
     elapsed = time.perf_counter() - started
     chosen = {name: search.best_params_[f"{prefix}{name}"] for name in plan.grid}
     tuning = Tuning(
         chosen=chosen,
         folds=folds,
         rows=len(labels_arr),
+        grouped=groups is not None,
         cv_f1_macro=float(search.best_score_),
         scores=[float(s) for s in search.cv_results_["mean_test_score"]],
         tune_s=max(0.0, elapsed - float(search.refit_time_)),
     )
     return search.best_estimator_, tuning
+
+
+def _groups_per_class(labels: np.ndarray, groups: np.ndarray) -> int:
+    """The fewest distinct groups any class has."""
+    per_class: dict[Any, set[Any]] = {}
+    for label, group in zip(labels.tolist(), groups.tolist(), strict=True):
+        per_class.setdefault(label, set()).add(group)
+    return min(len(members) for members in per_class.values())
 
 
 def _check_tunable(model: Any, plan: TunePlan) -> None:

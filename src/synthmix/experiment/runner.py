@@ -34,7 +34,7 @@ from synthmix.core.provenance import package_versions
 from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, split_train_test
 from synthmix.embeddings.encoder import build_encoder
 from synthmix.experiment.config import ExperimentConfig
-from synthmix.experiment.mixing import SOURCE_PLANS, Cell, compose, plan_cells
+from synthmix.experiment.mixing import GROUP, SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.experiment.results import (
     RUN_FILE,
     ResultsStore,
@@ -249,7 +249,8 @@ def run_cell(
         model.fit(mix.data.texts, mix.data.labels)
     else:
         # The cell's training texts only: the test set is scored after, by the refit.
-        model, tuning = fit_tuned(model, mix.data.texts, mix.data.labels, plan, seed)
+        groups = mix.data.frame[GROUP].to_numpy()
+        model, tuning = fit_tuned(model, mix.data.texts, mix.data.labels, plan, seed, groups)
     fitted = time.perf_counter()
     predictions = model.predict(data.test.texts)
     predicted = time.perf_counter()

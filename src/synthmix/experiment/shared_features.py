@@ -31,7 +31,7 @@ from synthmix.classifiers.tfidf import TfidfLogReg, shared_ngrams
 from synthmix.classifiers.tuning import OnCounts, Tuning, fit_tuned
 from synthmix.data.labeled import LabeledData
 from synthmix.experiment.feature_store import FeatureStore
-from synthmix.experiment.mixing import Cell, TrainingMix, compose, planned_counts
+from synthmix.experiment.mixing import GROUP, Cell, TrainingMix, compose, planned_counts
 from synthmix.experiment.results import encode_predictions, fit_key
 from synthmix.experiment.sources import DerivedSource, ReusedAugmentations
 from synthmix.experiment.workers import guarded
@@ -73,6 +73,7 @@ class FitJob:
     labels: np.ndarray
     mix: dict[str, Any]
     compose_s: float
+    groups: np.ndarray | None = None  # the rows' real-text groups (mixing.GROUP), for tuning
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class _Composed:
     labels: np.ndarray
     mix: dict[str, Any]
     seconds: float = field(default=0.0)
+    groups: np.ndarray | None = None
 
 
 def shared_spec(classifier: ClassifierConfig) -> NgramSpec | None:
@@ -124,7 +126,10 @@ def run_shared(
         stats.featurise_s += time.perf_counter() - started
         test_set = TestSet(store.rows(test.texts), test.labels, train.classes)
         jobs = [
-            FitJob(*c.task, store.rows(c.texts), c.labels, c.mix, compose_s=c.seconds) for c in mine
+            FitJob(
+                *c.task, store.rows(c.texts), c.labels, c.mix, compose_s=c.seconds, groups=c.groups
+            )
+            for c in mine
         ]
         stats.fits += len(jobs)
         yield from _fit_all(jobs, store, test_set, workers)
@@ -194,6 +199,7 @@ def _compose(
         labels=np.asarray(mix.data.labels, dtype=object),
         mix=_mix_summary(mix),
         seconds=time.perf_counter() - started,
+        groups=mix.data.frame[GROUP].to_numpy(),
     )
 
 
@@ -256,7 +262,7 @@ def fit_job(job: FitJob, store: FeatureStore, test: TestSet) -> dict[str, Any]:
         model.fit_counts(counts, job.labels)
     else:
         # The cell's own count rows only; the test rows are selected for prediction alone.
-        search, tuning = fit_tuned(OnCounts(model), counts, job.labels, plan, job.seed)
+        search, tuning = fit_tuned(OnCounts(model), counts, job.labels, plan, job.seed, job.groups)
         model = search.model_
     predicted_at = time.perf_counter()
     predictions = model.predict_counts(test_counts)
