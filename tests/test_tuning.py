@@ -139,6 +139,7 @@ def test_inner_cross_validation_sees_only_the_cells_training_rows(
         }  # fmt: skip
         assert record["tuning"]["chosen"]["C"] in (0.1, 10.0)
         assert record["tuning"]["rows"] == record["train_size"]
+        assert record["tuning"]["grouped"] is False  # real rows only: each its own group
         assert record["timings"]["tune_s"] > 0
     paths = write_report(tmp_path / "run")
     html = paths.html.read_text(encoding="utf-8")

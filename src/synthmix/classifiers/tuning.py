@@ -151,6 +151,8 @@ def fit_tuned(
     inner = model.model if isinstance(model, OnCounts) else model
     _check_tunable(inner, plan)
     labels_arr = np.asarray(list(labels), dtype=object)
+    if groups is not None and len(np.unique(np.asarray(groups))) == len(labels_arr):
+        groups = None  # every row its own group: plain stratified folds
     if groups is None:
         smallest = min(Counter(labels_arr.tolist()).values())
         splitter: Any = StratifiedKFold

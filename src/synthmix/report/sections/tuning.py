@@ -54,12 +54,19 @@ def tuning_note(records: Sequence[Mapping[str, Any]]) -> str:
         if kept
         else ""
     )
+    grouped = any(isinstance(r.get("tuning"), dict) and r["tuning"].get("grouped") for r in records)
+    together = (
+        ", each real text in one fold with its rewrites (EDA) so that no fold is scored on "
+        "near-copies of its training texts"
+        if grouped
+        else ""
+    )
     return (
         "Baselines were tuned: every cell, baseline and mix alike, chose "
         f"{tried} by {plan.get('folds')}-fold stratified cross-validation (F1-macro) on its own "
-        "training rows, never the test set, then refitted on all of them (so no mix is "
-        "compared with a baseline handicapped by a fixed value; Piedboeuf & Langlais 2024). "
-        f"Chosen: {picks or DASH}.{small}"
+        f"training rows{together}, never the test set, then refitted on all of them (so no "
+        "mix is compared with a baseline handicapped by a fixed value; Piedboeuf & Langlais "
+        f"2024). Chosen: {picks or DASH}.{small}"
     )
 
 
