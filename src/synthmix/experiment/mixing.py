@@ -203,9 +203,9 @@ def compose(
     real_part = sample_per_class(real, want_real, seed) if any(want_real.values()) else None
     n_real = len(real_part) if real_part is not None else 0
     if real_part is not None:
-        parts.append(
-            real_part.frame[["text", LABEL]].assign(**{ORIGIN: "real", GROUP: np.arange(n_real)})
-        )
+        part = real_part.frame[["text", LABEL]].assign(**{ORIGIN: "real"})
+        part[GROUP] = np.arange(n_real)
+        parts.append(part)
     shortfall: dict[str, int] = {}
     got_synthetic: dict[str, int] = {}
     if any(want_synthetic.values()):
@@ -229,9 +229,9 @@ def compose(
             groups = parents.to_numpy(dtype=np.int64) - 1
         else:
             groups = n_real + np.arange(len(synthetic_part))
-        parts.append(
-            synthetic_part.frame[["text", LABEL]].assign(**{ORIGIN: "synthetic", GROUP: groups})
-        )
+        part = synthetic_part.frame[["text", LABEL]].assign(**{ORIGIN: "synthetic"})
+        part[GROUP] = groups
+        parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
     # Shuffle so that order-sensitive learners (SGD, transformers) see classes interleaved.
     order = np.random.default_rng(seed).permutation(len(frame))
