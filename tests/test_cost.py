@@ -69,6 +69,11 @@ def test_cost_per_f1_point_from_the_recorded_generation_cost(tmp_path: Path) -> 
         },
     )  # fmt: skip
     markdown = write_report(tmp_path).markdown.read_text(encoding="utf-8")
+    # These records are untuned (C=4, as configured), and the method note says so.
+    assert (
+        "Baselines were not tuned: every cell, baseline and mix alike, was fitted with C=4. "
+        in markdown
+    )
     rows = {row["source"]: row for row in _table(markdown, "What the gains cost")}
     assert set(rows) == {"paid", "local"}  # EDA has no generation cost to show
     assert (

@@ -237,3 +237,13 @@ def test_rewrites_of_a_real_text_stay_in_its_fold(experiment_files: Path) -> Non
     )
     assert grouped.grouped and not leaky.grouped
     assert leaky.cv_f1_macro > grouped.cv_f1_macro + 0.2
+
+
+def test_untuned_note_names_the_c_every_cell_used() -> None:
+    from synthmix.report.sections.tuning import tuning_note
+
+    default = [{"classifier": {"name": "tfidf_logreg", "params": {}}}]
+    assert "was fitted with C=10 (the default)." in tuning_note(default)
+    assert "Piedboeuf & Langlais 2024" in tuning_note(default)
+    configured = [{"classifier": {"name": "embedding_logreg", "params": {"C": 0.5}}}]
+    assert "was fitted with C=0.5." in tuning_note(configured)
