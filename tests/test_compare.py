@@ -79,7 +79,7 @@ def test_classifiers_list_parses_with_labels() -> None:
         ({"classifiers": []}, "e.yaml: 'classifiers' must name at least one classifier"),
         (
             {"classifiers": [{"name": "tfidf_logreg", "lable": "x"}]},
-            "e.yaml: classifiers[0]: unknown key 'lable' (allowed: name, params, label)",
+            "e.yaml: classifiers[0]: unknown key 'lable' (allowed: name, params, label, tune)",
         ),
     ],
 )
@@ -169,7 +169,10 @@ def _make_legacy(run_dir: Path) -> None:
     """Rewrite a run directory the way the runner wrote it before classifiers had labels."""
     info = read_run_info(run_dir)
     info.pop("classifiers")
-    settings = {k: v for k, v in info["config"].items() if k not in ("seeds", "classifiers")}
+    # Nor had such a run `tune` (classifiers were not tuned then).
+    settings = {
+        k: v for k, v in info["config"].items() if k not in ("seeds", "classifiers", "tune")
+    }
     settings["classifier"] = info["classifier"]
     identity = json.dumps(
         {"config": settings, "data": info["data"]}, sort_keys=True, ensure_ascii=False

@@ -426,3 +426,40 @@ def test_eda_cells_compose_alike_in_workers_and_here(
     assert len(scores("serial")) == 2 + 5  # 10% and 100% real; 3 fixed plans + 2 ratios
     timings = read_run_info(tmp_path / "serial")["timings"]
     assert timings["augmented_texts"] > 0
+
+
+def test_small_real_cells_get_their_own_extra_seeds(experiment_files: Path, tmp_path: Path) -> None:
+    """`small_real_seeds` adds seeds to the small-real cells alone (mixes and their baseline),
+    and added to a finished run, runs only those fits."""
+    config = load_experiment(experiment_files / "experiment.yaml")
+    config.seeds = [0]
+    first = run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    assert first.ran == 8
+    config.small_real_seeds = [0, 1, 2]
+    more = run_experiment(config, tmp_path / "run", jobs=1, progress=False)
+    assert (more.ran, more.reused) == (6, 8)
+    seeds: dict[str, set[int]] = {}
+    for record in ResultsStore(tmp_path / "run").records():
+        seeds.setdefault(record["cell_key"], set()).add(record["seed"])
+    small = {key for key, found in seeds.items() if found == {0, 1, 2}}
+    assert small == {
+        "real_only|-|0.1|0",
+        "small_real_plus_synthetic|heldout|0.1|0.5",
+        "small_real_plus_synthetic|heldout|0.1|1",
+    }
+    assert all(found == {0} for key, found in seeds.items() if key not in small)
+    assert read_run_info(tmp_path / "run")["small_real_seeds"] == [0, 1, 2]
+
+
+def test_small_real_seeds_must_include_the_others(tmp_path: Path) -> None:
+    from synthmix.experiment.config import parse_experiment
+
+    raw = {"name": "x", "data": {"train": "t.csv"}, "seeds": [0, 1], "small_real_seeds": [1, 2]}
+    with pytest.raises(ConfigError) as caught:
+        parse_experiment(raw, "e.yaml")
+    assert str(caught.value) == (
+        "e.yaml: 'small_real_seeds' must include every seed of 'seeds' (missing 0)"
+    )
+    assert parse_experiment({**raw, "small_real_seeds": 5}, "e.yaml").small_real_seeds == [
+        0, 1, 2, 3, 4,
+    ]  # fmt: skip

@@ -84,6 +84,9 @@ def test_report_shows_generation_and_dedup_counts_per_source(
         assert source["kept"] == totals["kept"] > 0
         assert source["calls"] == totals["calls"]
         assert source["duplicates"] == totals["duplicates"] > 0
+        # For the cost per F1 point in the report.
+        assert source["prompt_tokens"] == totals["prompt_tokens"] > 0
+        assert source["completion_tokens"] == totals["completion_tokens"]
     markdown = write_report(run_dir).markdown.read_text(encoding="utf-8")
     assert "Generation and deduplication per source" in markdown
     row = next(line for line in markdown.splitlines() if line.startswith("| llm:few-shot/0.7"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthmix.classifiers.base import TextClassifier
+from synthmix.classifiers.tuning import TunePlan, tune_plan
 from synthmix.core.config import check_params
 from synthmix.core.errors import ConfigError
 from synthmix.core.plugins import Registry
@@ -21,19 +22,34 @@ from synthmix.core.plugins import Registry
 class ClassifierConfig:
     """Which classifier the experiment trains, its keyword hyper-parameters, and the label that
     names it in results and reports (default: its name). Two configs of one classifier with
-    different params, compared in one experiment, need distinct labels."""
+    different params, compared in one experiment, need distinct labels.
+
+    `tune`: choose the regularisation per fit by cross-validation on the fit's own training
+    rows (classifiers.tuning): true for the classifier's default grid, or a mapping such as
+    `{C: [0.1, 1, 10], folds: 3}`; None takes the experiment's `tune`."""
 
     name: str = "tfidf_logreg"
     params: dict[str, Any] = field(default_factory=dict)
     label: str | None = None
+    tune: bool | dict[str, Any] | None = None
 
     @property
     def display(self) -> str:
         return self.label or self.name
 
+    @property
+    def tuning(self) -> TunePlan | None:
+        return tune_plan(self.name, self.tune, f"classifier {self.display!r}")
+
     def describe(self) -> dict[str, Any]:
-        """What results and run.json record: label, name and params."""
-        return {"label": self.display, "name": self.name, "params": self.params}
+        """What results and run.json record: label, name, params and, when tuned, the grid."""
+        plan = self.tuning
+        return {
+            "label": self.display,
+            "name": self.name,
+            "params": self.params,
+            **({"tune": plan.describe()} if plan is not None else {}),
+        }
 
 
 ClassifierFactory = Callable[..., TextClassifier]
@@ -81,7 +97,13 @@ def check_classifier(config: ClassifierConfig) -> None:
     """A classifier's name and params checked against its constructor, before any fit: an
     unknown or misspelt parameter, or a value of the wrong type, is one ConfigError."""
     factory = CLASSIFIERS.get(config.name)
-    check_params(factory, config.params, f"classifier {config.display!r}", _RESERVED)
+    where = f"classifier {config.display!r}"
+    check_params(factory, config.params, where, _RESERVED)
+    plan = tune_plan(config.name, config.tune, where)
+    if plan is not None:
+        for param, values in plan.grid.items():
+            for value in values:
+                check_params(factory, {param: value}, f"{where}: tune", _RESERVED)
 
 
 def build_classifier(config: ClassifierConfig, seed: int) -> TextClassifier:

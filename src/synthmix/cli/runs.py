@@ -63,10 +63,24 @@ def demo(
         int,
         typer.Option(min=0, help="Texts per class from the bundled Gemma per source; 0 = no LLM."),
     ] = 10,
+    small_real_seeds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Seeds of the 10%-real cells (alone and with synthetic data), when more than "
+            "--seeds: their gains are small and their fits cheap.",
+        ),
+    ] = 10,
 ) -> None:
     """Run the whole pipeline offline on the shipped CEDR emotions data and write a report."""
     from synthmix.demo import run_demo
 
-    paths = run_demo(out, seeds=seeds, jobs=jobs, llm_per_class=llm_per_class)
+    paths = run_demo(
+        out,
+        seeds=seeds,
+        jobs=jobs,
+        llm_per_class=llm_per_class,
+        small_real_seeds=small_real_seeds,
+    )
     typer.echo(f"report: {paths.html}")
     typer.echo(f"markdown: {paths.markdown}")

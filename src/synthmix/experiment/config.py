@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synthmix.classifiers.registry import ClassifierConfig, check_classifier
+from synthmix.classifiers.tuning import DEFAULT_GRIDS
 from synthmix.core.config import build_dataclass, read_yaml
 from synthmix.core.errors import ConfigError
-from synthmix.experiment.mixing import PlanConfig
+from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLANS, Cell, PlanConfig
 from synthmix.experiment.sources import SourceConfig
 
 
@@ -35,10 +37,18 @@ class ExperimentConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     plans: PlanConfig = field(default_factory=PlanConfig)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # Seeds of the small-real cells (the small-real plans and the small real fraction alone),
+    # when they need more than the rest: their gains are small and their spread between seeds
+    # large, while their fits are cheap. Empty: `seeds`.
+    small_real_seeds: list[int] = field(default_factory=list)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     # Several classifiers trained on the same cells and seeds and compared in one report; when
     # given, it replaces `classifier`.
     classifiers: list[ClassifierConfig] = field(default_factory=list)
+    # Tuned baselines: every classifier with a default grid (or all, given a grid) picks its
+    # regularisation per cell by cross-validation on the cell's training rows; a classifier's
+    # own `tune` wins (see classifiers.tuning).
+    tune: bool | dict[str, Any] | None = None
     jobs: int = 0  # 0 = one worker per core
     # Relative paths in the YAML are resolved against the YAML's folder.
     base_dir: Path = field(default_factory=Path.cwd)
@@ -47,9 +57,30 @@ class ExperimentConfig:
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
+    def seeds_for(self, cell: Cell) -> list[int]:
+        """The seeds `cell` is fitted with."""
+        small = cell.plan in SMALL_REAL_PLANS or (
+            cell.plan == REAL_ONLY
+            and math.isclose(cell.real_fraction, self.plans.small_real_fraction)
+        )
+        return self.small_real_seeds if small and self.small_real_seeds else self.seeds
+
     def compared_classifiers(self) -> list[ClassifierConfig]:
         """The classifiers this experiment trains, the primary one (the report's headline) first:
-        `classifiers` if given, else the single `classifier`."""
+        `classifiers` if given, else the single `classifier`; each with the experiment's `tune`
+        unless it sets its own."""
+        return [self._tuned(spec) for spec in self._classifiers()]
+
+    def _tuned(self, spec: ClassifierConfig) -> ClassifierConfig:
+        if spec.tune is not None or self.tune is None:
+            return spec
+        # `tune: true` for the whole experiment covers the classifiers that have a default
+        # grid; a grid given there applies to every classifier.
+        if self.tune is True and spec.name not in DEFAULT_GRIDS:
+            return spec
+        return dataclasses.replace(spec, tune=self.tune)
+
+    def _classifiers(self) -> list[ClassifierConfig]:
         if not self.classifiers:
             return [self.classifier]
         if self.classifier != ClassifierConfig():
@@ -81,9 +112,10 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
 
 
 def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
-    if isinstance(raw, dict) and isinstance(raw.get("seeds"), int):
-        # `seeds: 5` is shorthand for seeds 0..4.
-        raw = {**raw, "seeds": list(range(raw["seeds"]))}
+    for key in ("seeds", "small_real_seeds"):
+        if isinstance(raw, dict) and isinstance(raw.get(key), int):
+            # `seeds: 5` is shorthand for seeds 0..4.
+            raw = {**raw, key: list(range(raw[key]))}
     if isinstance(raw, dict) and "classifier" in raw and "classifiers" in raw:
         raise ConfigError(
             f"{source}: set either 'classifier' (one) or 'classifiers' (a list to compare), "
@@ -94,6 +126,14 @@ def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
     config = build_dataclass(ExperimentConfig, raw, source)
     if not config.seeds:
         raise ConfigError(f"{source}: 'seeds' must name at least one seed")
+    missing = sorted(set(config.seeds) - set(config.small_real_seeds))
+    if config.small_real_seeds and missing:
+        # More seeds, not other ones: the small real fraction alone is also a learning-curve
+        # point, compared with the other fractions seed by seed.
+        raise ConfigError(
+            f"{source}: 'small_real_seeds' must include every seed of 'seeds' "
+            f"(missing {missing[0]})"
+        )
     try:
         for classifier in config.compared_classifiers():
             check_classifier(classifier)

@@ -49,6 +49,10 @@ PLAN_TITLES = {
 }
 SOURCE_PLANS = (SYNTHETIC_ONLY, HALF_AND_HALF, REAL_PLUS_EQUAL, *SMALL_REAL_PLANS)
 ORIGIN = "origin"
+# Which real text a training row stems from: a real row is its own group, a per-cell
+# augmentation (EDA) shares its parent's, a row of a source file is a group of its own. Tuning
+# cross-validates by group, so no validation fold scores texts rewritten from its training rows.
+GROUP = "group"
 # Offsets the synthetic sampling seed so it is independent of the real sampling seed.
 _SYNTHETIC_SEED_OFFSET = 10_007
 
@@ -197,13 +201,17 @@ def compose(
     want_real, want_synthetic = planned_counts(cell, real.class_counts())
     parts: list[pd.DataFrame] = []
     real_part = sample_per_class(real, want_real, seed) if any(want_real.values()) else None
+    n_real = len(real_part) if real_part is not None else 0
     if real_part is not None:
-        parts.append(real_part.frame[["text", LABEL]].assign(**{ORIGIN: "real"}))
+        part = real_part.frame[["text", LABEL]].assign(**{ORIGIN: "real"})
+        part[GROUP] = np.arange(n_real)
+        parts.append(part)
     shortfall: dict[str, int] = {}
     got_synthetic: dict[str, int] = {}
     if any(want_synthetic.values()):
         if synthetic is None:
             raise ValueError(f"cell {cell.key} needs a synthetic source")
+        derived = not isinstance(synthetic, LabeledData)
         if not isinstance(synthetic, LabeledData):
             visible = real_part if real_part is not None else real
             # Per class: a half-and-half cell needs few texts of a small class.
@@ -215,7 +223,15 @@ def compose(
             for label, want in want_synthetic.items()
             if want > got_synthetic.get(label, 0)
         }
-        parts.append(synthetic_part.frame[["text", LABEL]].assign(**{ORIGIN: "synthetic"}))
+        parents = synthetic_part.frame.get("parent_row")
+        if derived and parents is not None:
+            # 1-based rows of the real texts the deriver saw: this cell's real sample.
+            groups = parents.to_numpy(dtype=np.int64) - 1
+        else:
+            groups = n_real + np.arange(len(synthetic_part))
+        part = synthetic_part.frame[["text", LABEL]].assign(**{ORIGIN: "synthetic"})
+        part[GROUP] = groups
+        parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
     # Shuffle so that order-sensitive learners (SGD, transformers) see classes interleaved.
     order = np.random.default_rng(seed).permutation(len(frame))

@@ -28,12 +28,13 @@ from synthmix.classifiers.registry import (
     runs_serially,
 )
 from synthmix.classifiers.tfidf import classifier_method, legacy_method
+from synthmix.classifiers.tuning import fit_tuned
 from synthmix.core.errors import ConfigError
 from synthmix.core.provenance import package_versions
 from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, split_train_test
 from synthmix.embeddings.encoder import build_encoder
 from synthmix.experiment.config import ExperimentConfig
-from synthmix.experiment.mixing import SOURCE_PLANS, Cell, compose, plan_cells
+from synthmix.experiment.mixing import GROUP, SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.experiment.results import ResultsStore
 from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.shared_features import (
@@ -119,7 +120,12 @@ def run_experiment(
     store = ResultsStore(run)
     done = store.finished_keys()
     # Classifier by classifier: a run killed halfway has the primary classifier's grid complete.
-    tasks = [(cell, seed, spec) for spec in classifiers for cell in cells for seed in config.seeds]
+    tasks = [
+        (cell, seed, spec)
+        for spec in classifiers
+        for cell in cells
+        for seed in config.seeds_for(cell)
+    ]
     todo = [task for task in tasks if result_key(*task) not in done]
     batches = schedule(todo, jobs if jobs is not None else config.jobs)
     bar = tqdm(
@@ -230,7 +236,14 @@ def run_cell(
     mix = compose(cell, data.train, synthetic, seed)
     composed = time.perf_counter()
     model = build_classifier(classifier, seed)
-    model.fit(mix.data.texts, mix.data.labels)
+    plan = classifier.tuning
+    tuning = None
+    if plan is None:
+        model.fit(mix.data.texts, mix.data.labels)
+    else:
+        # The cell's training texts only: the test set is scored after, by the refit.
+        groups = mix.data.frame[GROUP].to_numpy()
+        model, tuning = fit_tuned(model, mix.data.texts, mix.data.labels, plan, seed, groups)
     fitted = time.perf_counter()
     predictions = model.predict(data.test.texts)
     predicted = time.perf_counter()
@@ -240,11 +253,14 @@ def run_cell(
         "synthetic_counts": mix.synthetic_counts,
         "shortfall": mix.shortfall,
     }
+    tune_s = tuning.tune_s if tuning is not None else 0.0
     timings = {
         "compose_s": round(composed - started, 4),
         "featurise_s": 0.0,  # inside fit and predict: these classifiers take texts
-        "fit_s": round(fitted - composed, 4),
+        "fit_s": round(fitted - composed - tune_s, 4),
         "predict_s": round(predicted - fitted, 4),
+        # Cross-validation of a tuned fit, on top of its final fit.
+        **({"tune_s": round(tune_s, 4)} if tuning is not None else {}),
     }
     return fit_record(
         cell,
@@ -255,6 +271,7 @@ def run_cell(
         data.test.labels,
         data.train.classes,
         timings,
+        tuning,
     )
 
 
@@ -281,6 +298,11 @@ def _describe(data: LabeledData) -> dict[str, Any]:
     }
 
 
+# Config keys left out of a run's fingerprint: seeds and classifiers may be added to a finished
+# run, and `tune` is part of each classifier's settings (checked per label, see `_settings`).
+_PER_CLASSIFIER = ("seeds", "small_real_seeds", "classifier", "classifiers", "tune")
+
+
 def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell]) -> dict[str, Any]:
     described = {
         "train": _describe(data.train),
@@ -297,9 +319,7 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
     # Seeds and classifiers are left out: adding either to a finished run extends it instead
     # of refusing it. A classifier whose settings change under the same label is caught by
     # `_claim_run_dir`.
-    common = {
-        k: v for k, v in config.to_dict().items() if k not in ("seeds", "classifier", "classifiers")
-    }
+    common = {k: v for k, v in config.to_dict().items() if k not in _PER_CLASSIFIER}
     classifiers = config.compared_classifiers()
     primary = classifiers[0]
     return {
@@ -307,6 +327,7 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
         "fingerprint": _fingerprint_of({"config": common, "data": described}),
         "config": config.to_dict(),
         "seeds": config.seeds,
+        **({"small_real_seeds": config.small_real_seeds} if config.small_real_seeds else {}),
         "classifier": {"name": primary.name, "params": primary.params},
         # With, for TF-IDF, the method: how features and fit are made, which a version may
         # change under the same params (see `_settings`).
@@ -332,9 +353,7 @@ def _fingerprint_of(identity: dict[str, Any]) -> str:
 def _legacy_fingerprint(info: dict[str, Any], classifier: dict[str, Any]) -> str:
     """The fingerprint a run written before `classifiers` existed would have for this config:
     its single classifier (name and params) was part of the identity."""
-    config = {
-        k: v for k, v in info["config"].items() if k not in ("seeds", "classifier", "classifiers")
-    }
+    config = {k: v for k, v in info["config"].items() if k not in _PER_CLASSIFIER}
     config["classifier"] = {"name": classifier.get("name"), "params": classifier.get("params")}
     return _fingerprint_of({"config": config, "data": info["data"]})
 
@@ -346,8 +365,9 @@ def _settings(classifier: dict[str, Any]) -> str:
     method = classifier.get(
         "method", legacy_method(classifier.get("name"), classifier.get("params"))
     )
+    # A tuned classifier's grid counts too; one recorded before tuning existed was not tuned.
     return json.dumps(
-        [classifier.get("name"), classifier.get("params"), method],
+        [classifier.get("name"), classifier.get("params"), method, classifier.get("tune")],
         sort_keys=True,
         ensure_ascii=False,
     )

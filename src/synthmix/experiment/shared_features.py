@@ -28,9 +28,10 @@ from joblib import Parallel, delayed
 from synthmix.classifiers.features import NgramSpec
 from synthmix.classifiers.registry import ClassifierConfig, build_classifier
 from synthmix.classifiers.tfidf import TfidfLogReg, shared_ngrams
+from synthmix.classifiers.tuning import OnCounts, Tuning, fit_tuned
 from synthmix.data.labeled import LabeledData
 from synthmix.experiment.feature_store import FeatureStore
-from synthmix.experiment.mixing import Cell, TrainingMix, compose, planned_counts
+from synthmix.experiment.mixing import GROUP, Cell, TrainingMix, compose, planned_counts
 from synthmix.experiment.results import encode_predictions, fit_key
 from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.sources import DerivedSource, ReusedAugmentations
@@ -73,6 +74,7 @@ class FitJob:
     labels: np.ndarray
     mix: dict[str, Any]
     compose_s: float
+    groups: np.ndarray | None = None  # the rows' real-text groups (mixing.GROUP), for tuning
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class _Composed:
     labels: np.ndarray
     mix: dict[str, Any]
     seconds: float = field(default=0.0)
+    groups: np.ndarray | None = None
 
 
 def shared_spec(classifier: ClassifierConfig) -> NgramSpec | None:
@@ -124,7 +127,10 @@ def run_shared(
         stats.featurise_s += time.perf_counter() - started
         test_set = TestSet(store.rows(test.texts), test.labels, train.classes)
         jobs = [
-            FitJob(*c.task, store.rows(c.texts), c.labels, c.mix, compose_s=c.seconds) for c in mine
+            FitJob(
+                *c.task, store.rows(c.texts), c.labels, c.mix, compose_s=c.seconds, groups=c.groups
+            )
+            for c in mine
         ]
         stats.fits += len(jobs)
         yield from _fit_all(jobs, store, test_set, workers)
@@ -194,6 +200,7 @@ def _compose(
         labels=np.asarray(mix.data.labels, dtype=object),
         mix=_mix_summary(mix),
         seconds=time.perf_counter() - started,
+        groups=mix.data.frame[GROUP].to_numpy(),
     )
 
 
@@ -250,7 +257,14 @@ def fit_job(job: FitJob, store: FeatureStore, test: TestSet) -> dict[str, Any]:
     counts = store.select(job.rows)
     test_counts = store.select(test.rows)
     selected = time.perf_counter()
-    model.fit_counts(counts, job.labels)
+    plan = job.classifier.tuning
+    tuning = None
+    if plan is None:
+        model.fit_counts(counts, job.labels)
+    else:
+        # The cell's own count rows only; the test rows are selected for prediction alone.
+        search, tuning = fit_tuned(OnCounts(model), counts, job.labels, plan, job.seed, job.groups)
+        model = search.model_
     predicted_at = time.perf_counter()
     predictions = model.predict_counts(test_counts)
     done = time.perf_counter()
@@ -260,9 +274,18 @@ def fit_job(job: FitJob, store: FeatureStore, test: TestSet) -> dict[str, Any]:
         "featurise_s": round(selected - started + model.timings_["featurise_s"], 4),
         "fit_s": round(model.timings_["fit_s"], 4),
         "predict_s": round(done - predicted_at, 4),
+        **({"tune_s": round(tuning.tune_s, 4)} if tuning is not None else {}),
     }
     return fit_record(
-        job.cell, job.seed, job.classifier, job.mix, predictions, test.labels, test.classes, timings
+        job.cell,
+        job.seed,
+        job.classifier,
+        job.mix,
+        predictions,
+        test.labels,
+        test.classes,
+        timings,
+        tuning,
     )
 
 
@@ -275,8 +298,9 @@ def fit_record(
     test_labels: Sequence[str],
     classes: list[str],
     timings: dict[str, float],
+    tuning: Tuning | None = None,
 ) -> dict[str, Any]:
-    """The results-store record of one fit."""
+    """The results-store record of one fit; a tuned fit records what it chose."""
     return {
         "key": result_key(cell, seed, classifier),
         "cell_key": cell.key,
@@ -295,5 +319,6 @@ def fit_record(
         # Per test text, so two cells can be compared on the same texts (paired analysis).
         "predictions": encode_predictions(predictions.tolist(), classes),
         "timings": timings,
+        **({"tuning": tuning.as_record()} if tuning is not None else {}),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

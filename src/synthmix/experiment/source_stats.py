@@ -33,6 +33,9 @@ COUNTS = (
     "parse_failures",
 )
 FAULTS = ("retries", "failed_calls")
+# Summed only where a report has them (older generation reports do not): a missing count is
+# unknown, not zero.
+TOKENS = ("prompt_tokens", "completion_tokens")
 
 
 def _reports(source_path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -119,6 +122,9 @@ def _source_name(
 def _add(into: dict[str, Any], totals: dict[str, Any], faults: Any = None) -> None:
     for key in (*COUNTS, "cost"):
         into[key] = into.get(key, 0) + (totals.get(key) or 0)
+    for key in TOKENS:
+        if key in totals:
+            into[key] = into.get(key, 0) + (totals.get(key) or 0)
     # The backend's retries and calls that gave up (generation reports from before faults
     # were counted have none: 0).
     faults = faults if isinstance(faults, dict) else {}

@@ -136,6 +136,8 @@ class Report:
     config_json: str
     notes: list[str] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
+    # Each mix's paired comparison with its baseline, by cell key (sections built later use it).
+    versus: dict[str, Versus] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -119,10 +119,38 @@ def _config_table(info: dict[str, Any]) -> Table:
     rows = [
         ["name", str(info.get("name", DASH))],
         ["classifier", classifier_text],
+        ["tuned per cell", _tuned(compared)],
         ["seeds", ", ".join(str(s) for s in seeds) if isinstance(seeds, list) else DASH],
         ["started at", str(info.get("started_at", DASH))],
     ]
+    small = info.get("small_real_seeds")
+    if isinstance(small, list) and small:
+        rows.insert(4, ["seeds of the small-real cells", ", ".join(str(s) for s in small)])
     return Table(["setting", "value"], rows)
+
+
+def _tuned(compared: Any) -> str:
+    """Which classifiers chose their regularisation per cell, from what (run.json)."""
+    if not isinstance(compared, list):
+        return "no"
+    tuned = []
+    for entry in compared:
+        tune = entry.get("tune") if isinstance(entry, dict) else None
+        if isinstance(tune, dict):
+            grid = "; ".join(
+                f"{name} from {', '.join(_value(v) for v in values)}"
+                for name, values in (tune.get("grid") or {}).items()
+            )
+            tuned.append(f"{entry.get('label')}: {grid}, {tune.get('folds')}-fold CV")
+    return "; ".join(tuned) if tuned else "no"
+
+
+def _value(value: Any) -> str:
+    return (
+        f"{value:g}"
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else str(value)
+    )
 
 
 def _data_table(info: dict[str, Any]) -> Table:

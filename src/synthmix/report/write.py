@@ -15,6 +15,7 @@ from typing import Any
 from synthmix.core.errors import SynthmixError
 from synthmix.experiment.results import ResultsStore, classifier_labels, record_classifier
 from synthmix.experiment.run_dir import RunDir
+from synthmix.experiment.source_stats import read_source_stats
 from synthmix.report.cells import cell_summaries, find_reference, rule_based_sources
 from synthmix.report.evidence import Evidence, class_comparisons, mix_comparisons
 from synthmix.report.findings import headline, notes
@@ -27,7 +28,9 @@ from synthmix.report.model import (
     ReportPaths,
 )
 from synthmix.report.plots import figures
+from synthmix.report.sections.cost import cost_section
 from synthmix.report.sections.quality import generation_sections, quality_sections
+from synthmix.report.sections.tuning import tuning_note, tuning_section
 from synthmix.report.tables import ranking_table, run_tables
 from synthmix.report.testset import load_test_labels
 
@@ -47,6 +50,7 @@ def write_report(run_dir: str | Path | RunDir) -> ReportPaths:
     gold = load_test_labels(info)
     evidence = Evidence(records, gold.labels, gold.reason)
     report = build_report(info, cells, evidence, classifiers[0])
+    report.notes.append(tuning_note(primary))
     if len(classifiers) > 1:
         from synthmix.report.sections.compare import SECTION_TITLE, comparison_section
 
@@ -56,7 +60,13 @@ def write_report(run_dir: str | Path | RunDir) -> ReportPaths:
             f'{classifiers[0]}; the section "{SECTION_TITLE}" puts all of them side by side.'
         )
         report.sections.append(comparison_section(records, classifiers, info, evidence))
+    tuned = tuning_section(primary, cells)
+    if tuned is not None:
+        report.sections.append(tuned)
     report.sections.extend(generation_sections(run))
+    costs = cost_section(read_source_stats(run), cells, report.versus, primary)
+    if costs is not None:
+        report.sections.append(costs)
     report.sections.extend(quality_sections(run, cells))
     write_figures(run.figures_dir, report)
     paths = ReportPaths(html=run.report_html, markdown=run.report_markdown)
@@ -87,6 +97,7 @@ def build_report(
         run_tables=run_tables(info),
         config_json=json.dumps(info.get("config", {}), ensure_ascii=False, indent=2),
         notes=notes(cells, rewrites, versus, fallback),
+        versus=versus,
     )
 
 
