@@ -362,7 +362,10 @@ def test_each_text_is_featurised_once_and_a_resumed_run_reuses_them(
     outcome = run_experiment(config, tmp_path / "run", jobs=1, progress=False)
     assert outcome.ran == 8
     assert calls == []
-    assert read_run_info(tmp_path / "run")["timings"]["texts_featurised"] == 0
+    timings = read_run_info(tmp_path / "run")["timings"]
+    assert timings["texts_featurised"] == 0
+    assert (timings["fits"], timings["sessions"], timings["total_fits"]) == (8, 2, 24)
+    assert timings["total_grid_s"] > timings["grid_s"]
 
 
 def test_a_cell_learns_nothing_from_texts_only_other_cells_see(

@@ -17,7 +17,7 @@ from synthmix.experiment.mixing import (
     Cell,
 )
 from synthmix.experiment.results import ResultsStore
-from synthmix.experiment.run_dir import write_run_info
+from synthmix.experiment.run_dir import read_run_info, write_run_info
 from synthmix.report import write_report
 from synthmix.report.cells import cell_summaries, rule_based_sources
 from synthmix.report.tables import ranking_table
@@ -120,6 +120,30 @@ def test_writes_self_contained_html_and_markdown_with_figures(tmp_path: Path) ->
     # The run section makes the report reproducible.
     assert "tfidf_logreg" in html_text and "scikit-learn" in html_text
     assert "no_emotion: 300" in markdown
+
+
+def test_timings_show_the_grid_time_fits_per_second_and_each_stage(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, {SMALL_REAL: [0.5, 0.51], ALL_REAL: [0.7, 0.72]})
+    info = read_run_info(run_dir)
+    info["timings"] = {
+        "grid_s": 150.0,
+        "fits": 3,
+        "sessions": 2,
+        "total_grid_s": 200.0,
+        "total_fits": 4,
+        "texts_featurised": 1200,
+        "featurise_s": 2.5,
+    }
+    write_run_info(run_dir, info)
+    markdown = write_report(run_dir).markdown.read_text(encoding="utf-8")
+    timings = markdown.split("### Timings", 1)[1].split("###", 1)[0]
+    assert "| grid, latest session | 3 fits in 2 min 30 s (0.02 fits/s) |" in timings
+    assert "| grid, all 2 sessions | 4 fits in 3 min 20 s (0.02 fits/s) |" in timings
+    assert "1200 distinct texts counted once in 2.5 s" in timings
+    # result_record's timings: fit 0.1 s, compose 0.01 s per fit, over the 4 records.
+    assert "| per fit: fit | 0.100 s mean, 0.4 s over 4 fits |" in timings
+    assert "| per fit: compose | 0.010 s mean, 0.0 s over 4 fits |" in timings
+    assert "per fit: featurise" not in timings  # these records have no featurise stage
 
 
 def test_ranking_puts_best_cell_first_and_computes_gap(tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ def test_per_fit_weights_equal_tfidf_transformers_on_the_same_rows(
         part = part[:, np.flatnonzero(np.diff(part.indptr) >= min_df)]
         blocks.append(TfidfTransformer(sublinear_tf=True).fit_transform(part))
     expected = sp.hstack(blocks).toarray()
-    assert np.allclose(weights.transform(counts).toarray(), expected)
+    # The fit keeps its columns most frequent first; `expected`'s are in hashed-id order.
+    position = np.searchsorted(np.sort(weights.columns), weights.columns)
+    assert np.allclose(weights.transform(counts).toarray(), expected[:, position], atol=1e-6)
 
 
 def test_hashed_counts_keep_nearly_every_ngram(small: tuple[LabeledData, LabeledData]) -> None:
@@ -98,9 +100,31 @@ def test_hashed_f1_matches_the_per_cell_path(small: tuple[LabeledData, LabeledDa
 
 
 def test_method_names_features_and_tolerance() -> None:
-    assert TfidfLogReg().method().startswith("hashed n-gram counts 2^20")
+    assert TfidfLogReg().method() == (
+        "hashed n-gram counts 2^20, per-fit IDF, float32; sag tol=0.03 max_iter=100"
+    )
+    assert TfidfLogReg(solver="saga", tol=1e-2).method().endswith("; saga tol=0.01 max_iter=100")
     assert TfidfLogReg(features="per_cell", tol=1e-3, max_iter=1000).method() == (
         "per-cell TfidfVectorizer; saga tol=0.001 max_iter=1000"
     )
     with pytest.raises(ConfigError, match="features must be one of hashed, per_cell"):
         TfidfLogReg(features="hashing").fit(["a b", "c d"], ["x", "y"])
+    with pytest.raises(ConfigError, match="solver must be one of sag, saga, lbfgs, got 'sgd'"):
+        TfidfLogReg(solver="sgd").fit(["a b", "c d"], ["x", "y"])
+
+
+def test_hashed_features_are_float32_in_frequency_order(
+    small: tuple[LabeledData, LabeledData],
+) -> None:
+    """The solver sees float32 features, most frequent n-grams first; the model is fitted
+    on them (sag keeps the dtype) and predicts on counts of unseen texts."""
+    train, test = small
+    spec = NgramSpec()
+    counts = spec.counts(train.texts)
+    model = TfidfLogReg(random_state=0).fit_counts(counts, train.labels)
+    features = model.weights_.transform(counts)
+    assert features.dtype == np.float32 and model.model_.coef_.dtype == np.float32
+    df = np.diff(features.tocsc().indptr)
+    assert np.all(df[:-1] >= df[1:])
+    assert model.model_.n_iter_[0] < model.max_iter
+    assert len(model.predict_counts(spec.counts(test.texts))) == len(test)

@@ -21,6 +21,11 @@ from synthmix.classifiers.registry import CLASSIFIERS, ClassifierConfig
 from synthmix.core.errors import ConfigError
 
 FEATURE_OPTIONS = ("hashed", "per_cell")
+SOLVER_OPTIONS = ("sag", "saga", "lbfgs")
+# Per features: the hashed path fits with sag, stopping at tol 3e-2; the per-cell path
+# keeps the solver it always had, so its results (and old runs' methods) stay as they were.
+DEFAULT_SOLVER = {"hashed": "sag", "per_cell": "saga"}
+DEFAULT_TOL = {"hashed": 3e-2, "per_cell": 1e-2}
 
 
 class TfidfLogReg(ClassifierMixin, BaseEstimator):
@@ -31,7 +36,8 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
     own `min_df` filter and IDF from its own rows (see classifiers.features). "per_cell"
     fits scikit-learn TfidfVectorizers on each fit's texts, as before hashed counts existed.
     `imbalance`: "class_weight" (balanced loss weights), "oversample" (random oversampling
-    with imbalanced-learn) or "none".
+    with imbalanced-learn) or "none". `solver` and `tol` default per `features` (see
+    `_fit_model`): sag at tol 3e-2 on hashed float32 features, saga at 1e-2 per cell.
     """
 
     def __init__(
@@ -42,9 +48,10 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
         max_features: int | None = None,
         C: float = 10.0,
         max_iter: int = 100,
-        tol: float = 1e-2,
+        tol: float | None = None,
         imbalance: str = "class_weight",
         features: str = "hashed",
+        solver: str | None = None,
         random_state: int = 0,
     ) -> None:
         self.word_ngrams = word_ngrams
@@ -56,6 +63,7 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.imbalance = imbalance
         self.features = features
+        self.solver = solver
         self.random_state = random_state
 
     @property
@@ -65,17 +73,24 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
             return None
         return NgramSpec(tuple(self.word_ngrams), tuple(self.char_ngrams))  # type: ignore[arg-type]
 
+    @property
+    def resolved_solver(self) -> str:
+        """The solver a fit uses: `solver`, or the default of these `features`."""
+        return self.solver or DEFAULT_SOLVER.get(self.features, "sag")
+
+    @property
+    def resolved_tol(self) -> float:
+        return float(self.tol) if self.tol is not None else DEFAULT_TOL.get(self.features, 3e-2)
+
     def method(self) -> str:
         """How features and fit are made, beyond the params: part of a run's identity, so a
         run directory fitted one way is not resumed another (see experiment.runner)."""
+        fit = f"{self.resolved_solver} tol={self.resolved_tol:g} max_iter={self.max_iter}"
         spec = self.ngram_spec
         if spec is None:
-            return f"per-cell TfidfVectorizer; saga tol={self.tol:g} max_iter={self.max_iter}"
+            return f"per-cell TfidfVectorizer; {fit}"
         bits = spec.n_features.bit_length() - 1
-        return (
-            f"hashed n-gram counts 2^{bits}, per-fit IDF; saga tol={self.tol:g} "
-            f"max_iter={self.max_iter}"
-        )
+        return f"hashed n-gram counts 2^{bits}, per-fit IDF, float32; {fit}"
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TfidfLogReg:
         self._check()
@@ -131,21 +146,29 @@ class TfidfLogReg(ClassifierMixin, BaseEstimator):
             raise ConfigError(
                 f"features must be one of {', '.join(FEATURE_OPTIONS)}, got {self.features!r}"
             )
+        if self.solver is not None and self.solver not in SOLVER_OPTIONS:
+            raise ConfigError(
+                f"solver must be one of {', '.join(SOLVER_OPTIONS)}, got {self.solver!r}"
+            )
 
     def _fit_model(self, features: sp.csr_matrix, labels: np.ndarray) -> None:
-        # saga is 3x faster than lbfgs on these sparse features at the same F1. tol 1e-2
-        # (sklearn's is 1e-4) stops it after about 20 epochs instead of 55 (1e-3), with
-        # F1-macro within 0.002 on CEDR and RuSentiment at 10% and all of the training data;
-        # liblinear (one-vs-rest) was slower and SGD lost up to 0.017 (benchmarks/bench_grid.py).
-        # max_iter 100 bounds the fits that never get there: one text under two labels (a
-        # generator writing a real text for another class) keeps saga creeping to 1000
-        # epochs, 200 s instead of 3; capping epochs below convergence (8-16) moved F1 by
-        # up to 0.007, so the cap is a guard, not the stopping rule.
+        # sag on float32 features at tol 3e-2: on a 10k-text RuSentiment sample 0.8 s of CPU
+        # per fit, against 1.25 s for saga at 1e-2 on float64 (the previous default) and 2.8
+        # s at 1e-3 (today's per-cell path); mean F1-macro over 5 seeds within 0.0035 of saga
+        # at 1e-3 on CEDR and RuSentiment at 10% and all of the training data. Per epoch sag
+        # is cheaper than saga (no proximal step) and needs fewer epochs to the same
+        # tolerance; lbfgs, liblinear (one-vs-rest) and SGD were slower or lost F1, and warm
+        # starts from a neighbouring cell saved under 5% of epochs
+        # (benchmarks/bench_solvers.py). max_iter 100 bounds the fits that never get
+        # there: one text under two labels (a generator writing a real text for another
+        # class) keeps the solver creeping to 1000 epochs, 200 s instead of 3; capping
+        # epochs below convergence (8-16) moved F1 by up to 0.007, so the cap is a guard,
+        # not the stopping rule.
         self.model_ = LogisticRegression(
             C=self.C,
-            solver="saga",
+            solver=self.resolved_solver,
             max_iter=self.max_iter,
-            tol=self.tol,
+            tol=self.resolved_tol,
             class_weight="balanced" if self.imbalance == "class_weight" else None,
             random_state=self.random_state,
         )

@@ -193,12 +193,20 @@ def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, li
 
 
 def _record_timings(run: RunDir, fits: int, seconds: float, stats: GridStats) -> None:
-    """The grid's total time and fits/s in run.json (of the latest session that fitted)."""
+    """The grid's time and fits/s in run.json: of the latest session that fitted, and
+    summed over every session of a resumed run."""
     info = run.read_info()
+    timings = info.get("timings")
+    before: dict[str, Any] = timings if isinstance(timings, dict) else {}
     info["timings"] = {
         "grid_s": round(seconds, 3),
         "fits": fits,
         "fits_per_s": round(fits / seconds, 3) if seconds > 0 else None,
+        "sessions": int(before.get("sessions", 1 if before else 0)) + 1,
+        "total_grid_s": round(
+            float(before.get("total_grid_s", before.get("grid_s", 0.0))) + seconds, 3
+        ),
+        "total_fits": int(before.get("total_fits", before.get("fits", 0))) + fits,
         **stats.as_dict(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -91,13 +91,75 @@ def _shortfall_note(cell: CellSummary) -> str:
     return f"source had {cell.shortfall} fewer synthetic texts than asked (worst seed)"
 
 
-def run_tables(info: dict[str, Any]) -> list[tuple[str, Table]]:
+def run_tables(
+    info: dict[str, Any], records: Sequence[Mapping[str, Any]] = ()
+) -> list[tuple[str, Table]]:
     tables = [("Configuration", _config_table(info)), ("Data", _data_table(info))]
+    timings = timings_table(info, records)
+    if timings is not None:
+        tables.append(("Timings", timings))
     versions = info.get("versions")
     if isinstance(versions, dict) and versions:
         rows = [[str(package), str(version)] for package, version in sorted(versions.items())]
         tables.append(("Package versions", Table(["package", "version"], rows)))
     return tables
+
+
+TIMING_STAGES = ("compose_s", "featurise_s", "fit_s", "predict_s")
+
+
+def timings_table(info: dict[str, Any], records: Sequence[Mapping[str, Any]]) -> Table | None:
+    """The grid's wall time and fits/s (run.json, written by the runner), the texts
+    featurised once for the whole run, and each stage of a fit: mean per fit and summed
+    over fits (summed over parallel workers, so it can exceed the wall time)."""
+    rows: list[list[str]] = []
+    timings = info.get("timings")
+    if isinstance(timings, dict) and timings.get("grid_s") is not None:
+        rows.append(["grid, latest session", _grid_time(timings.get("fits"), timings["grid_s"])])
+        sessions = timings.get("sessions", 1)
+        if isinstance(sessions, int) and sessions > 1:
+            rows.append(
+                [
+                    f"grid, all {sessions} sessions",
+                    _grid_time(timings.get("total_fits"), timings.get("total_grid_s")),
+                ]
+            )
+        if timings.get("texts_featurised"):
+            rows.append(
+                [
+                    "n-gram counts",
+                    f"{timings['texts_featurised']} distinct texts counted once in "
+                    f"{float(timings.get('featurise_s', 0.0)):.1f} s",
+                ]
+            )
+        if timings.get("augmented_texts"):
+            rows.append(["rule-based augmentation", f"{timings['augmented_texts']} texts"])
+    timed = [r["timings"] for r in records if isinstance(r.get("timings"), dict)]
+    for stage in TIMING_STAGES:
+        values = [float(t[stage]) for t in timed if isinstance(t.get(stage), int | float)]
+        if values:
+            rows.append(
+                [
+                    f"per fit: {stage.removesuffix('_s')}",
+                    f"{sum(values) / len(values):.3f} s mean, {sum(values):.1f} s over "
+                    f"{len(values)} fits",
+                ]
+            )
+    return Table(["timing", "value"], rows) if rows else None
+
+
+def _grid_time(fits: Any, seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or not isinstance(fits, int):
+        return DASH
+    rate = f"{fits / seconds:.2f} fits/s" if seconds > 0 else DASH
+    return f"{fits} fits in {_duration(float(seconds))} ({rate})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 def _config_table(info: dict[str, Any]) -> Table:

@@ -9,6 +9,7 @@ paired seeds and test texts (`stats.paired`), all comparisons Holm-corrected tog
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def write_report(run_dir: str | Path | RunDir) -> ReportPaths:
     cells = cell_summaries(primary)
     gold = load_test_labels(info)
     evidence = Evidence(records, gold.labels, gold.reason)
-    report = build_report(info, cells, evidence, classifiers[0])
+    report = build_report(info, cells, evidence, classifiers[0], records)
     report.notes.append(tuning_note(primary))
     if len(classifiers) > 1:
         from synthmix.report.sections.compare import SECTION_TITLE, comparison_section
@@ -80,9 +81,11 @@ def build_report(
     cells: list[CellSummary],
     evidence: Evidence | None = None,
     classifier: str = "",
+    records: Sequence[dict[str, Any]] = (),
 ) -> Report:
     """The report of `classifier`'s `cells`; with `evidence` (its fits), every mix is compared
-    with its baseline, paired over seeds and test texts."""
+    with its baseline, paired over seeds and test texts. `records` (every fit of the run)
+    give the timings table."""
     reference = find_reference(cells)
     rewrites = rule_based_sources(info)
     versus = mix_comparisons(cells, evidence, classifier)
@@ -94,7 +97,7 @@ def build_report(
             cells, reference, versus, class_comparisons(cells, evidence, classifier, versus)
         ),
         ranking=ranking_table(cells, rewrites, versus),
-        run_tables=run_tables(info),
+        run_tables=run_tables(info, records),
         config_json=json.dumps(info.get("config", {}), ensure_ascii=False, indent=2),
         notes=notes(cells, rewrites, versus, fallback),
         versus=versus,
