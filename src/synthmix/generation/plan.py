@@ -16,6 +16,7 @@ from synthmix.core.config import build_dataclass, read_yaml
 from synthmix.core.errors import ConfigError
 from synthmix.data.labeled import LabeledData, load_labeled
 from synthmix.dedup import DedupConfig
+from synthmix.generation.classifier_filter import ClassifierFilterConfig
 from synthmix.generation.generate import (
     GenerationConfig,
     GenerationResult,
@@ -63,6 +64,10 @@ class GenerationPlan:
     # `false` sends them verbatim; unset: redacted only for backends off this machine.
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     max_example_chars: int = 2000  # real examples are quoted in prompts up to this length
+    # Keep a text only when a classifier trained on `data` (and the card's examples)
+    # confirms its label: {classifier: tfidf_logreg, min_probability: 0.5} or {top_k: 2}.
+    # Trained on all of `data`: an experiment's per-cell `filter:` is the leak-free choice.
+    classifier_filter: ClassifierFilterConfig | None = None
     # Persona pool (JSONL from `synthmix personas`) that the "persona" strategy samples from.
     personas: str | None = None
     text_column: str = "text"
@@ -103,6 +108,8 @@ def check_plan(plan: GenerationPlan, source: str) -> None:
     wants_pool = _needing(plan, "needs_personas")
     if wants_pool and plan.personas is None:
         raise ConfigError(_NO_POOL.format(source=source, name=wants_pool[0]))
+    if plan.classifier_filter is not None:
+        plan.classifier_filter.check(source)
 
 
 def _needing(plan: GenerationPlan, need: str) -> list[str]:
@@ -174,6 +181,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     dedup=plan.dedup,
                     redaction=plan.redaction,
                     max_example_chars=plan.max_example_chars,
+                    classifier_filter=plan.classifier_filter,
                 )
                 built = make_strategy(
                     strategy, texts_per_call=plan.texts_per_call, k=plan.k, personas=personas
