@@ -258,3 +258,21 @@ def test_filter_config_errors_are_one_line(tmp_path: Path) -> None:
         )  # fmt: skip
     assert "\n" not in str(error.value)
     assert str(error.value).startswith("source 's': filter: classifier 'tfidf_logreg': unknown")
+
+
+def test_plan_classifier_filter_errors_name_the_key() -> None:
+    from synthmix.generation.plan import GenerationPlan, check_plan
+
+    for raw, message in [
+        ({"top_k": 0}, "plan.yaml: classifier_filter: top_k must be >= 1, got 0"),
+        (
+            {"classifier": "nope"},
+            "plan.yaml: classifier_filter: unknown classifier 'nope' (available: ",
+        ),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            plan = build_dataclass(
+                GenerationPlan, {"card": "c", "classifier_filter": raw}, "plan.yaml"
+            )
+            check_plan(plan, "plan.yaml")
+        assert str(error.value).startswith(message)

@@ -57,12 +57,13 @@ class ClassifierFilterConfig:
     def classifier_config(self) -> ClassifierConfig:
         return ClassifierConfig(name=self.classifier, params=dict(self.params))
 
-    def check(self, where: str) -> None:
-        """The classifier's name and params, checked before anything is fitted."""
+    def check(self, where: str, key: str = "filter") -> None:
+        """The classifier's name and params, checked before anything is fitted; errors name
+        `where` and the config `key` holding this filter."""
         try:
             check_classifier(self.classifier_config)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: filter: {exc}") from None
+            raise ConfigError(f"{where}: {key}: {exc}") from None
 
     @property
     def rule(self) -> str:
