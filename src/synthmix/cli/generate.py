@@ -258,3 +258,55 @@ def personas_command(
         err=True,
     )
     typer.echo(f"wrote {totals.kept} personas to {out}; report {report}")
+
+
+@app.command("tune-generator")
+def tune_generator_command(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Real labeled training texts.")],
+    out: Annotated[Path, typer.Option(help="Folder: tuned model (merged) and adapter/.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="HF causal LM (hub name or folder) or a GGUF file (default: bundled Gemma)."
+        ),
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 3.0,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-4,
+    max_length: Annotated[int, typer.Option(help="Tokens per training sequence.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 8,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """Fine-tune a causal LM with LoRA on "label: text" sequences of the real texts; generate
+    from OUT with `--backend transformers --model OUT --strategy tuned`. Meant for a GPU."""
+    from synthmix.data.labeled import load_labeled
+    from synthmix.generation.tuning import TuneConfig, tune_generator
+
+    config = TuneConfig(
+        model=model or _bundled_gguf(),
+        epochs=epochs,
+        lr=lr,
+        max_length=max_length,
+        batch_size=batch_size,
+        lora_rank=lora_rank,
+        seed=seed,
+    )
+    config.check()
+    labeled = load_labeled(data, text_column, label_column, encoding)
+    claim_output(ctx, out, "output folder", folder=True)
+    result = tune_generator(labeled, config, out, progress=True)
+    loss = f"{result.train_loss:.3f}" if result.train_loss is not None else "n/a"
+    typer.echo(
+        f"tuned {config.model} on {result.texts} texts: {result.steps} steps in "
+        f"{result.seconds:.1f} s ({result.steps_per_s:.2f} steps/s), loss {loss}; wrote {out}"
+    )
+
+
+def _bundled_gguf() -> str:
+    from synthmix.llm.llamacpp import bundled_model_path
+
+    return bundled_model_path()
