@@ -247,7 +247,9 @@ def test_filter_config_errors_are_one_line(tmp_path: Path) -> None:
     }
     with pytest.raises(ConfigError) as error:
         build_dataclass(ExperimentConfig, raw, "exp.yaml")
-    assert str(error.value) == "exp.yaml: sources[0].filter: set min_probability or top_k, not both"
+    assert str(error.value) == (
+        "exp.yaml: sources[0].filter: set one of min_probability, top_k and keep_share"
+    )
     raw["sources"] = [{"path": "s.csv", "filter": {"min_probabilty": 0.5}}]
     with pytest.raises(ConfigError, match=r"unknown key 'min_probabilty' \(allowed: classifier"):
         build_dataclass(ExperimentConfig, raw, "exp.yaml")
@@ -276,3 +278,28 @@ def test_plan_classifier_filter_errors_name_the_key() -> None:
             )
             check_plan(plan, "plan.yaml")
         assert str(error.value).startswith(message)
+
+
+def test_keep_share_keeps_the_likeliest_share_of_every_class(
+    cedr_train: LabeledData, cedr_test: LabeledData
+) -> None:
+    """A probability threshold from a 10%-real classifier empties the small classes (it
+    barely knows anger); keep_share keeps each class's most confirmed texts instead."""
+    real = stratified_fraction(cedr_train, 0.1, seed=0)
+    texts = sample_per_class(cedr_test, dict.fromkeys(cedr_test.classes, 30), seed=0)
+    fitted = ClassifierJudge.fit(ClassifierFilterConfig(), real, seed=0)
+    threshold = fitted.judge(texts.texts, texts.labels)
+    share = ClassifierJudge(ClassifierFilterConfig(keep_share=0.7), fitted.model)
+    ranked = share.judge(texts.texts, texts.labels)
+    labels = np.asarray(texts.labels)
+    assert threshold.keep[labels == "anger"].mean() < 0.2
+    for label in texts.classes:
+        mine = labels == label
+        assert ranked.keep[mine].sum() == 21  # ceil(0.7 x 30)
+        kept, dropped = (
+            ranked.probability[mine & ranked.keep],
+            ranked.probability[mine & ~ranked.keep],
+        )
+        assert kept.min() >= dropped.max()
+    with pytest.raises(ConfigError, match="keep_share ranks a whole source"):
+        ClassifierFilterConfig(keep_share=0.5).check("plan.yaml", "classifier_filter", True)

@@ -4,7 +4,9 @@ A weak generator (the bundled Gemma-3-270M, many small open models) often writes
 another class than the one it was asked for. LAMBADA (Anaby-Tavor et al. 2020), ZeroGen's
 "correctness" and SuperGen's selection all answer it the same way: train a classifier on
 the real texts and keep a generated text only when that classifier gives its intended
-label a high probability (`min_probability`) or ranks it among its `top_k` classes.
+label a high probability (`min_probability`) or ranks it among its `top_k` classes; over a
+whole source, `keep_share` keeps each class's texts with the highest such probability, so a
+class the classifier knows badly (a small one) is not emptied.
 
 `ClassifierJudge` is the fitted classifier and its rule; `ClassifierFilter` is the stage of
 the generation engine's filter chain that asks it, one candidate at a time, and counts
@@ -14,6 +16,7 @@ a judge inside each cell on the real texts that cell may see (experiment.filtere
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,26 +31,35 @@ from synthmix.data.labeled import LabeledData
 from synthmix.generation.filters import Candidate, Verdict
 
 DEFAULT_MIN_PROBABILITY = 0.5
+_STREAMING = (
+    "keep_share ranks a whole source, and generation judges one text at a time: use "
+    "min_probability or top_k there (keep_share in an experiment's source filter)"
+)
 
 
 @dataclass
 class ClassifierFilterConfig:
     """Which classifier judges (a name of the classifier registry and its params) and the
     rule: keep a text whose intended label gets probability >= `min_probability`, or is
-    among the classifier's `top_k` most probable classes; neither set means
-    min_probability 0.5."""
+    among the classifier's `top_k` most probable classes, or (judging a whole source at
+    once) is among the `keep_share` of its class's texts with the highest probability of
+    that label; none set means min_probability 0.5."""
 
     classifier: str = "tfidf_logreg"
     params: dict[str, Any] = field(default_factory=dict)
     min_probability: float | None = None
     top_k: int | None = None
+    keep_share: float | None = None
 
     def __post_init__(self) -> None:
         # ValueError, not ConfigError: the YAML edge turns it into "file: key: problem".
-        if self.min_probability is not None and self.top_k is not None:
-            raise ValueError("set min_probability or top_k, not both")
-        if self.min_probability is None and self.top_k is None:
+        rules = [self.min_probability, self.top_k, self.keep_share]
+        if sum(rule is not None for rule in rules) > 1:
+            raise ValueError("set one of min_probability, top_k and keep_share")
+        if all(rule is None for rule in rules):
             self.min_probability = DEFAULT_MIN_PROBABILITY
+        if self.keep_share is not None and not 0 < self.keep_share <= 1:
+            raise ValueError(f"keep_share must be in (0, 1], got {self.keep_share}")
         if self.min_probability is not None and not 0 <= self.min_probability <= 1:
             raise ValueError(f"min_probability must be in [0, 1], got {self.min_probability}")
         if self.top_k is not None and self.top_k < 1:
@@ -57,9 +69,12 @@ class ClassifierFilterConfig:
     def classifier_config(self) -> ClassifierConfig:
         return ClassifierConfig(name=self.classifier, params=dict(self.params))
 
-    def check(self, where: str, key: str = "filter") -> None:
+    def check(self, where: str, key: str = "filter", streaming: bool = False) -> None:
         """The classifier's name and params, checked before anything is fitted; errors name
-        `where` and the config `key` holding this filter."""
+        `where` and the config `key` holding this filter. `streaming`: texts are judged one
+        at a time (generation), where a share of a whole source means nothing."""
+        if streaming and self.keep_share is not None:
+            raise ConfigError(f"{where}: {key}: {_STREAMING}")
         try:
             check_classifier(self.classifier_config)
         except ConfigError as exc:
@@ -69,6 +84,8 @@ class ClassifierFilterConfig:
     def rule(self) -> str:
         if self.top_k is not None:
             return f"intended label in the top {self.top_k}"
+        if self.keep_share is not None:
+            return f"the {self.keep_share:.0%} of each class most likely of its label"
         return f"p(intended label) >= {self.min_probability:g}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +94,7 @@ class ClassifierFilterConfig:
             "params": dict(self.params),
             "min_probability": self.min_probability,
             "top_k": self.top_k,
+            "keep_share": self.keep_share,
         }
 
 
@@ -133,9 +151,23 @@ class ClassifierJudge:
             # Rank = classes strictly more probable than the intended one.
             higher = (proba > probability[:, None]).sum(axis=1)
             keep = known & (higher < self.config.top_k)
+        elif self.config.keep_share is not None:
+            keep = known & _top_share(probability, labels, self.config.keep_share)
         else:
             keep = known & (probability >= float(self.config.min_probability or 0.0))
         return Judgement(keep, probability, predicted)
+
+
+def _top_share(probability: np.ndarray, labels: Sequence[str], share: float) -> np.ndarray:
+    """Per label, its ceil(share x n) texts of the highest probability (earlier first on
+    ties)."""
+    keep = np.zeros(len(probability), dtype=bool)
+    labels_arr = np.asarray(labels, dtype=object)
+    for label in dict.fromkeys(labels):
+        rows = np.flatnonzero(labels_arr == label)
+        order = rows[np.argsort(-probability[rows], kind="stable")]
+        keep[order[: math.ceil(share * len(rows))]] = True
+    return keep
 
 
 @dataclass
@@ -171,6 +203,8 @@ class ClassifierFilter:
     name = "classifier"
 
     def __init__(self, judge: ClassifierJudge) -> None:
+        if judge.config.keep_share is not None:
+            raise ConfigError(f"classifier filter: {_STREAMING}")
         self.judge = judge
         self.counts = FilterCounts()
 

@@ -352,7 +352,7 @@ def _classifier_filter(
     if spec is None:
         return []
     assert isinstance(spec, ClassifierFilterConfig)
-    spec.check("generation", "classifier_filter")
+    spec.check("generation", "classifier_filter", streaming=True)
     rows = [(text, label) for label, texts in real_by_class.items() for text in texts]
     frame = pd.DataFrame(rows, columns=[TEXT, LABEL])
     real = LabeledData(frame, "real texts of the classifier filter")

@@ -109,7 +109,7 @@ def check_plan(plan: GenerationPlan, source: str) -> None:
     if wants_pool and plan.personas is None:
         raise ConfigError(_NO_POOL.format(source=source, name=wants_pool[0]))
     if plan.classifier_filter is not None:
-        plan.classifier_filter.check(source, "classifier_filter")
+        plan.classifier_filter.check(source, "classifier_filter", streaming=True)
 
 
 def _needing(plan: GenerationPlan, need: str) -> list[str]:
