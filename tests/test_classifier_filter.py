@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import re
@@ -303,3 +304,58 @@ def test_keep_share_keeps_the_likeliest_share_of_every_class(
         assert kept.min() >= dropped.max()
     with pytest.raises(ConfigError, match="keep_share ranks a whole source"):
         ClassifierFilterConfig(keep_share=0.5).check("plan.yaml", "classifier_filter", True)
+
+
+def test_generate_cli_filters_with_a_classifier_trained_on_data(
+    cedr_train: LabeledData, cedr_test: LabeledData, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cards.card import ClassCard, TaskCard
+    from synthmix.cli.app import app
+
+    classes = ["joy", "sadness"]
+    card = tmp_path / "card.yaml"
+    card.write_text(
+        TaskCard("emotions", "ru", [ClassCard(c, f"Класс {c}.") for c in classes]).to_yaml(),
+        encoding="utf-8",
+    )
+    real = stratified_fraction(cedr_train, 0.3, seed=0)
+    keep = real.frame["label"].isin(classes)
+    real.frame[keep].to_csv(tmp_path / "real.csv", index=False)
+    pools = _pools(cedr_test, 40)
+    planted: set[str] = set()
+
+    def answer(body: dict[str, Any]) -> str:
+        prompt = "\n".join(m["content"] for m in body["messages"])
+        label = next(c for c in classes if re.search(rf"[«\"]{c}[»\"]", prompt))
+        other = classes[1 - classes.index(label)]
+        i = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 30 + body.get("seed", 0)
+        wrong = pools[other][i % 38 : i % 38 + 2]
+        planted.update(wrong)
+        items = [*pools[label][i % 38 : i % 38 + 2], *wrong]
+        return "\n".join(f"{n}. {t}" for n, t in enumerate(items, start=1))
+
+    out = tmp_path / "synth.jsonl"
+    with serve(answer) as server:
+        result = CliRunner().invoke(
+            app,
+            ["generate", "--card", str(card), "--data", str(tmp_path / "real.csv"),
+             "--strategy", "zero-shot", "--per-class", "3", "--texts-per-call", "4",
+             "--backend", "openai", "--model", "weak", "--base-url", server.url,
+             "--api-key-env", "SYNTHMIX_UNSET_KEY", "--cache", str(tmp_path / "c.db"),
+             "--classifier-filter", "0.4", "--out", str(out)],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "the classifier did not confirm" in result.output
+    report = json.loads((tmp_path / "synth.report.json").read_text(encoding="utf-8"))
+    summary = report["runs"][0]["classifier_filter"]
+    assert summary["min_probability"] == 0.4 and sum(summary["dropped"].values()) > 0
+    kept = set(pd_frame_read(out)["text"])
+    assert len(kept & planted) <= 1
+
+
+def pd_frame_read(path: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_json(path, lines=True)

@@ -66,7 +66,8 @@ def generate(
         list[str] | None,
         typer.Option(
             help="zero-shot, few-shot, fskw, paraphrase, key-points, completion-few-shot,"
-            " persona (needs --personas), or one a plugin registers; repeatable."
+            " persona (needs --personas), tuned (a tune-generator folder), or one a plugin"
+            " registers; repeatable."
         ),
     ] = None,
     personas: Annotated[
@@ -91,6 +92,15 @@ def generate(
         float | None,
         typer.Option(help="Also drop texts with embedding cosine >= this to a kept one."),
     ] = None,
+    classifier_filter: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Keep a text only when TF-IDF + LR trained on --data and the card's examples"
+            " gives its label at least this probability.",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Source file (.jsonl, .csv, .parquet).")] = Path(
         "synthetic.jsonl"
     ),
@@ -109,6 +119,7 @@ def generate(
     from dataclasses import replace
 
     from synthmix.dedup.config import DedupConfig
+    from synthmix.generation.classifier_filter import ClassifierFilterConfig
     from synthmix.generation.plan import (
         GenerationPlan,
         GeneratorSpec,
@@ -153,6 +164,11 @@ def generate(
                 embedding=embedding_dedup is not None,
                 embedding_threshold=embedding_dedup or DedupConfig.embedding_threshold,
             ),
+            classifier_filter=(
+                ClassifierFilterConfig(min_probability=classifier_filter)
+                if classifier_filter is not None
+                else None
+            ),
         )
         check_plan(loaded, "command line")
     from synthmix.llm.openai_http import fault_line
@@ -168,7 +184,13 @@ def generate(
             f"{run.generator} {run.strategy} t={run.config.temperature}: {totals['kept']} kept, "
             f"{totals['calls']} calls ({totals['cached_calls']} cached), "
             f"dropped {totals['duplicates']} duplicates, {totals['near_duplicates']} near, "
-            f"{totals['leaks']} leaks; yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
+            f"{totals['leaks']} leaks"
+            + (
+                f", {totals['classifier_dropped']} the classifier did not confirm"
+                if "classifier_dropped" in totals
+                else ""
+            )
+            + f"; yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
             err=True,
         )
         faults = fault_line(run.faults) if run.faults else ""
