@@ -66,7 +66,8 @@ def generate(
         list[str] | None,
         typer.Option(
             help="zero-shot, few-shot, fskw, paraphrase, key-points, completion-few-shot,"
-            " persona (needs --personas), or one a plugin registers; repeatable."
+            " persona (needs --personas), tuned (a tune-generator folder), or one a plugin"
+            " registers; repeatable."
         ),
     ] = None,
     personas: Annotated[
@@ -90,6 +91,15 @@ def generate(
     embedding_dedup: Annotated[
         float | None,
         typer.Option(help="Also drop texts with embedding cosine >= this to a kept one."),
+    ] = None,
+    classifier_filter: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Keep a text only when TF-IDF + LR trained on --data and the card's examples"
+            " gives its label at least this probability.",
+        ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Source file (.jsonl, .csv, .parquet).")] = Path(
         "synthetic.jsonl"
@@ -126,6 +136,7 @@ def generate(
     from dataclasses import replace
 
     from synthmix.dedup.config import DedupConfig
+    from synthmix.generation.classifier_filter import ClassifierFilterConfig
     from synthmix.generation.plan import (
         GenerationPlan,
         GeneratorSpec,
@@ -169,6 +180,11 @@ def generate(
                 embedding=embedding_dedup is not None,
                 embedding_threshold=embedding_dedup or DedupConfig.embedding_threshold,
             ),
+            classifier_filter=(
+                ClassifierFilterConfig(min_probability=classifier_filter)
+                if classifier_filter is not None
+                else None
+            ),
         )
     from synthmix.generation.generate import parsing_summary as run_parsing
     from synthmix.llm.openai_http import fault_line
@@ -190,7 +206,13 @@ def generate(
             f"{run.generator} {run.strategy} t={run.config.temperature}: {totals['kept']} kept, "
             f"{totals['calls']} calls ({totals['cached_calls']} cached), "
             f"dropped {totals['duplicates']} duplicates, {totals['near_duplicates']} near, "
-            f"{totals['leaks']} leaks; yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
+            f"{totals['leaks']} leaks"
+            + (
+                f", {totals['classifier_dropped']} the classifier did not confirm"
+                if "classifier_dropped" in totals
+                else ""
+            )
+            + f"; yield {totals['yield']:.2f}, cost {totals['cost']:.4f}",
             err=True,
         )
         parsing = run_parsing(run)
@@ -297,3 +319,55 @@ def personas_command(
         err=True,
     )
     typer.echo(f"wrote {totals.kept} personas to {out}; report {report}")
+
+
+@app.command("tune-generator")
+def tune_generator_command(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Real labeled training texts.")],
+    out: Annotated[Path, typer.Option(help="Folder: tuned model (merged) and adapter/.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="HF causal LM (hub name or folder) or a GGUF file (default: bundled Gemma)."
+        ),
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 3.0,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-4,
+    max_length: Annotated[int, typer.Option(help="Tokens per training sequence.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 8,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """Fine-tune a causal LM with LoRA on "label: text" sequences of the real texts; generate
+    from OUT with `--backend transformers --model OUT --strategy tuned`. Meant for a GPU."""
+    from synthmix.data.labeled import load_labeled
+    from synthmix.generation.tuning import TuneConfig, tune_generator
+
+    config = TuneConfig(
+        model=model or _bundled_gguf(),
+        epochs=epochs,
+        lr=lr,
+        max_length=max_length,
+        batch_size=batch_size,
+        lora_rank=lora_rank,
+        seed=seed,
+    )
+    config.check()
+    labeled = load_labeled(data, text_column, label_column, encoding)
+    claim_output(ctx, out, "output folder", folder=True)
+    result = tune_generator(labeled, config, out, progress=True)
+    loss = f"{result.train_loss:.3f}" if result.train_loss is not None else "n/a"
+    typer.echo(
+        f"tuned {config.model} on {result.texts} texts: {result.steps} steps in "
+        f"{result.seconds:.1f} s ({result.steps_per_s:.2f} steps/s), loss {loss}; wrote {out}"
+    )
+
+
+def _bundled_gguf() -> str:
+    from synthmix.llm.llamacpp import bundled_model_path
+
+    return bundled_model_path()

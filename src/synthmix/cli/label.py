@@ -145,3 +145,46 @@ def annotate(
     for line in summary_lines(run):
         typer.echo(line, err=True)
     typer.echo(f"wrote {len(texts)} annotated texts to {out}; agreement {report}")
+
+
+@app.command("label-issues")
+def label_issues(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Real labeled texts (CSV/TSV/JSONL/JSON/Parquet).")],
+    out: Annotated[Path, typer.Option(help="Review CSV; <out>.report.json goes beside it.")],
+    synthetic: Annotated[
+        Path | None, typer.Option(help="Synthetic labeled texts scored together with DATA.")
+    ] = None,
+    classifier: Annotated[
+        str, typer.Option(help="Classifier of the registry giving out-of-fold probabilities.")
+    ] = "tfidf_logreg",
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    filter_by: Annotated[
+        str, typer.Option(help="cleanlab's rule: prune_by_noise_rate, both, confident_learning...")
+    ] = "prune_by_noise_rate",
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the classifier.")] = 0,
+    text_column: TextColumn = "text",
+    label_column: LabelColumn = "label",
+    encoding: Encoding = "auto",
+) -> None:
+    """Suspected label errors (cleanlab's confident learning on out-of-fold probabilities),
+    worst first, in a review CSV with an empty human_label column."""
+    claim_output(ctx, out)
+    from synthmix.data.labeled import load_labeled
+    from synthmix.labeling.issues import IssueConfig, find_label_issues, write_issues
+
+    config = IssueConfig(classifier=classifier, folds=folds, filter_by=filter_by, seed=seed)
+    config.check()
+    real = load_labeled(data, text_column, label_column, encoding)
+    synth = load_labeled(synthetic, text_column, label_column, encoding) if synthetic else None
+    issues = find_label_issues(real, synth, config)
+    files = {"real": str(data), **({"synthetic": str(synthetic)} if synthetic else {})}
+    report = write_issues(issues, out, files)
+    parts = [
+        f"{origin}: {entry['flagged']} of {entry['texts']}"
+        for origin, entry in issues.counts().items()
+    ]
+    typer.echo(
+        f"wrote {int(issues.flagged.sum())} suspected label issues ({', '.join(parts)}) to "
+        f"{out}; report {report}"
+    )

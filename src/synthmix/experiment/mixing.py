@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -179,6 +179,8 @@ class TrainingMix:
     real_counts: dict[str, int]
     synthetic_counts: dict[str, int]
     shortfall: dict[str, int]
+    # What a judged source dropped in this cell (see JudgingDeriver); None otherwise.
+    judged: dict[str, Any] | None = None
 
 
 class SyntheticDeriver(Protocol):
@@ -187,6 +189,18 @@ class SyntheticDeriver(Protocol):
     def __call__(
         self, visible: LabeledData, per_class: int | Mapping[str, int], seed: int
     ) -> LabeledData: ...
+
+
+@runtime_checkable
+class JudgingDeriver(Protocol):
+    """A deriver that drops some of its texts per cell (a classifier filter, label issues)
+    and says what it dropped for the cell's record."""
+
+    def __call__(
+        self, visible: LabeledData, per_class: int | Mapping[str, int], seed: int
+    ) -> LabeledData: ...
+
+    def drops(self, visible: LabeledData, seed: int) -> dict[str, Any]: ...
 
 
 def compose(
@@ -208,12 +222,15 @@ def compose(
         parts.append(part)
     shortfall: dict[str, int] = {}
     got_synthetic: dict[str, int] = {}
+    judged: dict[str, Any] | None = None
     if any(want_synthetic.values()):
         if synthetic is None:
             raise ValueError(f"cell {cell.key} needs a synthetic source")
         derived = not isinstance(synthetic, LabeledData)
         if not isinstance(synthetic, LabeledData):
             visible = real_part if real_part is not None else real
+            if isinstance(synthetic, JudgingDeriver):
+                judged = synthetic.drops(visible, seed)
             # Per class: a half-and-half cell needs few texts of a small class.
             synthetic = synthetic(visible, want_synthetic, seed)
         synthetic_part = sample_per_class(synthetic, want_synthetic, seed + _SYNTHETIC_SEED_OFFSET)
@@ -241,4 +258,5 @@ def compose(
         real_counts=real_part.class_counts() if real_part is not None else {},
         synthetic_counts=got_synthetic,
         shortfall=shortfall,
+        judged=judged,
     )

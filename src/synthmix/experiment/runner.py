@@ -34,6 +34,7 @@ from synthmix.core.provenance import package_versions
 from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, split_train_test
 from synthmix.embeddings.encoder import build_encoder
 from synthmix.experiment.config import ExperimentConfig
+from synthmix.experiment.filtered import JudgedSource, judged_sources
 from synthmix.experiment.mixing import GROUP, SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.experiment.results import ResultsStore
 from synthmix.experiment.run_dir import RunDir
@@ -44,7 +45,11 @@ from synthmix.experiment.shared_features import (
     run_shared,
     shared_spec,
 )
-from synthmix.experiment.source_stats import generation_stats, write_source_stats
+from synthmix.experiment.source_stats import (
+    add_judged_stats,
+    generation_stats,
+    write_source_stats,
+)
 from synthmix.experiment.sources import DerivedSource, derived_sources, load_sources
 from synthmix.experiment.workers import guarded
 from synthmix.quality.config import QualityConfig
@@ -58,7 +63,7 @@ log = logging.getLogger("synthmix")
 class ExperimentData:
     train: LabeledData
     test: LabeledData
-    sources: dict[str, LabeledData | DerivedSource]
+    sources: dict[str, LabeledData | DerivedSource | JudgedSource]
 
 
 Task = tuple[Cell, int, ClassifierConfig]
@@ -89,7 +94,7 @@ def load_experiment_data(config: ExperimentConfig) -> ExperimentData:
     check_test_labels(train, test)
     if config.card is not None:
         load_card(config.resolve(config.card)).check_covers(train, config.card)
-    files = load_sources(config.sources, config.base_dir, train)
+    files = judged_sources(config.sources, load_sources(config.sources, config.base_dir, train))
     derived = derived_sources(config.sources)
     clash = sorted(set(files) & set(derived))
     if clash:
@@ -150,6 +155,8 @@ def run_experiment(
                 bar.update()
     if todo:
         _record_timings(run, len(todo), time.perf_counter() - started, stats)
+    if any(isinstance(source, JudgedSource) for source in data.sources.values()):
+        add_judged_stats(run, store.records())
     return RunOutcome(run.root, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
 
 
@@ -260,6 +267,7 @@ def run_cell(
         "real_counts": mix.real_counts,
         "synthetic_counts": mix.synthetic_counts,
         "shortfall": mix.shortfall,
+        **({"source_filter": mix.judged} if mix.judged is not None else {}),
     }
     tune_s = tuning.tune_s if tuning is not None else 0.0
     timings = {
@@ -318,6 +326,8 @@ def _run_info(config: ExperimentConfig, data: ExperimentData, cells: list[Cell])
         "sources": {
             name: _describe(source)
             if isinstance(source, LabeledData)
+            else {**_describe(source.data), **source.settings()}
+            if isinstance(source, JudgedSource)
             else {
                 "source": f"rule-based augmentation per cell, per-class counts: {source.settings}"
             }

@@ -31,6 +31,7 @@ from synthmix.classifiers.tfidf import TfidfLogReg, shared_ngrams
 from synthmix.classifiers.tuning import OnCounts, Tuning, fit_tuned
 from synthmix.data.labeled import LabeledData
 from synthmix.experiment.feature_store import FeatureStore
+from synthmix.experiment.filtered import JudgedSource
 from synthmix.experiment.mixing import GROUP, Cell, TrainingMix, compose, planned_counts
 from synthmix.experiment.results import encode_predictions, fit_key
 from synthmix.experiment.run_dir import RunDir
@@ -107,7 +108,7 @@ def run_shared(
     tasks: list[Task],
     train: LabeledData,
     test: LabeledData,
-    sources: dict[str, LabeledData | DerivedSource],
+    sources: dict[str, LabeledData | DerivedSource | JudgedSource],
     run: RunDir,
     workers: int,
     stats: GridStats,
@@ -139,7 +140,7 @@ def run_shared(
 def _compose_all(
     tasks: list[Task],
     train: LabeledData,
-    sources: dict[str, LabeledData | DerivedSource],
+    sources: dict[str, LabeledData | DerivedSource | JudgedSource],
     workers: int,
     stats: GridStats,
 ) -> list[_Composed]:
@@ -171,7 +172,7 @@ def _compose_all(
 
 
 def _compose_group(
-    tasks: list[Task], train: LabeledData, source: LabeledData | DerivedSource
+    tasks: list[Task], train: LabeledData, source: LabeledData | DerivedSource | JudgedSource
 ) -> tuple[list[_Composed], int]:
     assert isinstance(source, DerivedSource)
     reused = ReusedAugmentations(source)
@@ -189,7 +190,7 @@ def _largest_first(tasks: list[Task], train: LabeledData) -> list[Task]:
 def _compose(
     task: Task,
     train: LabeledData,
-    sources: Mapping[str, LabeledData | DerivedSource | ReusedAugmentations],
+    sources: Mapping[str, LabeledData | DerivedSource | ReusedAugmentations | JudgedSource],
 ) -> _Composed:
     started = time.perf_counter()
     cell, seed, _ = task
@@ -210,6 +211,7 @@ def _mix_summary(mix: TrainingMix) -> dict[str, Any]:
         "real_counts": mix.real_counts,
         "synthetic_counts": mix.synthetic_counts,
         "shortfall": mix.shortfall,
+        **({"source_filter": mix.judged} if mix.judged is not None else {}),
     }
 
 

@@ -31,6 +31,7 @@ COUNTS = (
     "rejected",
     "truncated",
     "parse_failures",
+    "classifier_dropped",
 )
 FAULTS = ("retries", "failed_calls")
 # Summed only where a report has them (older generation reports do not): a missing count is
@@ -153,3 +154,63 @@ def read_source_stats(run_dir: Path | RunDir) -> dict[str, dict[str, Any]]:
     path = RunDir.of(run_dir).sources_file
     report = _read_report(path)
     return {k: v for k, v in (report or {}).items() if isinstance(v, dict)}
+
+
+def judged_stats(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per judged source (a `filter` or `drop_label_issues`) and real fraction: what its
+    judges dropped per class, averaged over the seeds' real samples. Cells sharing a real
+    sample and seed share one judgement, so each (source, fraction, seed) counts once."""
+    seen: dict[tuple[str, float, int], dict[str, Any]] = {}
+    for record in records:
+        judged = record.get("source_filter")
+        cell = record.get("cell") or {}
+        if not isinstance(judged, dict) or cell.get("source") is None:
+            continue
+        # Synthetic-only cells (fraction 0) are judged on all real texts, as 100% cells are.
+        fraction = float(cell.get("real_fraction") or 1.0)
+        seen.setdefault((str(cell["source"]), fraction, int(record["seed"])), judged)
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for (source, share, _), judged in sorted(seen.items()):
+        grouped.setdefault(source, {}).setdefault(f"{share:g}", []).append(judged)
+    stats: dict[str, dict[str, Any]] = {}
+    for source, by_fraction in grouped.items():
+        into = stats.setdefault(source, {})
+        for key, judgements in by_fraction.items():
+            n = len(judgements)
+            labels = sorted({label for j in judgements for label in j.get("dropped", {})})
+            dropped = {
+                label: round(sum(j.get("dropped", {}).get(label, 0) for j in judgements) / n, 2)
+                for label in labels
+            }
+            texts = judgements[0].get("texts", 0)
+            by_judge = {
+                judge: _mean_counts([j.get(judge, {}).get("dropped", {}) for j in judgements])
+                for judge in ("classifier", "label_issues")
+                if any(judge in j for j in judgements)
+            }
+            rule = judgements[0].get("classifier", {}).get("rule")
+            into[key] = {
+                "samples": n,
+                "texts": texts,
+                "dropped": dropped,
+                "dropped_share": round(sum(dropped.values()) / texts, 4) if texts else 0.0,
+                "by_judge": by_judge,
+                **({"rule": rule} if rule else {}),
+            }
+    return stats
+
+
+def _mean_counts(counts: list[dict[str, int]]) -> dict[str, float]:
+    labels = sorted({label for c in counts for label in c})
+    return {label: round(sum(c.get(label, 0) for c in counts) / len(counts), 2) for label in labels}
+
+
+def add_judged_stats(run_dir: Path | RunDir, records: list[dict[str, Any]]) -> None:
+    """sources.json gains, per judged source, what its judges dropped (`judged`)."""
+    judged = judged_stats(records)
+    if not judged:
+        return
+    stats = read_source_stats(run_dir)
+    for source, by_fraction in judged.items():
+        stats.setdefault(source, {})["judged"] = by_fraction
+    write_source_stats(run_dir, stats)

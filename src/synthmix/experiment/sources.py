@@ -15,6 +15,7 @@ import numpy as np
 from synthmix.augment.eda import AugmentConfig, augment
 from synthmix.core.errors import ConfigError, DataError
 from synthmix.data.labeled import LABEL, TEXT, LabeledData, from_frame, read_frame
+from synthmix.generation.classifier_filter import ClassifierFilterConfig
 
 log = logging.getLogger("synthmix")
 
@@ -43,6 +44,12 @@ class SourceConfig:
     plans: list[str] | None = None
     text_column: str = TEXT
     label_column: str = LABEL
+    # A file source judged inside each cell (experiment.filtered), fitted on the real texts
+    # that cell may see: keep a text only when a classifier confirms its label
+    # ({classifier: tfidf_logreg, min_probability: 0.5} or {top_k: 2}), and drop the texts
+    # cleanlab flags as label issues among that cell's real texts and the source's.
+    filter: ClassifierFilterConfig | None = None
+    drop_label_issues: bool = False
 
 
 class DerivedSource:

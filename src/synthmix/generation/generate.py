@@ -30,6 +30,12 @@ from synthmix.core.text import clip
 from synthmix.data.labeled import LABEL, TEXT, LabeledData
 from synthmix.dedup import DedupConfig, IncrementalDedup, build_stages
 from synthmix.generation.batching import BatchRounds
+from synthmix.generation.classifier_filter import (
+    ClassifierFilter,
+    ClassifierFilterConfig,
+    ClassifierJudge,
+    filter_config,
+)
 from synthmix.generation.engine import (
     Answer,
     Budget,
@@ -61,8 +67,8 @@ log = logging.getLogger("synthmix")
 
 PROVENANCE = ["generator", "strategy", "temperature", "prompt_hash", "seed", "call_id"]
 
-# The report field each drop reason is counted in; a reason of a filter added later (a
-# classifier) counts as rejected.
+# The report field each drop reason is counted in; a reason of a filter passed in by the
+# caller counts as rejected.
 DROP_FIELDS = {
     "truncated": "truncated",
     "degenerate": "rejected",
@@ -70,6 +76,7 @@ DROP_FIELDS = {
     "real-leak": "leaks",
     "exact": "duplicates",
     "near-duplicate": "near_duplicates",
+    "classifier": "classifier_dropped",
 }
 
 
@@ -99,10 +106,15 @@ class GenerationConfig:
     # Near-duplicate stages on top of the exact check that defines "unique": MinHash
     # against earlier outputs and near-copies of real texts by default; embeddings opt-in.
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    # Keep a text only when a classifier trained on the real data (`real` and the card's
+    # examples) confirms its label; the last stage of the filter chain.
+    classifier_filter: ClassifierFilterConfig | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.dedup, dict):
             self.dedup = DedupConfig(**self.dedup)
+        if self.classifier_filter is not None:
+            self.classifier_filter = filter_config(self.classifier_filter)
         self.redaction = redaction_config(self.redaction)
         if self.per_class < 0:
             raise ConfigError(f"per_class must be >= 0, got {self.per_class}")
@@ -137,6 +149,7 @@ class ClassReport:
     short_answers: int = 0
     rejected: int = 0
     truncated: int = 0
+    classifier_dropped: int = 0  # unique texts whose label the classifier filter did not confirm
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -171,11 +184,16 @@ class GenerationResult:
     # Drops by reason, as the filter chain counted them (not in the generation report,
     # whose fields these map to).
     filters: dict[str, int] = field(default_factory=dict)
+    # The classifier filter's rule and what it dropped per class (None without one).
+    classifier_filter: dict[str, Any] | None = None
 
     def totals(self) -> dict[str, Any]:
         reports = list(self.classes.values())
         keys: tuple[str, ...] = ("calls", "cached_calls", "texts_returned", "unique", "kept")
         keys += ("duplicates", "near_duplicates", "leaks", "rejected", "truncated")
+        if self.config.classifier_filter is not None:
+            # Only then: totals of runs without one read as they always did (replay digests).
+            keys += ("classifier_dropped",)
         keys += ("parse_failures",)
         keys += ("prompt_tokens", "completion_tokens")
         sums: dict[str, Any] = {k: sum(getattr(r, k) for r in reports) for k in keys}
@@ -197,6 +215,7 @@ def run_summary(run: GenerationResult) -> dict[str, Any]:
         "faults": run.faults,
         "batch": run.batch,
         "parsing": parsing_summary(run),
+        "classifier_filter": run.classifier_filter,
         "totals": run.totals(),
         "classes": {label: report.to_dict() for label, report in run.classes.items()},
     }
@@ -329,7 +348,8 @@ async def generate_until_unique(
         keywords = kept
     # A model copying a redacted example back is a leak too.
     real_texts = sorted({t for group in (original, by_class) for ts in group.values() for t in ts})
-    chain, near = build_filters(config, real_texts, filters)
+    judged = _classifier_filter(config, original)
+    chain, near = build_filters(config, real_texts, [*filters, *judged])
     faults_before = fault_summary(backend)  # a backend shared by several runs counts them all
     run = _Run(
         backend, strategy, card, config, by_class, keywords, chain, progress=progress, rounds=rounds
@@ -363,6 +383,7 @@ async def generate_until_unique(
         filters=dict(chain.dropped),
         batch=rounds.summary() if rounds is not None else None,
         structured=bool(getattr(strategy, "structured", False)),
+        classifier_filter=_filter_summary(config, judged),
     )
 
 
@@ -373,6 +394,37 @@ async def _in_rounds(
         return await _generate_class(run, class_card)
     finally:
         rounds.leave()
+
+
+def _classifier_filter(
+    config: GenerationConfig, real_by_class: dict[str, list[str]]
+) -> list[ClassifierFilter]:
+    """The classifier filter of `config`, fitted on the real texts the run was given (the
+    original ones, not their redacted forms: the judge never leaves this machine)."""
+    spec = config.classifier_filter
+    if spec is None:
+        return []
+    assert isinstance(spec, ClassifierFilterConfig)
+    spec.check("generation", "classifier_filter", streaming=True)
+    rows = [(text, label) for label, texts in real_by_class.items() for text in texts]
+    frame = pd.DataFrame(rows, columns=[TEXT, LABEL])
+    real = LabeledData(frame, "real texts of the classifier filter")
+    if len(real.classes) < 2:
+        raise ConfigError(
+            "classifier_filter needs real texts of at least two classes (give real data or "
+            "card examples)"
+        )
+    return [ClassifierFilter(ClassifierJudge.fit(spec, real, config.seed))]
+
+
+def _filter_summary(
+    config: GenerationConfig, judged: list[ClassifierFilter]
+) -> dict[str, Any] | None:
+    if not judged or config.classifier_filter is None:
+        return None
+    spec = config.classifier_filter
+    assert isinstance(spec, ClassifierFilterConfig)
+    return {**spec.to_dict(), "rule": spec.rule, **judged[0].counts.to_dict()}
 
 
 def _class_card(card: TaskCard, label: str) -> ClassCard:

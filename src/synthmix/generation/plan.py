@@ -21,6 +21,7 @@ from synthmix.core.files import sidecar
 from synthmix.data.labeled import LabeledData, load_labeled
 from synthmix.dedup import DedupConfig
 from synthmix.generation.batching import FAILED_POLICIES, BatchRounds
+from synthmix.generation.classifier_filter import ClassifierFilterConfig
 from synthmix.generation.generate import (
     GenerationConfig,
     GenerationResult,
@@ -68,6 +69,10 @@ class GenerationPlan:
     # `false` sends them verbatim; unset: redacted only for backends off this machine.
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     max_example_chars: int = 2000  # real examples are quoted in prompts up to this length
+    # Keep a text only when a classifier trained on `data` (and the card's examples)
+    # confirms its label: {classifier: tfidf_logreg, min_probability: 0.5} or {top_k: 2}.
+    # Trained on all of `data`: an experiment's per-cell `filter:` is the leak-free choice.
+    classifier_filter: ClassifierFilterConfig | None = None
     # Persona pool (JSONL from `synthmix personas`) that the "persona" strategy samples from.
     personas: str | None = None
     # Answers as JSON of a schema (a list of texts), where the strategy has a list to give.
@@ -119,6 +124,8 @@ def check_plan(plan: GenerationPlan, source: str) -> None:
         raise ConfigError(_NO_POOL.format(source=source, name=wants_pool[0]))
     if plan.batch:
         _check_batch(plan, source)
+    if plan.classifier_filter is not None:
+        plan.classifier_filter.check(source, "classifier_filter", streaming=True)
 
 
 def _check_batch(plan: GenerationPlan, source: str) -> None:
@@ -208,6 +215,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     dedup=plan.dedup,
                     redaction=plan.redaction,
                     max_example_chars=plan.max_example_chars,
+                    classifier_filter=plan.classifier_filter,
                 )
                 built = make_strategy(
                     strategy,

@@ -33,6 +33,7 @@ STRATEGIES: Registry[StrategyFactory] = Registry(
         "key-points": f"{_HOME}.key_points:KeyPointsStrategy",
         "completion-few-shot": f"{_HOME}.completion:CompletionFewShotStrategy",
         "persona": f"{_HOME}.persona:PersonaStrategy",
+        "tuned": f"{_HOME}.tuned:TunedStrategy",
     },
 )
 

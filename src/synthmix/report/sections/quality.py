@@ -47,14 +47,18 @@ def generation_sections(run: RunDir) -> list[Section]:
     from synthmix.experiment.source_stats import read_source_stats
 
     all_stats = read_source_stats(run)
-    sections = _trust_sections(all_stats)
+    sections = [*_trust_sections(all_stats), *_judged_sections(all_stats)]
     stats = {name: totals for name, totals in all_stats.items() if "texts_returned" in totals}
     if not stats:
         return sections
-    headers = ["source", *(title for _, title in GENERATION_COLUMNS), "yield", "cost", "redacted"]
+    columns: tuple[tuple[str, str], ...] = GENERATION_COLUMNS
+    if any(totals.get("classifier_dropped") for totals in stats.values()):
+        # Only runs with a classifier filter have the column (in their generation report).
+        columns = (*columns, ("classifier_dropped", "classifier drop"))
+    headers = ["source", *(title for _, title in columns), "yield", "cost", "redacted"]
     rows = [
         [name]
-        + [str(int(totals.get(key, 0))) for key, _ in GENERATION_COLUMNS]
+        + [str(int(totals.get(key, 0))) for key, _ in columns]
         + [f"{float(totals.get('yield', 0.0)):.2f}", f"{float(totals.get('cost', 0.0)):.4f}"]
         + [_redacted(totals)]
         for name, totals in stats.items()
@@ -110,6 +114,58 @@ def _trust_sections(stats: dict[str, dict[str, Any]]) -> list[Section]:
     )
     table = Table(headers, rows, frozenset({1, 3}))
     return [_table_section("Trust in auto-labeled sources", note, table)]
+
+
+def _judged_sections(stats: dict[str, dict[str, Any]]) -> list[Section]:
+    """What each judged source's classifier filter and label-issue check dropped, per class,
+    fitted inside each cell on the real texts the cell may see."""
+    classes = sorted(
+        {
+            label
+            for totals in stats.values()
+            for entry in (totals.get("judged") or {}).values()
+            for label in entry.get("dropped", {})
+        }
+    )
+    rows = []
+    for name, totals in stats.items():
+        judged = totals.get("judged")
+        if not isinstance(judged, dict):
+            continue
+        for fraction, entry in sorted(judged.items(), key=lambda item: float(item[0])):
+            by_judge = entry.get("by_judge", {})
+            rows.append(
+                [
+                    name,
+                    f"{float(fraction):.0%}",
+                    str(entry.get("texts", 0)),
+                    _mean(sum(by_judge.get("classifier", {}).values()))
+                    if "classifier" in by_judge
+                    else DASH,
+                    _mean(sum(by_judge.get("label_issues", {}).values()))
+                    if "label_issues" in by_judge
+                    else DASH,
+                    f"{float(entry.get('dropped_share', 0.0)):.0%}",
+                    *(_mean(entry.get("dropped", {}).get(label, 0)) for label in classes),
+                ]
+            )
+    if not rows:
+        return []
+    headers = ["source", "real", "texts", "classifier drop", "label-issue drop", "dropped",
+               *(f"dropped: {label}" for label in classes)]  # fmt: skip
+    note = (
+        "Sources judged inside each cell: a classifier trained on the real texts the cell may "
+        "see keeps a text only when it confirms the text's label (the rule is in the config), "
+        "and cleanlab drops the texts it flags as label issues among those real texts and "
+        "the source's. Texts dropped, averaged over the seeds' real samples, per real "
+        "fraction (synthetic-only cells are judged on all real texts: 100%)."
+    )
+    numeric = frozenset(range(2, len(headers)))
+    return [_table_section("What the source filters dropped", note, Table(headers, rows, numeric))]
+
+
+def _mean(value: float) -> str:
+    return f"{value:g}"
 
 
 def _proportion(value: Any) -> str:
