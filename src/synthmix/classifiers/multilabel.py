@@ -6,7 +6,10 @@ Thresholds: the training texts are split into `cv` folds; each fold's probabilit
 from the model fitted on the other folds (scikit-learn's cross_val_predict), and each label
 takes the threshold that maximises its F1 on these out-of-fold probabilities. A fixed 0.5
 under-predicts rare labels (their probabilities rarely reach it), which is most of a
-multi-label macro-F1. The test texts are never seen. With `at_least_one`, a text whose
+multi-label macro-F1. The test texts are never seen. `fit(..., groups=...)` keeps each group
+in one fold: the experiment groups an EDA variant with the real text it rewrites, since a
+near-copy in the other folds makes the real text's out-of-fold probability high, and the
+thresholds tuned on it too high. With `at_least_one`, a text whose
 probabilities pass no threshold gets the label closest to passing (every GoEmotions text
 has one).
 """
@@ -21,7 +24,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
@@ -98,7 +101,12 @@ class TfidfOneVsRest(ClassifierMixin, BaseEstimator):
             )
         )
 
-    def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> TfidfOneVsRest:
+    def fit(
+        self,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        groups: Sequence[str] | None = None,
+    ) -> TfidfOneVsRest:
         if self.cv < 2:
             raise ConfigError(f"cv must be at least 2 folds to tune thresholds, got {self.cv}")
         if self.class_weight not in (None, "balanced"):
@@ -117,11 +125,25 @@ class TfidfOneVsRest(ClassifierMixin, BaseEstimator):
             # labels, not a failure to report per fold.
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", ConvergenceWarning)
-            folds = KFold(
-                n_splits=min(self.cv, len(targets)), shuffle=True, random_state=self.random_state
-            )
+            if groups is None:
+                folds: KFold | GroupKFold = KFold(
+                    n_splits=min(self.cv, len(targets)),
+                    shuffle=True,
+                    random_state=self.random_state,
+                )
+            else:
+                folds = GroupKFold(
+                    n_splits=min(self.cv, len(set(groups))),
+                    shuffle=True,
+                    random_state=self.random_state,
+                )
             scores = cross_val_predict(
-                self._model(), features, targets, cv=folds, method="predict_proba"
+                self._model(),
+                features,
+                targets,
+                cv=folds,
+                groups=None if groups is None else list(groups),
+                method="predict_proba",
             )
             self.thresholds_ = tune_thresholds(targets, np.asarray(scores))
             self.model_ = self._model().fit(features, targets)

@@ -11,6 +11,7 @@ beside them. Texts of a text-pair task reach the classifiers as joined pairs (da
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ from synthmix.data.multilabel import (
 from synthmix.data.pairs import join_pairs
 from synthmix.experiment.config import ExperimentConfig
 from synthmix.experiment.mixing import Cell, plan_cells
-from synthmix.experiment.multimix import MultiLabelDeriver, compose_multilabel
+from synthmix.experiment.multimix import GROUP, MultiLabelDeriver, compose_multilabel
 from synthmix.experiment.results import ResultsStore, read_run_info, write_run_info
 from synthmix.experiment.runner import (
     RunOutcome,
@@ -208,7 +209,10 @@ def run_multilabel_cell(
     mix = compose_multilabel(cell, data.train, synthetic, seed)
     composed = time.perf_counter()
     model: Any = build_classifier(classifier, seed)
-    model.fit(model_texts(mix.data), mix.data.label_sets)
+    if "groups" in inspect.signature(model.fit).parameters:
+        model.fit(model_texts(mix.data), mix.data.label_sets, groups=mix.data.frame[GROUP].tolist())
+    else:
+        model.fit(model_texts(mix.data), mix.data.label_sets)
     fitted = time.perf_counter()
     classes = data.train.classes
     predicted = _aligned(model.predict_indicator(model_texts(data.test)), model.classes_, classes)

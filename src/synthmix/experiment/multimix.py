@@ -26,6 +26,10 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from synthmix.data.multilabel import LABELS, MultiLabelData
 from synthmix.experiment.mixing import ORIGIN, Cell, planned_counts
 
+# A mix's column naming the real text each row is, or rewrites (EDA's parent): rows of one
+# group stay in one fold when a classifier tunes thresholds by cross-validation, or a real
+# text's variant in the other folds would make its out-of-fold score look sure.
+GROUP = "group"
 # As in mixing: the synthetic draw's seed is independent of the real draw's.
 _SYNTHETIC_SEED_OFFSET = 10_007
 # How many of a label's next texts the greedy draw looks through for one that overshoots no
@@ -143,7 +147,7 @@ def compose_multilabel(
     columns = [c for c in real.frame.columns if c in ("text", LABELS, "text_pair")]
     parts: list[pd.DataFrame] = []
     if real_part is not None:
-        parts.append(real_part.frame[columns].assign(**{ORIGIN: "real"}))
+        parts.append(real_part.frame[columns].assign(**{ORIGIN: "real", GROUP: real_part.texts}))
     got: dict[str, int] = {}
     shortfall: dict[str, int] = {}
     if any(want_synthetic.values()):

@@ -20,6 +20,7 @@ from synthmix.core.errors import ConfigError, DataError
 from synthmix.data.labeled import LABEL, TEXT, TEXT_PAIR, LabeledData, read_frame
 from synthmix.data.multilabel import LABELS, MultiLabelData, multilabel_from_frame
 from synthmix.data.pairs import PAIR_SEP, join_pairs, split_pair
+from synthmix.experiment.multimix import GROUP
 from synthmix.experiment.sources import DerivedSource, SourceConfig, _split
 
 # Joins a label set into one EDA "class"; never part of a label name read from a file.
@@ -85,10 +86,12 @@ class MultiLabelAugment:
         made = self.source(LabeledData(frame, visible.source), wanted, seed)
         out = made.frame.drop(columns=[LABEL]).copy()
         out.insert(1, LABELS, [tuple(key.split(_SET_SEP)) for key in made.labels])
+        parents = rows[made.frame["parent_row"].to_numpy() - 1]
         pairs = visible.pairs
         if pairs is not None:
-            parents = rows[made.frame["parent_row"].to_numpy() - 1]
             out.insert(2, TEXT_PAIR, [pairs[i] for i in parents])
+        # Which real text each variant rewrites: threshold tuning keeps the two in one fold.
+        out[GROUP] = [visible.texts[i] for i in parents]
         return MultiLabelData(out.reset_index(drop=True), made.source)
 
 

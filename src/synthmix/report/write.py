@@ -63,6 +63,10 @@ def write_report(run_dir: str | Path) -> ReportPaths:
             f'{classifiers[0]}; the section "{SECTION_TITLE}" puts all of them side by side.'
         )
         report.sections.append(comparison_section(records, classifiers, info, evidence))
+    if info.get("task") == "multi_label":
+        from synthmix.report.sections.multilabel import multilabel_section
+
+        report.sections.insert(0, multilabel_section(records, classifiers[0]))
     report.sections.extend(generation_sections(root))
     report.sections.extend(quality_sections(root, cells))
     write_figures(root / FIGURES_DIR, report)
