@@ -80,6 +80,7 @@ def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) 
     assert "## Multi-label metrics" in markdown
     assert "micro-F1" in markdown and "Hamming loss" in markdown
     assert "synth — 50% real + 50% synthetic" in markdown
+    assert "because a multi-label run keeps no per-text predictions to pair (yet)" in markdown
 
 
 def test_multilabel_task_refuses_a_single_label_classifier(goemotions_files: Path) -> None:
@@ -108,8 +109,11 @@ def test_aspect_pair_experiment_beats_text_only(tmp_path: Path) -> None:
     source = dataset_dir("sentirueval2015_restaurant_aspects")
     train = pd.read_csv(source / "train.csv")
     test = pd.read_csv(source / "test.csv")
-    train[train["review_id"].isin(train["review_id"].unique()[:40])].to_csv(
-        tmp_path / "train.csv", index=False
+    reviews = train["review_id"].unique()
+    train[train["review_id"].isin(reviews[:40])].to_csv(tmp_path / "train.csv", index=False)
+    # Pairs of other real reviews stand in for a pre-generated source of pairs.
+    train[train["review_id"].isin(reviews[40:80])].assign(generator="held-out").to_csv(
+        tmp_path / "synth.csv", index=False
     )
     test[test["review_id"].isin(test["review_id"].unique()[:15])].to_csv(
         tmp_path / "test.csv", index=False
@@ -117,7 +121,7 @@ def test_aspect_pair_experiment_beats_text_only(tmp_path: Path) -> None:
     config = {
         "name": "aspects-small",
         "data": {"train": "train.csv", "test": "test.csv", "text_pair_column": "aspect"},
-        "sources": [{"name": "eda", "augment": {"alpha": 0.1}}],
+        "sources": [{"name": "eda", "augment": {"alpha": 0.1}}, {"path": "synth.csv"}],
         "plans": PLANS,
         "seeds": 2,
         "classifiers": [
@@ -132,8 +136,10 @@ def test_aspect_pair_experiment_beats_text_only(tmp_path: Path) -> None:
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     run_dir = tmp_path / "run"
     outcome = run_experiment(load_experiment(tmp_path / "experiment.yaml"), run_dir, jobs=1)
-    assert outcome.ran == 12  # 3 cells x 2 seeds x 2 classifiers
+    assert outcome.ran == 16  # 4 cells x 2 seeds x 2 classifiers
     records = ResultsStore(run_dir).records()
+    mixed = [r for r in records if r["cell"]["source"] == "synth"]
+    assert mixed and all(r["synthetic_counts"] for r in mixed)
     full = {
         r["classifier"]["label"]: r["metrics"]["f1_macro"]
         for r in records
@@ -144,3 +150,17 @@ def test_aspect_pair_experiment_beats_text_only(tmp_path: Path) -> None:
     assert "## Classifiers compared" in markdown
     # The test set reloads with its pairs, so mixes are paired over test texts too.
     assert "without the test-text bootstrap" not in markdown
+    assert "| synth | 50% real + 50% synthetic |" in markdown
+
+
+def test_quality_flag_is_refused_before_a_multilabel_grid_runs(goemotions_files: Path) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cli.app import app
+
+    run_dir = goemotions_files / "run-quality"
+    args = ["experiment", str(goemotions_files / "experiment.yaml"), "--quality"]
+    result = CliRunner().invoke(app, [*args, "--out", str(run_dir)])
+    assert isinstance(result.exception, ConfigError)
+    assert "--quality does not measure multi-label sources yet" in str(result.exception)
+    assert not (run_dir / "results.jsonl").exists()

@@ -16,6 +16,8 @@ from synthmix.core.errors import SynthmixError
 from synthmix.data.labeled import LabeledData, load_labeled, split_train_test
 
 SPLIT_SUFFIX = " (test split)"
+# Why a multi-label run's mixes are compared on per-seed scores only.
+MULTI_LABEL_REASON = "a multi-label run keeps no per-text predictions to pair (yet)"
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ def load_test_labels(info: dict[str, Any]) -> TestLabels:
     if not expected:
         return TestLabels(None, "run.json has no fingerprint of the test set to check it by")
     if settings.get("task") == "multi_label":
-        return TestLabels(None, "a multi-label run keeps no per-text predictions to pair (yet)")
+        return TestLabels(None, MULTI_LABEL_REASON)
     source = str(described["source"])
     split = source.endswith(SPLIT_SUFFIX)
     path = source.removesuffix(SPLIT_SUFFIX)
