@@ -105,6 +105,7 @@ def test_multilabel_source_with_unknown_label_names_its_row(goemotions_files: Pa
         run_experiment(load_experiment(path), goemotions_files / "run-bad", progress=False)
 
 
+@pytest.mark.slow
 def test_aspect_pair_experiment_beats_text_only(tmp_path: Path) -> None:
     source = dataset_dir("sentirueval2015_restaurant_aspects")
     train = pd.read_csv(source / "train.csv")

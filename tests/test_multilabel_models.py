@@ -164,3 +164,29 @@ def test_compose_multilabel_cells(goemotions: MultiLabelData) -> None:
         assert mixed.synthetic_counts.get(label, 0) + mixed.shortfall.get(label, 0) >= n
     half = compose_multilabel(Cell(HALF_AND_HALF, 0.5, 0.5, "held-out"), real, synthetic, 1)
     assert {"real", "synthetic"} == set(half.data.frame["origin"])
+
+
+@pytest.mark.slow
+def test_embedding_one_vs_rest_learns_and_embeds_pairs_with_their_interaction(
+    goemotions: MultiLabelData, goemotions_test: MultiLabelData
+) -> None:
+    from synthmix.classifiers.multilabel import EmbeddingOneVsRest
+
+    # The offline encoder embeds about 10 texts/s on 2 busy cores: few texts.
+    train = goemotions.subset(range(100))
+    test = goemotions_test.subset(range(60))
+    model = EmbeddingOneVsRest(cv=2).fit(train.texts, train.label_sets)
+    classes = list(model.classes_)
+    gold = test.indicator(classes)
+    tuned = evaluate_multilabel(gold, model.predict_indicator(test.texts), classes)
+    # Better than predicting the most frequent label (neutral) for every text.
+    always = np.zeros_like(gold)
+    always[:, classes.index("neutral")] = 1
+    assert tuned["f1_macro"] > evaluate_multilabel(gold, always, classes)["f1_macro"] + 0.05
+    pairs = join_pairs(["Официант был груб.", "Десерт чудесный."], ["официант", "десерт"])
+    paired = EmbeddingOneVsRest(cv=2).fit(pairs, [("negative",), ("positive",)])
+    features = paired._features(pairs)
+    width = features.shape[1] // 3
+    assert np.allclose(
+        features[:, 2 * width :], features[:, :width] * features[:, width : 2 * width]
+    )

@@ -49,6 +49,7 @@ CLASSIFIERS: Registry[ClassifierFactory] = Registry(
         "lora": "synthmix.classifiers.transformer:LoraClassifier",
         "pair_tfidf_logreg": "synthmix.classifiers.pairs:PairTfidfLogReg",
         "tfidf_ovr": "synthmix.classifiers.multilabel:TfidfOneVsRest",
+        "embedding_ovr": "synthmix.classifiers.multilabel:EmbeddingOneVsRest",
     },
 )
 # Classifiers whose fits must not run in parallel worker processes: each torch fit already uses
