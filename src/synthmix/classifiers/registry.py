@@ -63,6 +63,9 @@ CLASSIFIERS: Registry[ClassifierFactory] = Registry(
         "embedding_mlp": "synthmix.classifiers.embedding:EmbeddingMLP",
         "transformer": "synthmix.classifiers.transformer:TransformerClassifier",
         "lora": "synthmix.classifiers.transformer:LoraClassifier",
+        "pair_tfidf_logreg": "synthmix.classifiers.pairs:PairTfidfLogReg",
+        "tfidf_ovr": "synthmix.classifiers.multilabel:TfidfOneVsRest",
+        "embedding_ovr": "synthmix.classifiers.multilabel:EmbeddingOneVsRest",
     },
 )
 # Classifiers whose fits must not run in parallel worker processes: each torch fit already uses

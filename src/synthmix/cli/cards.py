@@ -19,13 +19,39 @@ def card_init(
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     encoding: Encoding = "auto",
+    multi_label: Annotated[
+        bool, typer.Option(help="Each row holds a list of labels (see --labels-column).")
+    ] = False,
+    labels_column: Annotated[
+        str, typer.Option(help="Multi-label: the column holding each row's label list.")
+    ] = "labels",
+    label_delimiter: Annotated[
+        str | None,
+        typer.Option(help="Multi-label: labels joined by this (default: a JSON list)."),
+    ] = None,
+    text_pair_column: Annotated[
+        str | None, typer.Option(help="Text pairs: the column holding the second text.")
+    ] = None,
 ) -> None:
-    """Draft a task card from a dataset: class names, counts and a few examples to edit."""
+    """Draft a task card from a dataset: class names, counts and a few examples to edit
+    (multi-label: per-label counts, co-occurrence and rows with no label in its header)."""
     from synthmix.cards.card import draft_card_yaml
+    from synthmix.cards.multilabel import draft_multilabel_card_yaml, draft_pair_card_yaml
     from synthmix.data.labeled import load_labeled
+    from synthmix.data.multilabel import load_multilabel
 
-    labeled = load_labeled(data, text_column, label_column, encoding)
-    text = draft_card_yaml(labeled, task=task or data.stem, language=language)
+    name = task or data.stem
+    if multi_label:
+        multi = load_multilabel(
+            data, text_column, labels_column, label_delimiter, text_pair_column, encoding
+        )
+        text = draft_multilabel_card_yaml(multi, task=name, language=language)
+    elif text_pair_column is not None:
+        pairs = load_labeled(data, text_column, label_column, encoding, text_pair_column)
+        text = draft_pair_card_yaml(pairs, task=name, language=language)
+    else:
+        labeled = load_labeled(data, text_column, label_column, encoding)
+        text = draft_card_yaml(labeled, task=name, language=language)
     _emit(text, out)
 
 

@@ -26,6 +26,13 @@ def experiment(
     from synthmix.experiment.runner import measure_source_quality, run_experiment
 
     loaded = load_experiment(config)
+    if quality and loaded.data.task == "multi_label":
+        from synthmix.core.errors import ConfigError
+
+        # Before the grid runs, not after an hour of fits.
+        raise ConfigError(
+            f"{config}: --quality does not measure multi-label sources yet; run without it"
+        )
     run_dir = out or Path("runs") / loaded.name
     claim_output(ctx, run_dir, "run directory", folder=True)
     outcome = run_experiment(loaded, run_dir, jobs=jobs)

@@ -26,6 +26,8 @@ log = logging.getLogger("synthmix")
 
 TEXT = "text"
 LABEL = "label"
+# The second text of a text-pair task (an aspect term, a question's passage), when there is one.
+TEXT_PAIR = "text_pair"
 # Longer texts are warned about: a whole document in one cell is more often a broken file.
 LONG_TEXT = 20_000
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -51,6 +53,11 @@ class LabeledData:
     @property
     def labels(self) -> list[str]:
         return self.frame[LABEL].tolist()
+
+    @property
+    def pairs(self) -> list[str] | None:
+        """The second texts of a text-pair task, or None for one text per row."""
+        return self.frame[TEXT_PAIR].tolist() if TEXT_PAIR in self.frame.columns else None
 
     @property
     def classes(self) -> list[str]:
@@ -81,14 +88,23 @@ def load_labeled(
     text_column: str = TEXT,
     label_column: str = LABEL,
     encoding: str = "auto",
+    text_pair_column: str | None = None,
 ) -> LabeledData:
     """Read a CSV/TSV/JSONL/JSON/Parquet file of labeled texts and validate it.
 
     `encoding="auto"` reads UTF-8 and falls back to cp1251 (common for Russian files saved
-    by Excel), logging that it did so; any other value is used as given.
+    by Excel), logging that it did so; any other value is used as given. `text_pair_column`
+    names the second text of a text-pair task; it is kept as the column `text_pair`.
     """
     frame, used = read_frame(path, encoding)
-    return from_frame(frame, text_column, label_column, source=str(path), encoding=used)
+    return from_frame(
+        frame,
+        text_column,
+        label_column,
+        source=str(path),
+        encoding=used,
+        text_pair_column=text_pair_column,
+    )
 
 
 def read_frame(path: str | Path, encoding: str = "auto") -> tuple[pd.DataFrame, str]:
@@ -117,6 +133,7 @@ def from_frame(
     label_column: str = LABEL,
     source: str = "<DataFrame>",
     encoding: str = "utf-8",
+    text_pair_column: str | None = None,
 ) -> LabeledData:
     """Validate a pandas DataFrame or a Hugging Face `datasets.Dataset` (anything with
     `to_pandas()`) as labeled texts. Extra columns are kept."""
@@ -125,9 +142,10 @@ def from_frame(
             frame = frame.to_pandas()
         else:
             raise DataError(source, f"expected a pandas DataFrame, got {type(frame).__name__}")
-    return LabeledData(
-        frame=_validate(frame, text_column, label_column, source), source=source, encoding=encoding
-    )
+    validated = _validate(frame, text_column, label_column, source)
+    if text_pair_column is not None:
+        validated = _with_pair(frame, validated, text_pair_column, source)
+    return LabeledData(frame=validated, source=source, encoding=encoding)
 
 
 def decode_bytes(raw: bytes, source: str, encoding: str = "auto") -> tuple[str, str]:
@@ -296,6 +314,31 @@ def _validate(frame: pd.DataFrame, text_col: str, label_col: str, source: str) -
     cleaned.insert(1, LABEL, labels.map(_label_str).reset_index(drop=True))
     _reject_mojibake(cleaned[TEXT], source)
     return cleaned
+
+
+def _with_pair(
+    frame: pd.DataFrame, validated: pd.DataFrame, column: str, source: str
+) -> pd.DataFrame:
+    """The validated rows with the second text of each pair as the column `text_pair`."""
+    if column not in frame.columns:
+        present = ", ".join(str(c) or "(blank)" for c in frame.columns) or "none"
+        raise DataError(
+            source, f"no column '{column}' (columns: {present}); set the text pair column name"
+        )
+    pairs = frame[column].reset_index(drop=True)
+    _reject_rows(source, _missing(pairs), f"empty pair text (column '{column}')")
+    as_text = pairs.astype(str)
+    _reject_rows(
+        source,
+        np.asarray(as_text.str.contains("\x00", regex=False)),
+        "pair text contains a NUL character (a binary or mis-decoded file?)",
+    )
+    _reject_mojibake(as_text, source)
+    out = validated.drop(columns=[column], errors="ignore")
+    if TEXT_PAIR in out.columns:
+        out = out.drop(columns=[TEXT_PAIR])
+    out.insert(2, TEXT_PAIR, as_text)
+    return out
 
 
 def _warn_long(texts: pd.Series, source: str) -> None:

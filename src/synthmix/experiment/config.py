@@ -27,6 +27,28 @@ class DataConfig:
     text_column: str = "text"
     label_column: str = "label"
     encoding: str = "auto"
+    # "multi_label": each row holds a list of labels in `labels_column` (a JSON list, or
+    # labels joined by `label_delimiter`).
+    task: str = "single_label"
+    labels_column: str = "labels"
+    label_delimiter: str | None = None
+    # The second text of a text-pair task (an aspect term, a passage), for either task.
+    text_pair_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in _TASKS:
+            raise ValueError(f"task {self.task!r} is not one of {', '.join(_TASKS)}")
+
+
+_TASKS = ("single_label", "multi_label")
+# Left out of a run's identity at these values, so run directories made before tasks and
+# pairs existed still resume.
+_NEW_DATA_DEFAULTS = {
+    "task": "single_label",
+    "labels_column": "labels",
+    "label_delimiter": None,
+    "text_pair_column": None,
+}
 
 
 @dataclass
@@ -100,6 +122,9 @@ class ExperimentConfig:
         raw = dataclasses.asdict(self)
         raw.pop("base_dir")
         raw.pop("jobs")  # how many cores ran it does not change the results
+        for key, default in _NEW_DATA_DEFAULTS.items():
+            if raw["data"].get(key) == default:
+                raw["data"].pop(key)
         return raw
 
 

@@ -81,21 +81,31 @@ def load_experiment_data(config: ExperimentConfig) -> ExperimentData:
     """Load and cross-check everything before any training starts, so a bad row in the
     last source fails in the first second, not after an hour."""
     data = config.data
+    pair = data.text_pair_column
     train = load_labeled(
-        config.resolve(data.train), data.text_column, data.label_column, data.encoding
+        config.resolve(data.train), data.text_column, data.label_column, data.encoding, pair
     )
     if data.test is None:
         train, test = split_train_test(train, data.test_size, data.split_seed)
     else:
         test = load_labeled(
-            config.resolve(data.test), data.text_column, data.label_column, data.encoding
+            config.resolve(data.test), data.text_column, data.label_column, data.encoding, pair
         )
     train.require_classes(2)
     check_test_labels(train, test)
     if config.card is not None:
         load_card(config.resolve(config.card)).check_covers(train, config.card)
-    files = judged_sources(config.sources, load_sources(config.sources, config.base_dir, train))
+    if pair is not None:
+        # Pairs travel as joined strings through mixing and classifiers (data.pairs).
+        from synthmix.experiment.task_sources import PairDerivedSource, joined
+
+        train, test = joined(train), joined(test)
+    files = judged_sources(
+        config.sources, load_sources(config.sources, config.base_dir, train, pair)
+    )
     derived = derived_sources(config.sources)
+    if pair is not None:
+        derived = {name: PairDerivedSource(name, src.settings) for name, src in derived.items()}
     clash = sorted(set(files) & set(derived))
     if clash:
         raise ConfigError(f"two synthetic sources are named {clash[0]!r}; set 'name'")
@@ -110,6 +120,10 @@ def run_experiment(
 ) -> RunOutcome:
     """Run every (cell, seed, classifier) fit not yet in `run_dir`'s results store. Safe to
     kill at any point and rerun: finished fits are kept and skipped."""
+    if config.data.task == "multi_label":
+        from synthmix.experiment.multi_runner import run_multilabel_experiment
+
+        return run_multilabel_experiment(config, run_dir, jobs, progress)
     run = RunDir.of(run_dir)
     classifiers = config.compared_classifiers()
     unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]

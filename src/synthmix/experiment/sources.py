@@ -50,6 +50,8 @@ class SourceConfig:
     # cleanlab flags as label issues among that cell's real texts and the source's.
     filter: ClassifierFilterConfig | None = None
     drop_label_issues: bool = False
+    # A text-pair task's second text; by default the experiment's `text_pair_column`.
+    text_pair_column: str | None = None
 
 
 class DerivedSource:
@@ -141,10 +143,14 @@ def derived_sources(configs: list[SourceConfig]) -> dict[str, DerivedSource]:
 
 
 def load_sources(
-    configs: list[SourceConfig], base_dir: Path, train: LabeledData
+    configs: list[SourceConfig],
+    base_dir: Path,
+    train: LabeledData,
+    text_pair_column: str | None = None,
 ) -> dict[str, LabeledData]:
     """Load every source, split it by provenance and check its labels against training data.
-    Source names must be unique across the experiment."""
+    Source names must be unique across the experiment. For a text-pair task
+    (`text_pair_column`), each source's texts are joined pairs (see data.pairs)."""
     sources: dict[str, LabeledData] = {}
     for config in configs:
         if config.augment is not None:
@@ -154,7 +160,7 @@ def load_sources(
         path = Path(config.path)
         if not path.is_absolute():
             path = base_dir / path
-        data, rows = _load_file(path, config)
+        data, rows = _load_file(path, config, config.text_pair_column or text_pair_column)
         _check_labels(data, train, rows)
         # A synthetic-only cell trains on the source alone; one class cannot train anything.
         data.require_classes(2)
@@ -169,7 +175,9 @@ def load_sources(
     return sources
 
 
-def _load_file(path: Path, config: SourceConfig) -> tuple[LabeledData, np.ndarray]:
+def _load_file(
+    path: Path, config: SourceConfig, text_pair_column: str | None = None
+) -> tuple[LabeledData, np.ndarray]:
     """A source file's labeled texts and, per kept row, its row number in the file.
 
     Output of `synthmix label` (a `decided` column) is reduced to the rows the cascade
@@ -186,13 +194,26 @@ def _load_file(path: Path, config: SourceConfig) -> tuple[LabeledData, np.ndarra
         frame = frame[decided.to_numpy()]
     try:
         data = from_frame(
-            frame, config.text_column, config.label_column, source=str(path), encoding=encoding
+            frame,
+            config.text_column,
+            config.label_column,
+            source=str(path),
+            encoding=encoding,
+            text_pair_column=text_pair_column,
         )
     except DataError as exc:
         if exc.row is None:
             raise
         raise DataError(exc.source, exc.problem, row=int(rows[exc.row - 1])) from None
+    if data.pairs is not None:
+        data = _joined(data)
     return data, rows
+
+
+def _joined(data: LabeledData) -> LabeledData:
+    from synthmix.experiment.task_sources import joined
+
+    return joined(data)
 
 
 def _check_labels(synthetic: LabeledData, train: LabeledData, rows: np.ndarray) -> None:

@@ -18,6 +18,7 @@ from synthmix.experiment.mixing import SYNTHETIC_ONLY
 from synthmix.experiment.results import record_classifier, record_predictions
 from synthmix.report.cells import find_reference, real_only_cell
 from synthmix.report.model import CellSummary, Versus
+from synthmix.report.testset import MULTI_LABEL_REASON
 from synthmix.stats.paired import PairedComparison, TextResampler, correct, paired_comparison
 
 FitKey = tuple[str, str]  # (classifier label, cell key)
@@ -59,8 +60,10 @@ class Evidence:
             for fit in by_seed.values()
         ):
             self.reason = (
-                "their records hold no per-text test predictions (written before predictions "
-                "were stored)"
+                reason
+                if reason == MULTI_LABEL_REASON
+                else "their records hold no per-text test predictions (written before "
+                "predictions were stored)"
             )
         elif gold is not None:
             if all(label in index for label in gold):

@@ -16,6 +16,8 @@ from synthmix.core.errors import SynthmixError
 from synthmix.data.labeled import LabeledData, load_labeled, split_train_test
 
 SPLIT_SUFFIX = " (test split)"
+# Why a multi-label run's mixes are compared on per-seed scores only.
+MULTI_LABEL_REASON = "a multi-label run keeps no per-text predictions to pair (yet)"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ def load_test_labels(info: dict[str, Any]) -> TestLabels:
     expected = described.get("sha256_16")
     if not expected:
         return TestLabels(None, "run.json has no fingerprint of the test set to check it by")
+    if settings.get("task") == "multi_label":
+        return TestLabels(None, MULTI_LABEL_REASON)
     source = str(described["source"])
     split = source.endswith(SPLIT_SUFFIX)
     path = source.removesuffix(SPLIT_SUFFIX)
@@ -43,7 +47,10 @@ def load_test_labels(info: dict[str, Any]) -> TestLabels:
             str(settings.get("text_column", "text")),
             str(settings.get("label_column", "label")),
             str(settings.get("encoding", "auto")),
+            settings.get("text_pair_column"),
         )
+        if data.pairs is not None:
+            data = _joined(data)
         if split:
             _, data = split_train_test(
                 data, float(settings.get("test_size", 0.2)), int(settings.get("split_seed", 0))
@@ -53,6 +60,14 @@ def load_test_labels(info: dict[str, Any]) -> TestLabels:
     if fingerprint(data) != expected:
         return TestLabels(None, f"the test set {path} has changed since the run")
     return TestLabels(list(data.labels))
+
+
+def _joined(data: LabeledData) -> LabeledData:
+    # As the runner fingerprinted it: text pairs as joined strings.
+    from synthmix.data.pairs import join_pairs
+
+    frame = data.frame.assign(text=join_pairs(data.texts, data.pairs or []))
+    return LabeledData(frame, data.source, data.encoding)
 
 
 def fingerprint(data: LabeledData) -> str:

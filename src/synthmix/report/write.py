@@ -61,6 +61,10 @@ def write_report(run_dir: str | Path | RunDir) -> ReportPaths:
             f'{classifiers[0]}; the section "{SECTION_TITLE}" puts all of them side by side.'
         )
         report.sections.append(comparison_section(records, classifiers, info, evidence))
+    if info.get("task") == "multi_label":
+        from synthmix.report.sections.multilabel import multilabel_section
+
+        report.sections.insert(0, multilabel_section(records, classifiers[0]))
     tuned = tuning_section(primary, cells)
     if tuned is not None:
         report.sections.append(tuned)

@@ -1,0 +1,167 @@
+"""`synthmix experiment` and `synthmix report` end to end on multi-label GoEmotions and on
+SentiRuEval aspect pairs (small real subsets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import dataset_dir
+from synthmix.core.errors import ConfigError, DataError
+from synthmix.experiment.config import load_experiment
+from synthmix.experiment.results import ResultsStore
+from synthmix.experiment.runner import run_experiment
+from synthmix.report.write import write_report
+
+PLANS = {
+    "learning_curve": [0.5, 1.0],
+    "synthetic_only": False,
+    "half_and_half": False,
+    "real_plus_equal": False,
+    "small_real_fraction": 0.5,
+    "synthetic_ratios": [0.5],
+}
+
+
+@pytest.fixture(scope="module")
+def goemotions_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("goemotions")
+    source = dataset_dir("ru_goemotions")
+    train = pd.read_csv(source / "train.csv")
+    train.iloc[:300].to_csv(folder / "train.csv", index=False)
+    # Other real texts stand in for a pre-generated source, with provenance columns.
+    train.iloc[300:700].assign(generator="held-out-real", strategy="none").to_csv(
+        folder / "synth.csv", index=False
+    )
+    pd.read_csv(source / "test.csv").iloc[:200].to_csv(folder / "test.csv", index=False)
+    config = {
+        "name": "goemotions-small",
+        "data": {"train": "train.csv", "test": "test.csv", "task": "multi_label"},
+        "sources": [{"name": "eda", "augment": {"alpha": 0.1}}, {"path": "synth.csv"}],
+        "plans": PLANS,
+        "seeds": 2,
+        "classifier": {"name": "tfidf_ovr", "params": {"cv": 2}},
+    }
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return folder
+
+
+def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) -> None:
+    config = load_experiment(goemotions_files / "experiment.yaml")
+    run_dir = goemotions_files / "run"
+    outcome = run_experiment(config, run_dir, jobs=1, progress=False)
+    # real 50% and 100%, and 50% real + 50% of each source: 4 cells x 2 seeds
+    assert outcome.ran == 8 and outcome.reused == 0
+    records = ResultsStore(run_dir).records()
+    titles = {r["cell"]["title"] for r in records}
+    assert titles == {"50% real", "100% real", "50% real + 50% synthetic"}
+    for record in records:
+        metrics = record["metrics"]
+        assert metrics["task"] == "multi_label"
+        assert 0 < metrics["f1_micro"] <= 1 and 0 <= metrics["hamming_loss"] < 1
+        # Per label of the training data (all 28 occur in these 300 texts).
+        assert sorted(metrics["per_class"]) == metrics["classes"] and len(metrics["classes"]) == 28
+        assert len(record["label_predictions"]) == 200
+    small = [r for r in records if r["cell"]["title"] == "50% real"]
+    assert all(set(r["real_counts"]) == set(small[0]["real_counts"]) for r in small)
+    mixed = [r for r in records if r["cell"]["source"] == "synth"]
+    assert all(r["synthetic_counts"]["neutral"] >= 40 for r in mixed)
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    assert info["task"] == "multi_label"
+    assert info["data"]["train"]["rows_with_several_labels"] > 0
+    again = run_experiment(config, run_dir, jobs=1, progress=False)
+    assert again.ran == 0 and again.reused == 8
+    paths = write_report(run_dir)
+    markdown = paths.markdown.read_text(encoding="utf-8")
+    assert "## Multi-label metrics" in markdown
+    assert "micro-F1" in markdown and "Hamming loss" in markdown
+    assert "synth — 50% real + 50% synthetic" in markdown
+    assert "because a multi-label run keeps no per-text predictions to pair (yet)" in markdown
+
+
+def test_multilabel_task_refuses_a_single_label_classifier(goemotions_files: Path) -> None:
+    raw = yaml.safe_load((goemotions_files / "experiment.yaml").read_text(encoding="utf-8"))
+    raw["classifier"] = {"name": "tfidf_logreg"}
+    path = goemotions_files / "single.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError, match="'tfidf_logreg' predicts one label per text"):
+        run_experiment(load_experiment(path), goemotions_files / "run-single", progress=False)
+
+
+def test_multilabel_source_with_unknown_label_names_its_row(goemotions_files: Path) -> None:
+    raw = yaml.safe_load((goemotions_files / "experiment.yaml").read_text(encoding="utf-8"))
+    bad = goemotions_files / "bad.csv"
+    pd.DataFrame({"text": ["раз", "два"], "labels": ['["joy"]', '["joy", "glee"]']}).to_csv(
+        bad, index=False
+    )
+    raw["sources"] = [{"path": "bad.csv"}]
+    path = goemotions_files / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.csv: row 2: label 'glee' does not occur"):
+        run_experiment(load_experiment(path), goemotions_files / "run-bad", progress=False)
+
+
+@pytest.mark.slow
+def test_aspect_pair_experiment_beats_text_only(tmp_path: Path) -> None:
+    source = dataset_dir("sentirueval2015_restaurant_aspects")
+    train = pd.read_csv(source / "train.csv")
+    test = pd.read_csv(source / "test.csv")
+    reviews = train["review_id"].unique()
+    train[train["review_id"].isin(reviews[:40])].to_csv(tmp_path / "train.csv", index=False)
+    # Pairs of other real reviews stand in for a pre-generated source of pairs.
+    train[train["review_id"].isin(reviews[40:80])].assign(generator="held-out").to_csv(
+        tmp_path / "synth.csv", index=False
+    )
+    test[test["review_id"].isin(test["review_id"].unique()[:15])].to_csv(
+        tmp_path / "test.csv", index=False
+    )
+    config = {
+        "name": "aspects-small",
+        "data": {"train": "train.csv", "test": "test.csv", "text_pair_column": "aspect"},
+        "sources": [{"name": "eda", "augment": {"alpha": 0.1}}, {"path": "synth.csv"}],
+        "plans": PLANS,
+        "seeds": 2,
+        "classifiers": [
+            {
+                "name": "pair_tfidf_logreg",
+                "label": "aspect pair",
+                "params": {"blocks": ["pair", "context"]},
+            },
+            {"name": "pair_tfidf_logreg", "label": "text only", "params": {"blocks": ["text"]}},
+        ],
+    }
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    outcome = run_experiment(load_experiment(tmp_path / "experiment.yaml"), run_dir, jobs=1)
+    assert outcome.ran == 16  # 4 cells x 2 seeds x 2 classifiers
+    records = ResultsStore(run_dir).records()
+    mixed = [r for r in records if r["cell"]["source"] == "synth"]
+    assert mixed and all(r["synthetic_counts"] for r in mixed)
+    full = {
+        r["classifier"]["label"]: r["metrics"]["f1_macro"]
+        for r in records
+        if r["cell"]["title"] == "100% real" and r["seed"] == 0
+    }
+    assert full["aspect pair"] > full["text only"] + 0.05
+    markdown = write_report(run_dir).markdown.read_text(encoding="utf-8")
+    assert "## Classifiers compared" in markdown
+    # The test set reloads with its pairs, so mixes are paired over test texts too.
+    assert "without the test-text bootstrap" not in markdown
+    assert "| synth | 50% real + 50% synthetic |" in markdown
+
+
+def test_quality_flag_is_refused_before_a_multilabel_grid_runs(goemotions_files: Path) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cli.app import app
+
+    run_dir = goemotions_files / "run-quality"
+    args = ["experiment", str(goemotions_files / "experiment.yaml"), "--quality"]
+    result = CliRunner().invoke(app, [*args, "--out", str(run_dir)])
+    assert isinstance(result.exception, ConfigError)
+    assert "--quality does not measure multi-label sources yet" in str(result.exception)
+    assert not (run_dir / "results.jsonl").exists()
