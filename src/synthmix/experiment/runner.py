@@ -33,6 +33,7 @@ from synthmix.core.provenance import package_versions
 from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, split_train_test
 from synthmix.embeddings.encoder import build_encoder
 from synthmix.experiment.config import ExperimentConfig
+from synthmix.experiment.executors import Executor, build_executor
 from synthmix.experiment.mixing import SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.experiment.results import (
     RUN_FILE,
@@ -108,9 +109,11 @@ def run_experiment(
     run_dir: str | Path,
     jobs: int | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> RunOutcome:
     """Run every (cell, seed, classifier) fit not yet in `run_dir`'s results store. Safe to
-    kill at any point and rerun: finished fits are kept and skipped."""
+    kill at any point and rerun: finished fits are kept and skipped. The fits run where
+    `executor` puts them (default: as `config.executor` says, locally unless set)."""
     run_dir = Path(run_dir)
     classifiers = config.compared_classifiers()
     unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]
@@ -128,7 +131,9 @@ def run_experiment(
     # Classifier by classifier: a run killed halfway has the primary classifier's grid complete.
     tasks = [(cell, seed, spec) for spec in classifiers for cell in cells for seed in config.seeds]
     todo = [task for task in tasks if result_key(*task) not in done]
-    batches = schedule(todo, jobs if jobs is not None else config.jobs)
+    executor = executor or build_executor(
+        config.executor, jobs if jobs is not None else config.jobs
+    )
     bar = tqdm(
         total=len(tasks),
         initial=len(tasks) - len(todo),
@@ -141,14 +146,13 @@ def run_experiment(
     stats = GridStats()
     started = time.perf_counter()
     with bar:
-        for batch, workers in batches:
-            for record in _run_tasks(batch, data, workers, run_dir, stats):
-                store.append({**record, "versions": versions})
-                bar.set_postfix_str(
-                    f"{record['classifier']['label']} {record['cell']['title']} "
-                    f"F1={record['metrics']['f1_macro']:.3f}"
-                )
-                bar.update()
+        for record in executor.run(todo, data, run_dir, stats):
+            store.append({**record, "versions": versions})
+            bar.set_postfix_str(
+                f"{record['classifier']['label']} {record['cell']['title']} "
+                f"F1={record['metrics']['f1_macro']:.3f}"
+            )
+            bar.update()
     if todo:
         _record_timings(run_dir, len(todo), time.perf_counter() - started, stats)
     return RunOutcome(run_dir, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))

@@ -1,0 +1,266 @@
+"""Where the grid's fits run: in this machine's worker processes (the default) or as tasks on a
+Ray cluster (`executor: {kind: ray}`, `synthmix experiment --executor ray`).
+
+Either way the driver alone writes results.jsonl, one record as each fit arrives, so a killed
+run resumes alike and both executors give the same records for the same seeds. On Ray, what
+every fit reads (the real and synthetic data, the shared n-gram counts, the test set) is put in
+the object store once and each task gets a reference; the shared work itself (composing mixes,
+counting n-grams once per text) stays in the driver, as locally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+from synthmix.classifiers.registry import ClassifierConfig, runs_serially
+from synthmix.core.errors import ConfigError, SynthmixError
+from synthmix.experiment.feature_store import FeatureStore
+from synthmix.experiment.mixing import Cell
+from synthmix.experiment.shared_features import (
+    FitJob,
+    GridStats,
+    TestSet,
+    fit_job,
+    run_shared,
+    shared_spec,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from synthmix.experiment.runner import ExperimentData
+
+Task = tuple[Cell, int, ClassifierConfig]
+Record = dict[str, Any]
+ExecutorKind = Literal["local", "ray"]
+
+
+@dataclass
+class ExecutorConfig:
+    """`executor:` of an experiment YAML (or the string `local` / `ray` alone)."""
+
+    kind: ExecutorKind = "local"
+    # Ray: the cluster to join ("auto": the one `ray start` runs on this machine,
+    # "ray://head:10001": a remote one); none starts a private one for this run.
+    address: str | None = None
+    num_cpus: float = 1.0  # per fit
+    num_gpus: float = 1.0  # per transformer / lora fit; 0 fits them on CPUs
+
+
+class Executor(Protocol):
+    def run(
+        self, todo: list[Task], data: ExperimentData, run_dir: Path, stats: GridStats
+    ) -> Iterator[Record]:
+        """The record of every task in `todo`, each as soon as its fit finishes."""
+        ...
+
+
+class FitFailed(SynthmixError):
+    """Fits raised; the results of all the others were stored."""
+
+
+def build_executor(config: ExecutorConfig, jobs: int) -> Executor:
+    if config.kind == "ray":
+        return RayExecutor(config.address, config.num_cpus, config.num_gpus, jobs)
+    return LocalExecutor(jobs)
+
+
+@dataclass
+class LocalExecutor:
+    """Worker processes on this machine (joblib): `jobs` of them, 0 = one per core."""
+
+    jobs: int = 0
+
+    def run(
+        self, todo: list[Task], data: ExperimentData, run_dir: Path, stats: GridStats
+    ) -> Iterator[Record]:
+        # Imported here: the runner imports this module to choose its executor.
+        from synthmix.experiment import runner
+
+        for batch, workers in runner.schedule(todo, self.jobs):
+            yield from runner._run_tasks(batch, data, workers, run_dir, stats)
+
+
+def import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "the Ray executor needs Ray, an optional extra: pip install 'synthmix[ray]'"
+        ) from None
+    return ray
+
+
+@dataclass
+class RayExecutor:
+    """Each (cell, seed, classifier) fit a Ray task. Joins the cluster at `address`, the one
+    this process is already connected to, or else starts a private one (`jobs` CPUs, 0 = all)
+    that ends with the run. `jobs` also sizes the driver's own worker processes."""
+
+    address: str | None = None
+    num_cpus: float = 1.0
+    num_gpus: float = 1.0
+    jobs: int = 0
+
+    def run(
+        self, todo: list[Task], data: ExperimentData, run_dir: Path, stats: GridStats
+    ) -> Iterator[Record]:
+        ray = import_ray()
+        if not todo:
+            return
+        started_here = not ray.is_initialized()
+        if started_here:
+            self._connect(ray)
+        try:
+            yield from self._run(ray, todo, data, run_dir, stats)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _connect(self, ray: ModuleType) -> None:
+        private = self.address is None
+        try:
+            ray.init(
+                # "local": a new cluster even where `ray start` runs one here.
+                address="local" if private else self.address,
+                num_cpus=(self.jobs or None) if private else None,
+                include_dashboard=False if private else None,
+                logging_level=logging.WARNING,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            message = " ".join(str(exc).split())
+            raise ConfigError(
+                f"executor: cannot join the Ray cluster at {self.address}: {message}"
+            ) from None
+
+    def _run(
+        self,
+        ray: ModuleType,
+        todo: list[Task],
+        data: ExperimentData,
+        run_dir: Path,
+        stats: GridStats,
+    ) -> Iterator[Record]:
+        on_texts = [task for task in todo if shared_spec(task[2]) is None]
+        self._check_gpus(ray, on_texts)
+        pending: dict[Any, Task] = {}
+        if on_texts:
+            # Submitted first: transformer fits take longest, and they run while the driver
+            # counts n-grams for the TF-IDF fits below.
+            data_ref = ray.put(data)
+            on_texts_remote = ray.remote(_fit_on_texts)
+            for task in on_texts:
+                remote = on_texts_remote.options(**self._resources(task[2]), name=_name(task))
+                pending[remote.remote(data_ref, *task)] = task
+        on_counts_remote = ray.remote(_fit_on_counts)
+
+        def submit(
+            jobs: list[FitJob], store: FeatureStore, test: TestSet, workers: int
+        ) -> Iterator[Record]:
+            counts_ref = ray.put(store.select(np.arange(len(store))))
+            test_ref = ray.put(test)
+            for job in jobs:
+                task = (job.cell, job.seed, job.classifier)
+                remote = on_counts_remote.options(
+                    **self._resources(job.classifier), name=_name(task)
+                )
+                pending[remote.remote(counts_ref, job, test_ref)] = task
+            return iter(())
+
+        shared = [task for task in todo if shared_spec(task[2]) is not None]
+        if shared:
+            workers = self.jobs if self.jobs > 0 else _local_cores()
+            for _ in run_shared(
+                shared, data.train, data.test, data.sources, run_dir, workers, stats, fit_all=submit
+            ):
+                pass
+        yield from _gather(ray, pending)
+
+    def _resources(self, classifier: ClassifierConfig) -> dict[str, Any]:
+        if runs_serially(classifier.name) and self.num_gpus > 0:
+            # A fresh worker process per GPU fit: one that stays would keep its CUDA memory.
+            return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus, "max_calls": 1}
+        return {"num_cpus": self.num_cpus}
+
+    def _check_gpus(self, ray: ModuleType, tasks: list[Task]) -> None:
+        wanting = [task for task in tasks if runs_serially(task[2].name)]
+        if not wanting or self.num_gpus <= 0:
+            return
+        # A task asking for a GPU that no node has would wait forever.
+        if ray.cluster_resources().get("GPU", 0) < self.num_gpus:
+            raise ConfigError(
+                f"executor.num_gpus: each {wanting[0][2].display} fit asks for "
+                f"{self.num_gpus:g} GPU, but the Ray cluster has none that large; "
+                "set executor.num_gpus: 0 to fit on CPUs"
+            )
+
+
+def _gather(ray: ModuleType, pending: dict[Any, Task]) -> Iterator[Record]:
+    """Records as their tasks finish. A fit that raises does not stop the others: their
+    records are stored, then one error names every failed fit."""
+    failed: list[str] = []
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                task = pending.pop(ref)
+                try:
+                    record: Record = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    failed.append(f"{_name(task)}: {_cause(exc)}")
+                    continue
+                yield record
+    finally:
+        # The driver stopped early (killed, or an error): the fits it would store are moot.
+        for ref in pending:
+            with contextlib.suppress(Exception):  # best effort: it may have just finished
+                ray.cancel(ref, force=True)
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise FitFailed(f"fit failed: {failed[0]}{more}")
+
+
+def _cause(exc: Exception) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause) if isinstance(cause, SynthmixError) else f"{type(cause).__name__}: {cause}"
+    return " ".join(text.split())[:300]
+
+
+def _name(task: Task) -> str:
+    cell, seed, classifier = task
+    return f"{classifier.display} {cell.title} seed={seed}"
+
+
+def _local_cores() -> int:
+    return os.cpu_count() or 1
+
+
+class _HeldCounts:
+    """The n-gram counts of every text of the run, as one object-store matrix."""
+
+    def __init__(self, counts: sp.csr_matrix) -> None:
+        self.counts = counts
+
+    def select(self, rows: np.ndarray) -> sp.csr_matrix:
+        return self.counts[np.asarray(rows, dtype=np.int64)]
+
+
+def _fit_on_counts(counts: sp.csr_matrix, job: FitJob, test: TestSet) -> Record:
+    return fit_job(job, _HeldCounts(counts), test)
+
+
+def _fit_on_texts(
+    data: ExperimentData, cell: Cell, seed: int, classifier: ClassifierConfig
+) -> Record:
+    from synthmix.experiment.runner import run_cell
+
+    return run_cell(cell, seed, data, classifier)
