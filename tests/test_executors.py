@@ -198,3 +198,48 @@ def test_the_executor_is_read_from_the_yaml_and_the_command_line() -> None:
         _parse({"kind": "ray", "gpus": 1})
     with pytest.raises(ConfigError, match=r"^--address: joins a Ray cluster; add --executor ray$"):
         with_executor(_parse("local"), None, "auto")
+
+
+def _close(left: Any, right: Any) -> bool:
+    """Equal, floats to 1e-6: BLAS sums in a one-thread Ray worker may differ in the last bits."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_close(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_close, left, right))
+    if isinstance(left, float) and isinstance(right, float):
+        return left == pytest.approx(right, rel=1e-6, abs=1e-9)
+    return bool(left == right)
+
+
+def test_source_quality_on_ray_equals_local_and_fills_the_runs_embedding_cache(
+    ray_cluster: Any, experiment_files: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from synthmix.experiment.runner import measure_source_quality
+    from synthmix.quality.config import QualityConfig
+
+    quality = QualityConfig(
+        sample_size=24, n_boot=5, self_bleu_sample=8, min_class_size=3,
+        novelty_against_all_real=False,
+    )  # fmt: skip
+    config = _tiny(experiment_files)  # a file source and a rule-based one
+    started = time.perf_counter()
+    local = measure_source_quality(config, tmp_path / "local", quality, progress=False)
+    config.executor = ExecutorConfig(kind="ray")
+    print(f"quality local: {time.perf_counter() - started:.1f}s")
+    started = time.perf_counter()
+    on_ray = measure_source_quality(config, tmp_path / "ray", quality, progress=False)
+    print(f"quality ray: {time.perf_counter() - started:.1f}s")
+
+    assert [p.name for p in on_ray] == [p.name for p in local] == ["heldout.json", "eda.json"]
+    for mine, theirs in zip(on_ray, local, strict=True):
+        assert _close(json.loads(mine.read_text()), json.loads(theirs.read_text()))
+
+    def vectors(run: str) -> int:
+        with sqlite3.connect(tmp_path / run / "embeddings.sqlite") as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM vectors").fetchone()
+        return int(count)
+
+    assert vectors("ray") == vectors("local") > 0  # what the tasks embedded, the driver kept
+    assert measure_source_quality(config, tmp_path / "ray", quality, progress=False) == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -23,6 +23,8 @@ import scipy.sparse as sp
 
 from synthmix.classifiers.registry import ClassifierConfig, runs_serially
 from synthmix.core.errors import ConfigError, SynthmixError
+from synthmix.data.labeled import LabeledData
+from synthmix.embeddings.encoder import OFFLINE_DEFAULT, CachedEncoder, Encoder
 from synthmix.experiment.feature_store import FeatureStore
 from synthmix.experiment.mixing import Cell
 from synthmix.experiment.shared_features import (
@@ -33,6 +35,9 @@ from synthmix.experiment.shared_features import (
     run_shared,
     shared_spec,
 )
+from synthmix.experiment.sources import DerivedSource
+from synthmix.quality.config import QualityConfig
+from synthmix.quality.measure import measure_quality
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
 
 Task = tuple[Cell, int, ClassifierConfig]
 Record = dict[str, Any]
+Source = LabeledData | DerivedSource
 ExecutorKind = Literal["local", "ray"]
 
 
@@ -61,6 +67,17 @@ class Executor(Protocol):
         self, todo: list[Task], data: ExperimentData, run_dir: Path, stats: GridStats
     ) -> Iterator[Record]:
         """The record of every task in `todo`, each as soon as its fit finishes."""
+        ...
+
+    def measure(
+        self,
+        sources: dict[str, Source],
+        train: LabeledData,
+        quality: QualityConfig,
+        encoder: Encoder,
+    ) -> Iterator[tuple[str, Record]]:
+        """(name, quality metrics) of every source, each as soon as it is measured;
+        `encoder` (the run's embedding cache) keeps every vector computed."""
         ...
 
 
@@ -89,6 +106,28 @@ class LocalExecutor:
         for batch, workers in runner.schedule(todo, self.jobs):
             yield from runner._run_tasks(batch, data, workers, run_dir, stats)
 
+    def measure(
+        self,
+        sources: dict[str, Source],
+        train: LabeledData,
+        quality: QualityConfig,
+        encoder: Encoder,
+    ) -> Iterator[tuple[str, Record]]:
+        for name, source in sources.items():
+            yield name, measure_source(source, train, quality, encoder)
+
+
+def measure_source(
+    source: Source, train: LabeledData, quality: QualityConfig, encoder: Encoder
+) -> Record:
+    """Quality metrics of one source against the real training data. A derived (rule-based)
+    source is measured on one augmentation of the full training set, the same texts its
+    synthetic-only cells train on."""
+    if not isinstance(source, LabeledData):
+        per_class = min(max(train.class_counts().values()), quality.sample_size)
+        source = source(train, per_class, quality.seed)
+    return measure_quality(source, train, quality, encoder)
+
 
 def import_ray() -> ModuleType:
     try:
@@ -114,14 +153,48 @@ class RayExecutor:
     def run(
         self, todo: list[Task], data: ExperimentData, run_dir: Path, stats: GridStats
     ) -> Iterator[Record]:
-        ray = import_ray()
         if not todo:
             return
+        with self._cluster() as ray:
+            yield from self._run(ray, todo, data, run_dir, stats)
+
+    def measure(
+        self,
+        sources: dict[str, Source],
+        train: LabeledData,
+        quality: QualityConfig,
+        encoder: Encoder,
+    ) -> Iterator[tuple[str, Record]]:
+        """One Ray task per source. Each gets the vectors the run's cache already holds for
+        its texts and the training texts (those in the object store once), embeds the rest
+        and sends them back with its metrics: the driver alone writes the cache."""
+        if not sources:
+            return
+        if not isinstance(encoder, CachedEncoder):
+            raise TypeError("the Ray executor keeps embeddings in a CachedEncoder")
+        with self._cluster() as ray:
+            train_ref = ray.put(train)
+            known_train = ray.put(encoder.cached(train.texts))
+            remote = ray.remote(_measure_remotely)
+            pending: dict[Any, str] = {}
+            for name, source in sources.items():
+                known = encoder.cached(source.texts) if isinstance(source, LabeledData) else {}
+                ref = remote.options(num_cpus=self.num_cpus, name=f"quality {name}").remote(
+                    source, train_ref, quality, encoder.name, known_train, known
+                )
+                pending[ref] = name
+            for name, (metrics, texts, vectors) in _settle(ray, pending, "quality of source"):
+                encoder.store(texts, vectors)
+                yield name, metrics
+
+    @contextlib.contextmanager
+    def _cluster(self) -> Iterator[ModuleType]:
+        ray = import_ray()
         started_here = not ray.is_initialized()
         if started_here:
             self._connect(ray)
         try:
-            yield from self._run(ray, todo, data, run_dir, stats)
+            yield ray
         finally:
             if started_here:
                 ray.shutdown()
@@ -205,20 +278,26 @@ class RayExecutor:
 
 
 def _gather(ray: ModuleType, pending: dict[Any, Task]) -> Iterator[Record]:
-    """Records as their tasks finish. A fit that raises does not stop the others: their
-    records are stored, then one error names every failed fit."""
+    named = {ref: _name(task) for ref, task in pending.items()}
+    for _, record in _settle(ray, named, "fit"):
+        yield record
+
+
+def _settle(ray: ModuleType, pending: dict[Any, str], what: str) -> Iterator[tuple[str, Any]]:
+    """(name, result) of each task as it finishes. A task that raises does not stop the
+    others: their results are kept, then one error names every failed task."""
     failed: list[str] = []
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                task = pending.pop(ref)
+                name = pending.pop(ref)
                 try:
-                    record: Record = ray.get(ref)
+                    result = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
-                    failed.append(f"{_name(task)}: {_cause(exc)}")
+                    failed.append(f"{name}: {_cause(exc)}")
                     continue
-                yield record
+                yield name, result
     finally:
         # The driver stopped early (killed, or an error): the fits it would store are moot.
         for ref in pending:
@@ -226,7 +305,7 @@ def _gather(ray: ModuleType, pending: dict[Any, Task]) -> Iterator[Record]:
                 ray.cancel(ref, force=True)
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise FitFailed(f"fit failed: {failed[0]}{more}")
+        raise FitFailed(f"{what} failed: {failed[0]}{more}")
 
 
 def _cause(exc: Exception) -> str:
@@ -264,3 +343,43 @@ def _fit_on_texts(
     from synthmix.experiment.runner import run_cell
 
     return run_cell(cell, seed, data, classifier)
+
+
+class _Preloaded:
+    """An encoder that knows some vectors already (from the driver's cache) and embeds the
+    rest with the same model, remembering them to send back."""
+
+    def __init__(self, name: str, known: dict[str, np.ndarray]) -> None:
+        self.name = name
+        self.known = known
+        self.new: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        from synthmix.classifiers.embedding import shared_encoder
+
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        missing = [t for t in dict.fromkeys(texts) if t not in self.known and t not in self.new]
+        if missing:
+            vectors = shared_encoder(self._build_name()).encode(missing)
+            self.new.update(zip(missing, vectors, strict=True))
+        return np.vstack([self.known[t] if t in self.known else self.new[t] for t in texts])
+
+    def _build_name(self) -> str:
+        prefix = "sentence-transformers:"
+        return self.name.removeprefix(prefix) if self.name.startswith(prefix) else OFFLINE_DEFAULT
+
+
+def _measure_remotely(
+    source: Source,
+    train: LabeledData,
+    quality: QualityConfig,
+    encoder_name: str,
+    known_train: dict[str, np.ndarray],
+    known: dict[str, np.ndarray],
+) -> tuple[Record, list[str], np.ndarray]:
+    encoder = _Preloaded(encoder_name, {**known_train, **known})
+    metrics = measure_source(source, train, quality, encoder)
+    texts = list(encoder.new)
+    vectors = np.vstack(list(encoder.new.values())) if texts else np.zeros((0, 0), np.float32)
+    return metrics, texts, vectors

@@ -53,7 +53,6 @@ from synthmix.experiment.sources import DerivedSource, derived_sources, load_sou
 from synthmix.experiment.workers import guarded
 from synthmix.quality.config import QualityConfig
 from synthmix.quality.files import write_quality
-from synthmix.quality.measure import measure_quality
 
 log = logging.getLogger("synthmix")
 
@@ -407,6 +406,7 @@ def measure_source_quality(
     run_dir: str | Path,
     quality: QualityConfig | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> list[Path]:
     """Quality metrics of every source against the real training data, written to
     RUN_DIR/quality/ for the report's metrics table and its usefulness section. A source
@@ -418,15 +418,18 @@ def measure_source_quality(
     folder = Path(run_dir) / QUALITY_DIR
     data = load_experiment_data(config)
     encoder = build_encoder(cache_path=Path(run_dir) / "embeddings.sqlite")
+    executor = executor or build_executor(config.executor, config.jobs)
+    todo = {
+        name: source
+        for name, source in data.sources.items()
+        if not (folder / f"{_file_safe(name)}.json").exists()
+    }
+    measured = executor.measure(todo, data.train, quality, encoder)
     written = []
-    for name, source in tqdm(data.sources.items(), desc="source quality", disable=not progress):
+    for name, metrics in tqdm(
+        measured, total=len(todo), desc="source quality", disable=not progress
+    ):
         path = folder / f"{_file_safe(name)}.json"
-        if path.exists():
-            continue
-        if not isinstance(source, LabeledData):
-            per_class = min(max(data.train.class_counts().values()), quality.sample_size)
-            source = source(data.train, per_class, quality.seed)
-        metrics = measure_quality(source, data.train, quality, encoder)
         written.append(write_quality({**metrics, "source_name": name}, path))
     return written
 
