@@ -294,7 +294,8 @@ def _settle(ray: ModuleType, pending: dict[Any, str], what: str) -> Iterator[tup
                 name = pending.pop(ref)
                 try:
                     result = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
+                # A task that raised, or whose worker or node died past Ray's retries.
+                except ray.exceptions.RayError as exc:
                     failed.append(f"{name}: {_cause(exc)}")
                     continue
                 yield name, result
