@@ -20,12 +20,20 @@ def experiment(
     quality: Annotated[
         bool, typer.Option(help="Also measure each source's quality metrics for the report.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="Where fits run: local (default) or ray; overrides the YAML's."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join: auto or ray://head:10001 (default: a new one)."),
+    ] = None,
 ) -> None:
     """Run the mixing grid; rerun the same command to resume after a kill."""
-    from synthmix.experiment.config import load_experiment
+    from synthmix.experiment.config import load_experiment, with_executor
     from synthmix.experiment.runner import measure_source_quality, run_experiment
 
-    loaded = load_experiment(config)
+    loaded = with_executor(load_experiment(config), executor, address)
     if quality and loaded.data.task == "multi_label":
         from synthmix.core.errors import ConfigError
 

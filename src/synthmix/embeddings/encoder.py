@@ -141,6 +141,21 @@ class CachedEncoder:
             return np.zeros((0, 0), dtype=np.float32)
         return np.vstack([self._memory[k] for k in keys])
 
+    def cached(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors of those `texts` embedded before (in memory or on disk); none computed."""
+        keys = {self._key(text): text for text in dict.fromkeys(texts)}
+        self._load_from_disk([key for key in keys if key not in self._memory])
+        return {text: self._memory[key] for key, text in keys.items() if key in self._memory}
+
+    def store(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Vectors of `texts` embedded elsewhere (a worker, a Ray task) by this encoder's
+        model, kept as if embedded here."""
+        keys = [self._key(text) for text in texts]
+        for key, vector in zip(keys, vectors, strict=True):
+            self._memory[key] = vector
+        if keys:
+            self._save_to_disk(keys, vectors)
+
     def _load_from_disk(self, keys: list[str]) -> None:
         db = self._connection()
         if db is None or not keys:

@@ -6,12 +6,13 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 from synthmix.classifiers.registry import ClassifierConfig, check_classifier
 from synthmix.classifiers.tuning import DEFAULT_GRIDS
 from synthmix.core.config import build_dataclass, read_yaml
 from synthmix.core.errors import ConfigError
+from synthmix.experiment.executors import ExecutorConfig, ExecutorKind
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLANS, Cell, PlanConfig
 from synthmix.experiment.sources import SourceConfig
 
@@ -72,6 +73,8 @@ class ExperimentConfig:
     # own `tune` wins (see classifiers.tuning).
     tune: bool | dict[str, Any] | None = None
     jobs: int = 0  # 0 = one worker per core
+    # Where the fits run: worker processes here (local) or tasks on a Ray cluster (ray).
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     # Relative paths in the YAML are resolved against the YAML's folder.
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -125,6 +128,7 @@ class ExperimentConfig:
         for key, default in _NEW_DATA_DEFAULTS.items():
             if raw["data"].get(key) == default:
                 raw["data"].pop(key)
+        raw.pop("executor")  # nor where they ran
         return raw
 
 
@@ -136,11 +140,30 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     return config
 
 
+def with_executor(
+    config: ExperimentConfig, kind: str | None, address: str | None
+) -> ExperimentConfig:
+    """`config` with the executor the command line chose (`--executor`, `--address`)."""
+    executor = config.executor
+    if kind is not None:
+        if kind not in get_args(ExecutorKind):
+            raise ConfigError(f"--executor: {kind!r} is not allowed (use 'local' or 'ray')")
+        executor = dataclasses.replace(executor, kind=cast(ExecutorKind, kind))
+    if address is not None:
+        if executor.kind != "ray":
+            raise ConfigError("--address: joins a Ray cluster; add --executor ray")
+        executor = dataclasses.replace(executor, address=address)
+    return dataclasses.replace(config, executor=executor)
+
+
 def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
     for key in ("seeds", "small_real_seeds"):
         if isinstance(raw, dict) and isinstance(raw.get(key), int):
             # `seeds: 5` is shorthand for seeds 0..4.
             raw = {**raw, key: list(range(raw[key]))}
+    if isinstance(raw, dict) and isinstance(raw.get("executor"), str):
+        # `executor: ray` is shorthand for `executor: {kind: ray}`.
+        raw = {**raw, "executor": {"kind": raw["executor"]}}
     if isinstance(raw, dict) and "classifier" in raw and "classifiers" in raw:
         raise ConfigError(
             f"{source}: set either 'classifier' (one) or 'classifiers' (a list to compare), "

@@ -34,6 +34,7 @@ from synthmix.core.provenance import package_versions
 from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, split_train_test
 from synthmix.embeddings.encoder import build_encoder
 from synthmix.experiment.config import ExperimentConfig
+from synthmix.experiment.executors import Executor, build_executor
 from synthmix.experiment.filtered import JudgedSource, judged_sources
 from synthmix.experiment.mixing import GROUP, SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.experiment.results import ResultsStore
@@ -54,7 +55,6 @@ from synthmix.experiment.sources import DerivedSource, derived_sources, load_sou
 from synthmix.experiment.workers import guarded
 from synthmix.quality.config import QualityConfig
 from synthmix.quality.files import write_quality
-from synthmix.quality.measure import measure_quality
 
 log = logging.getLogger("synthmix")
 
@@ -117,9 +117,11 @@ def run_experiment(
     run_dir: str | Path | RunDir,
     jobs: int | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> RunOutcome:
     """Run every (cell, seed, classifier) fit not yet in `run_dir`'s results store. Safe to
-    kill at any point and rerun: finished fits are kept and skipped."""
+    kill at any point and rerun: finished fits are kept and skipped. The fits run where
+    `executor` puts them (default: as `config.executor` says, locally unless set)."""
     if config.data.task == "multi_label":
         from synthmix.experiment.multi_runner import run_multilabel_experiment
 
@@ -146,7 +148,9 @@ def run_experiment(
         for seed in config.seeds_for(cell)
     ]
     todo = [task for task in tasks if result_key(*task) not in done]
-    batches = schedule(todo, jobs if jobs is not None else config.jobs)
+    executor = executor or build_executor(
+        config.executor, jobs if jobs is not None else config.jobs
+    )
     bar = tqdm(
         total=len(tasks),
         initial=len(tasks) - len(todo),
@@ -159,14 +163,13 @@ def run_experiment(
     stats = GridStats()
     started = time.perf_counter()
     with bar:
-        for batch, workers in batches:
-            for record in _run_tasks(batch, data, workers, run, stats):
-                store.append({**record, "versions": versions})
-                bar.set_postfix_str(
-                    f"{record['classifier']['label']} {record['cell']['title']} "
-                    f"F1={record['metrics']['f1_macro']:.3f}"
-                )
-                bar.update()
+        for record in executor.run(todo, data, run, stats):
+            store.append({**record, "versions": versions})
+            bar.set_postfix_str(
+                f"{record['classifier']['label']} {record['cell']['title']} "
+                f"F1={record['metrics']['f1_macro']:.3f}"
+            )
+            bar.update()
     if todo:
         _record_timings(run, len(todo), time.perf_counter() - started, stats)
     if any(isinstance(source, JudgedSource) for source in data.sources.values()):
@@ -448,6 +451,7 @@ def measure_source_quality(
     run_dir: str | Path | RunDir,
     quality: QualityConfig | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> list[Path]:
     """Quality metrics of every source against the real training data, written to
     RUN_DIR/quality/ for the report's metrics table and its usefulness section. A source
@@ -459,15 +463,18 @@ def measure_source_quality(
     run = RunDir.of(run_dir)
     data = load_experiment_data(config)
     encoder = build_encoder(cache_path=run.embeddings_cache)
+    executor = executor or build_executor(config.executor, config.jobs)
+    todo = {
+        name: source
+        for name, source in data.sources.items()
+        if not (run.quality_dir / f"{_file_safe(name)}.json").exists()
+    }
+    measured = executor.measure(todo, data.train, quality, encoder)
     written = []
-    for name, source in tqdm(data.sources.items(), desc="source quality", disable=not progress):
+    for name, metrics in tqdm(
+        measured, total=len(todo), desc="source quality", disable=not progress
+    ):
         path = run.quality_dir / f"{_file_safe(name)}.json"
-        if path.exists():
-            continue
-        if not isinstance(source, LabeledData):
-            per_class = min(max(data.train.class_counts().values()), quality.sample_size)
-            source = source(data.train, per_class, quality.seed)
-        metrics = measure_quality(source, data.train, quality, encoder)
         written.append(write_quality({**metrics, "source_name": name}, path))
     return written
 

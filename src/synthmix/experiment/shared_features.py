@@ -14,12 +14,12 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -85,6 +85,9 @@ class TestSet:
     classes: list[str]
 
 
+FitAll = Callable[[list[FitJob], FeatureStore, TestSet, int], Iterator[dict[str, Any]]]
+
+
 @dataclass
 class _Composed:
     task: Task
@@ -112,8 +115,10 @@ def run_shared(
     run: RunDir,
     workers: int,
     stats: GridStats,
+    fit_all: FitAll | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Records of `tasks` (all of classifiers with a `shared_spec`), as each fit finishes."""
+    """Records of `tasks` (all of classifiers with a `shared_spec`), as each fit finishes.
+    `fit_all` runs the fits (default: here or in `workers` local processes)."""
     composed = _compose_all(tasks, train, sources, workers, stats)
     by_spec: dict[NgramSpec, list[_Composed]] = defaultdict(list)
     for item in composed:
@@ -134,7 +139,7 @@ def run_shared(
             for c in mine
         ]
         stats.fits += len(jobs)
-        yield from _fit_all(jobs, store, test_set, workers)
+        yield from (fit_all or _fit_all)(jobs, store, test_set, workers)
 
 
 def _compose_all(
@@ -252,7 +257,14 @@ def _fit_in_worker(
     return fit_job(job, store, test)
 
 
-def fit_job(job: FitJob, store: FeatureStore, test: TestSet) -> dict[str, Any]:
+class CountRows(Protocol):
+    """Where a fit reads its rows of n-gram counts: a FeatureStore, or a matrix held in
+    memory (a Ray object)."""
+
+    def select(self, rows: np.ndarray) -> sp.csr_matrix: ...
+
+
+def fit_job(job: FitJob, store: CountRows, test: TestSet) -> dict[str, Any]:
     started = time.perf_counter()
     model = build_classifier(job.classifier, job.seed)
     assert isinstance(model, TfidfLogReg)

@@ -16,6 +16,7 @@ from synthmix.core.plugins import Registry
 from synthmix.llm.backend import Backend
 
 _OPENAI = "synthmix.llm.openai_http:OpenAICompatibleBackend"
+_REPLICAS = "synthmix.llm.replicas:ReplicaBackend"
 _LLAMA_CPP = "synthmix.llm.llamacpp:LlamaCppBackend"
 _TRANSFORMERS = "synthmix.llm.transformers_local:TransformersBackend"
 
@@ -26,6 +27,8 @@ BACKENDS: Registry[Callable[..., Backend]] = Registry(
     {
         "openai": _OPENAI,
         "openai-http": _OPENAI,
+        # What a spec of kind openai with several base URLs builds.
+        "openai-replicas": _REPLICAS,
         "llama-cpp": _LLAMA_CPP,
         "llama.cpp": _LLAMA_CPP,
         "transformers": _TRANSFORMERS,

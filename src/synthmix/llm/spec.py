@@ -3,7 +3,7 @@ persona pools, the cascade's LLM stage, annotators and the moderator):
 
     kind: openai               # llama-cpp (default) | openai | transformers | a plugin's kind
     model: gpt-4o-mini         # GGUF path for llama-cpp (none = bundled Gemma-3-270M)
-    base_url: https://api.openai.com/v1
+    base_url: https://api.openai.com/v1   # or a list: replicas of one model (llm.replicas)
     api_key_env: OPENAI_API_KEY  # the key itself never sits in a file
     chat: true                 # false: completions endpoint (base models)
     options: {max_concurrency: 8}
@@ -36,7 +36,7 @@ class BackendSpec:
 
     kind: str = "llama-cpp"
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None
     api_key_env: str | None = None
     chat: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -61,12 +61,12 @@ class BackendSpec:
         kind = self.kind.lower()
         options: dict[str, Any] = dict(self.options)
         if kind in ("openai", "openai-http"):
-            if self.base_url is None or self.model is None:
+            urls = self.base_urls()
+            if not urls or self.model is None:
                 raise ConfigError("an openai backend needs 'base_url' and 'model'")
+            where = {"base_urls": urls} if len(urls) > 1 else {"base_url": urls[0]}
             options.update(
-                base_url=self.base_url,
-                model=self.model,
-                api_key_env=self.api_key_env or "OPENAI_API_KEY",
+                **where, model=self.model, api_key_env=self.api_key_env or "OPENAI_API_KEY"
             )
         elif self.model is not None:
             options[_MODEL_OPTION.get(kind, "model")] = self.model
@@ -74,10 +74,17 @@ class BackendSpec:
             options["chat"] = self.chat
         return options
 
+    def base_urls(self) -> list[str]:
+        """`base_url` as a list: one server, or several replicas of one model."""
+        if self.base_url is None:
+            return []
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+
     def build(self) -> Backend:
         from synthmix.llm.factory import build_backend
 
-        return build_backend(self.kind, **self.build_options())
+        replicated = self.kind.lower() in ("openai", "openai-http") and len(self.base_urls()) > 1
+        return build_backend("openai-replicas" if replicated else self.kind, **self.build_options())
 
     def open(self, cache: AnswerCache) -> Backend:
         """The backend behind the answer cache: every answer persisted before it is used."""
