@@ -171,7 +171,9 @@ def _make_legacy(run_dir: Path) -> None:
     info.pop("classifiers")
     # Nor had such a run `tune` (classifiers were not tuned then).
     settings = {
-        k: v for k, v in info["config"].items() if k not in ("seeds", "classifiers", "tune")
+        k: v
+        for k, v in info["config"].items()
+        if k not in ("seeds", "small_real_seeds", "classifiers", "tune")
     }
     settings["classifier"] = info["classifier"]
     identity = json.dumps(
