@@ -180,3 +180,35 @@ def test_batch_mode_needs_an_openai_generator(tmp_path: Path, cedr_train: Labele
     plan.write_text(yaml.safe_dump(raw), encoding="utf-8")
     with pytest.raises(ConfigError, match="batch_failed must be one of live, next-round"):
         load_plan(plan)
+
+
+def test_cli_batch_and_structured_flags(
+    cedr_train: LabeledData, cedr_test: LabeledData, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cli.app import app
+
+    listing = cedr_answerer(cedr_test, names=NAMES, pool_size=20)
+
+    def answer(body: dict[str, Any]) -> str:
+        if "response_format" not in body:
+            return listing(body)
+        items = [line.split(". ", 1)[1] for line in listing(body).splitlines() if ". " in line]
+        return json.dumps({"texts": items}, ensure_ascii=False)
+
+    out = tmp_path / "s.jsonl"
+    with serve_batches(answer) as server:
+        args = ["generate", "--card", str(CARD), "--data", cedr_train.source]
+        args += ["--backend", "openai", "--base-url", server.url, "--model", "m"]
+        args += ["--strategy", "few-shot", "--per-class", "3", "--out", str(out)]
+        args += ["--cache", str(tmp_path / "c.sqlite"), "--no-redact", "--structured"]
+        args += ["--batch", "--batch-poll", "0.02", "--batch-failed", "next-round"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert server.submissions >= 1 and server.live_calls == 0
+    report = json.loads((tmp_path / "s.report.json").read_text(encoding="utf-8"))
+    run = report["runs"][0]
+    assert run["parsing"]["structured"] and set(run["parsing"]["methods"]) == {"schema"}
+    assert run["batch"]["failed_lines"] == "next-round" and report["plan"]["batch"] is True
+    assert "parsing (structured)" in result.output and "batches batch-" in result.output

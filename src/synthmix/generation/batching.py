@@ -58,6 +58,7 @@ class BatchRounds:
         self._waiting: list[tuple[list[CompletionRequest], asyncio.Future[Any]]] = []
         self._busy = False
         self._bar: tqdm[Any] | None = None
+        self._bar_id: Any = None
         client.on_poll = self._show
 
     @classmethod
@@ -157,7 +158,10 @@ class BatchRounds:
 
     def _show(self, batch: dict[str, Any]) -> None:
         counts = batch.get("request_counts") or {}
+        if self._bar is not None and self._bar_id != batch.get("id"):
+            self._close_bar()  # a resumed batch was collected; now this round's own
         if self._bar is None:
+            self._bar_id = batch.get("id")
             self._bar = tqdm(
                 total=int(counts.get("total") or 0),
                 desc=f"batch {batch.get('id')}",

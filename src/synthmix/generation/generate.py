@@ -7,7 +7,9 @@ requests in the same order, gets every answer it already has from the cache, and
 pays for the rest; the output rows are the same as those of an uninterrupted run.
 
 With `rounds` (batch mode), classes run side by side and their rounds go out together as
-one batch per round (see `generation.batching`); each class's calls are the same as live.
+one batch per round (see `generation.batching`). Each class makes the calls it makes live
+(rounds may be larger: they are sized ahead); a text two classes both write is dropped from
+whichever class's round is read second, which live mode decides by class order.
 """
 
 from __future__ import annotations

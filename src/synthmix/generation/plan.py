@@ -77,6 +77,7 @@ class GenerationPlan:
     personas: str | None = None
     # Answers as JSON of a schema (a list of texts), where the strategy has a list to give.
     structured: bool = False
+    structured_min_chars: int = 0  # shortest text the schema allows (llama.cpp enforces it)
     # Batch mode: calls go out through the providers' Batch APIs (openai generators), one
     # batch per round for all classes and runs; failed lines retried "live" or "next-round".
     batch: bool = False
@@ -223,6 +224,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     k=plan.k,
                     personas=personas,
                     structured=plan.structured,
+                    structured_min_chars=plan.structured_min_chars,
                 )
                 jobs.append(
                     functools.partial(

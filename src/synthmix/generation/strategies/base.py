@@ -146,6 +146,9 @@ class ListStrategy:
     templates: dict[str, str] = field(default_factory=dict)
     name: str = "zero-shot"
     structured: bool = False
+    # Structured only: the shortest text the schema allows (0: no bound). Under a grammar,
+    # Gemma-3-270M wrote one-word items without it (benchmarks/bench_structured.py).
+    structured_min_chars: int = 0
 
     def __post_init__(self) -> None:
         templates_for("ru", self.templates)  # fail early on an unknown template name
@@ -173,6 +176,7 @@ class ListStrategy:
         }
         if self.structured:  # only then: plain recipes keep the hashes they had
             recipe["structured"] = True
+            recipe["structured_min_chars"] = self.structured_min_chars
         digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8"))
         return digest.hexdigest()[:12]
 
@@ -238,7 +242,8 @@ class ListStrategy:
         """A prompt whose answer is `texts_schema` JSON. The completion form ends before
         the JSON: a server enforcing the schema writes it from its first character."""
         opening = _by_language(JSON_OPENING, self._lang)
-        return Prompt(messages, f"{document}\n\n{opening}", n, json_schema=texts_schema(n))
+        schema = texts_schema(n, self.structured_min_chars)
+        return Prompt(messages, f"{document}\n\n{opening}", n, json_schema=schema)
 
     def parse(self, answer: str) -> ParseResult:
         if self.structured:

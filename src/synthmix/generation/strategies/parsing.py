@@ -137,13 +137,16 @@ def _line_items(text: str) -> list[str]:
     return lines
 
 
-def texts_schema(n: int) -> dict[str, Any]:
-    """The JSON schema of a structured answer: {"texts": [up to n strings]}."""
+def texts_schema(n: int, min_chars: int = 0) -> dict[str, Any]:
+    """The JSON schema of a structured answer: {"texts": [up to n strings]}, each of at least
+    `min_chars` characters when set (llama.cpp's grammars enforce it; OpenAI's strict mode
+    may refuse the keyword, so it is off by default)."""
+    item: dict[str, Any] = {"type": "string"}
+    if min_chars > 0:
+        item["minLength"] = min_chars
     return {
         "type": "object",
-        "properties": {
-            "texts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": n}
-        },
+        "properties": {"texts": {"type": "array", "items": item, "minItems": 1, "maxItems": n}},
         "required": ["texts"],
         "additionalProperties": False,
     }

@@ -68,6 +68,7 @@ def make_strategy(
     templates: Mapping[str, str] | None = None,
     personas: list[str] | None = None,
     structured: bool = False,
+    structured_min_chars: int = 0,
 ) -> PromptStrategy:
     """A strategy by its name (see `strategy_names`); `k`, `personas` and `structured`
     (answers as JSON of a schema) go to the strategies that take them and are ignored by
@@ -82,6 +83,8 @@ def make_strategy(
     }
     if structured:  # only when asked: a plugin strategy without the setting still builds
         options["structured"] = True
+        if structured_min_chars > 0:
+            options["structured_min_chars"] = structured_min_chars
     accepted = _parameters(factory)
     if accepted is not None:
         options = {key: value for key, value in options.items() if key in accepted}
