@@ -197,7 +197,8 @@ def _record_timings(run_dir: Path, fits: int, seconds: float, stats: GridStats) 
     """The grid's time and fits/s in run.json: of the latest session that fitted, and
     summed over every session of a resumed run."""
     info = read_run_info(run_dir)
-    before = info.get("timings") if isinstance(info.get("timings"), dict) else {}
+    previous = info.get("timings")
+    before: dict[str, Any] = previous if isinstance(previous, dict) else {}
     info["timings"] = {
         "grid_s": round(seconds, 3),
         "fits": fits,
