@@ -14,6 +14,12 @@ featurising throughput printed below tells what that adds. Plans: learning curve
 20%, 50%, 100%), small real 10% + 25/50/75/100% synthetic, half and half, real plus equal,
 synthetic only; 3 seeds.
 
+Times are CPU seconds of this process and its workers as well as wall seconds: on a shared
+machine the wall clock measures the neighbours. The devlog grid's time on idle cores is
+estimated from the CPU a run used (on the whole grid or a slice: `--sources 6 --seeds 1`),
+each plan's mean CPU per fit times its fits in the 36-source, 3-seed grid, over the
+workers; the old path's the same way from its sampled fits.
+
 Run: `make bench`, or `python benchmarks/bench_grid.py --sources 4 --seeds 1 --old-fits 3
 --no-parity` for a quick look. Targets (issue 14): under 5 minutes on 2 cores, peak memory
 under 4 GB, F1-macro within 0.005 of the old path.
@@ -34,6 +40,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from synthmix.classifiers.features import NgramSpec
 from synthmix.classifiers.registry import ClassifierConfig
 from synthmix.classifiers.tfidf import TfidfLogReg
 from synthmix.data.labeled import LabeledData, load_labeled, stratified_fraction
@@ -122,10 +129,15 @@ def grid_config(folder: Path, sources: int, seeds: int) -> ExperimentConfig:
 
 class PeakMemory:
     """Peak proportional set size (shared pages split between the processes sharing them)
-    of this process and its children, sampled every 0.5 s."""
+    of this process and its children, sampled every 0.5 s; and the CPU seconds they used
+    (`cpu_s`, a worker's last 0.5 s before it exits excepted, and this sampler's own: reading
+    /proc/PID/smaps of every process twice a second costs a few percent of a core)."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self._cpu: dict[int, float] = {}
+        self._start: dict[int, float] = {}
+        self._own = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -136,21 +148,60 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample_once(memory=False)
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self._cpu[pid] - self._start.get(pid, 0.0) for pid in self._cpu) - self._own
 
     def _sample(self) -> None:
-        me = psutil.Process()
+        # Processes alive before (reused joblib workers) count from now on.
+        self._sample_once(memory=False)
+        self._start = dict(self._cpu)
         while not self._stop.is_set():
-            total = 0
-            for process in [me, *me.children(recursive=True)]:
-                try:
-                    total += process.memory_full_info().pss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-            self.peak = max(self.peak, total)
+            self._sample_once(memory=True)
+            self._own = time.thread_time()
             self._stop.wait(0.5)
 
+    def _sample_once(self, memory: bool) -> None:
+        me = psutil.Process()
+        total = 0
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                self._cpu[process.pid] = times.user + times.system
+                if memory:
+                    total += process.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        self.peak = max(self.peak, total)
 
-def time_grid(config: ExperimentConfig, run_dir: Path, jobs: int) -> dict[str, Any]:
+
+def full_grid_fits(config: ExperimentConfig, sources: int, seeds: int) -> dict[str, int]:
+    """Fits per plan of the devlog-sized grid (`sources` sources, `seeds` seeds)."""
+    cells = plan_cells(config.plans, [f"source{i}" for i in range(sources)])
+    fits: dict[str, int] = {}
+    for cell in cells:
+        fits[cell.plan] = fits.get(cell.plan, 0) + seeds
+    return fits
+
+
+def counting_cpu_s(config: ExperimentConfig, texts: int, sample: int = 3000) -> float:
+    """CPU seconds to count the n-grams of `texts` texts, from a timed sample of them."""
+    train = load_experiment_data(config).train.texts[:sample]
+    started = time.process_time()
+    NgramSpec().counts(train)
+    return (time.process_time() - started) * texts / len(train)
+
+
+def time_grid(
+    config: ExperimentConfig, run_dir: Path, jobs: int, full: dict[str, int]
+) -> dict[str, Any]:
+    """The grid run with `jobs` workers: wall time (which, on a shared machine, measures the
+    neighbours too) and CPU time of this process and its workers. The estimate for `full`
+    on idle cores: the CPU of counting the texts, plus each plan's mean CPU per fit times
+    its fits in `full`, over `jobs` (assuming perfect scaling over workers; the slice's
+    CPU split over its fits in proportion to their recorded stage times)."""
     with PeakMemory() as memory:
         started = time.perf_counter()
         outcome = run_experiment(config, run_dir, jobs=jobs, progress=False)
@@ -161,60 +212,65 @@ def time_grid(config: ExperimentConfig, run_dir: Path, jobs: int) -> dict[str, A
         part: round(sum(r["timings"][part] for r in records), 1)
         for part in ("compose_s", "featurise_s", "fit_s", "predict_s")
     }
+    counting = counting_cpu_s(config, int(timings.get("texts_featurised") or 0))
+    fitting = max(memory.cpu_s - counting, 0.0)
+    share = np.array([sum(r["timings"].values()) for r in records])
+    per_fit = fitting * share / share.sum()
+    by_plan: dict[str, list[float]] = {}
+    for record, cpu in zip(records, per_fit, strict=True):
+        by_plan.setdefault(record["cell"]["plan"], []).append(float(cpu))
+    estimate = counting + sum(fits * float(np.mean(by_plan[plan])) for plan, fits in full.items())
     return {
         "fits": outcome.ran,
         "cells": len({r["cell_key"] for r in records}),
         "wall_s": round(wall, 1),
         "fits_per_s": round(outcome.ran / wall, 2),
+        "cpu_s": round(memory.cpu_s, 1),
+        "cpu_s_per_fit": round(fitting / len(records), 3),
+        "counting_cpu_s": round(counting, 1),
         "peak_memory_gb": round(memory.peak / 2**30, 2),
         "texts_featurised": timings.get("texts_featurised"),
         "featurise_s": timings.get("featurise_s"),
         "summed_per_fit_s": parts,
+        "full_grid_fits": sum(full.values()),
+        "estimated_full_grid_s": round(estimate / jobs, 1),
+        "estimated_full_fits_per_s": round(sum(full.values()) / (estimate / jobs), 2),
     }
 
 
 def time_old_path(
-    config: ExperimentConfig, run_dir: Path, per_plan: int, jobs: int
+    config: ExperimentConfig, run_dir: Path, per_plan: int, jobs: int, full: dict[str, int]
 ) -> dict[str, Any]:
-    """Today's per-cell path on `per_plan` cells of each plan (random source and seed),
-    extrapolated to the grid as (fits of the plan) x (mean time of its sampled fits) over
-    `jobs` workers, i.e. assuming the old path scaled perfectly over workers."""
+    """Today's per-cell path on `per_plan` cells of each plan (random source and seed), in
+    CPU seconds (one process, one thread), extrapolated to the grid `full` as (fits of the
+    plan) x (mean CPU of its sampled fits) over `jobs` workers, i.e. assuming the old path
+    scaled perfectly over workers."""
     data = load_experiment_data(config)
     cells = plan_cells(config.plans, list(data.sources))
     new = {(r["cell_key"], r["seed"]): r for r in ResultsStore(run_dir).records()}
     rng = np.random.default_rng(0)
     old = ClassifierConfig(params=OLD)
-    estimate, sampled, same_cells_new = 0.0, [], 0.0
+    estimate, sampled = 0.0, []
     for plan in dict.fromkeys(cell.plan for cell in cells):
         mine = [cell for cell in cells if cell.plan == plan]
         seconds = []
         for index in rng.choice(len(mine), size=min(per_plan, len(mine)), replace=False):
             cell, seed = mine[int(index)], int(rng.choice(config.seeds))
-            started = time.perf_counter()
+            started = time.process_time()
             record = run_cell(cell, seed, data, old)
-            seconds.append(time.perf_counter() - started)
+            seconds.append(time.process_time() - started)
             fresh = new.get((cell.key, seed))
-            if fresh is not None:
-                same_cells_new += sum(fresh["timings"].values())
             sampled.append(
                 {
                     "cell": cell.key,
                     "seed": seed,
-                    "old_s": round(seconds[-1], 2),
-                    "new_s": round(sum(fresh["timings"].values()), 2) if fresh else None,
+                    "old_cpu_s": round(seconds[-1], 2),
                     "old_f1": round(record["metrics"]["f1_macro"], 4),
                     "new_f1": round(fresh["metrics"]["f1_macro"], 4) if fresh else None,
                 }
             )
-        estimate += len(mine) * len(config.seeds) * float(np.mean(seconds))
-    old_total = sum(row["old_s"] for row in sampled)
-    return {
-        "estimated_grid_s": round(estimate / jobs, 1),
-        "sampled_fits": sampled,
-        "per_fit_ratio_same_cells": round(old_total / same_cells_new, 1)
-        if same_cells_new
-        else None,
-    }
+        estimate += full.get(plan, 0) * float(np.mean(seconds))
+    return {"estimated_full_grid_s": round(estimate / jobs, 1), "sampled_fits": sampled}
 
 
 def parity(seeds: int) -> list[dict[str, Any]]:
@@ -261,23 +317,32 @@ def main() -> None:
     parser.add_argument("--old-fits", type=int, default=1, help="sampled old-path fits per plan")
     parser.add_argument("--parity-seeds", type=int, default=3)
     parser.add_argument("--no-parity", action="store_true")
+    parser.add_argument("--parity-only", action="store_true")
     args = parser.parse_args()
+    if args.parity_only:
+        parity(args.parity_seeds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = grid_config(folder, args.sources, args.seeds)
-        grid = time_grid(config, folder / "run", args.jobs)
+        full = full_grid_fits(config, 36, 3)
+        grid = time_grid(config, folder / "run", args.jobs, full)
         print(json.dumps({"grid": grid}), flush=True)
-        old = time_old_path(config, folder / "run", args.old_fits, args.jobs)
+        old = time_old_path(config, folder / "run", args.old_fits, args.jobs, full)
         for row in old["sampled_fits"]:
             print(json.dumps({"old_path_sample": row}), flush=True)
+        new_s, old_s = grid["estimated_full_grid_s"], old["estimated_full_grid_s"]
         print(
-            f"grid of {grid['fits']} fits ({grid['cells']} cells): {grid['wall_s']:.0f} s "
-            f"({grid['fits_per_s']} fits/s) with {args.jobs} workers; today's per-cell path, "
-            f"from {len(old['sampled_fits'])} sampled cells: ~{old['estimated_grid_s']:.0f} s; "
-            f"ratio {old['estimated_grid_s'] / grid['wall_s']:.1f}x "
-            f"(same cells, per fit: {old['per_fit_ratio_same_cells']}x); "
-            f"peak memory {grid['peak_memory_gb']} GB; "
-            f"{grid['texts_featurised']} distinct texts featurised in {grid['featurise_s']} s"
+            f"ran {grid['fits']} fits ({grid['cells']} cells) in {grid['wall_s']:.0f} s wall "
+            f"({grid['fits_per_s']} fits/s) with {args.jobs} workers, {grid['cpu_s']:.0f} CPU s "
+            f"({grid['cpu_s_per_fit']} per fit, {grid['counting_cpu_s']} s counting "
+            f"{grid['texts_featurised']} distinct texts); peak memory {grid['peak_memory_gb']} GB"
+        )
+        print(
+            f"devlog grid ({grid['full_grid_fits']} fits: 36 sources, 3 seeds) on {args.jobs} "
+            f"idle cores, from CPU time: ~{new_s:.0f} s ({grid['estimated_full_fits_per_s']} "
+            f"fits/s; target 300 s); today's per-cell path, from "
+            f"{len(old['sampled_fits'])} sampled cells: ~{old_s:.0f} s; ratio {old_s / new_s:.1f}x"
         )
     if not args.no_parity:
         parity(args.parity_seeds)
