@@ -15,7 +15,6 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -27,6 +26,7 @@ from synthmix.data.labeled import LabeledData
 from synthmix.embeddings.encoder import OFFLINE_DEFAULT, CachedEncoder, Encoder
 from synthmix.experiment.feature_store import FeatureStore
 from synthmix.experiment.mixing import Cell
+from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.shared_features import (
     FitJob,
     GridStats,
@@ -64,7 +64,7 @@ class ExecutorConfig:
 
 class Executor(Protocol):
     def run(
-        self, todo: list[Task], data: ExperimentData, run_dir: Path, stats: GridStats
+        self, todo: list[Task], data: ExperimentData, run: RunDir, stats: GridStats
     ) -> Iterator[Record]:
         """The record of every task in `todo`, each as soon as its fit finishes."""
         ...
@@ -98,13 +98,13 @@ class LocalExecutor:
     jobs: int = 0
 
     def run(
-        self, todo: list[Task], data: ExperimentData, run_dir: Path, stats: GridStats
+        self, todo: list[Task], data: ExperimentData, run: RunDir, stats: GridStats
     ) -> Iterator[Record]:
         # Imported here: the runner imports this module to choose its executor.
         from synthmix.experiment import runner
 
         for batch, workers in runner.schedule(todo, self.jobs):
-            yield from runner._run_tasks(batch, data, workers, run_dir, stats)
+            yield from runner._run_tasks(batch, data, workers, run, stats)
 
     def measure(
         self,
@@ -151,12 +151,12 @@ class RayExecutor:
     jobs: int = 0
 
     def run(
-        self, todo: list[Task], data: ExperimentData, run_dir: Path, stats: GridStats
+        self, todo: list[Task], data: ExperimentData, run: RunDir, stats: GridStats
     ) -> Iterator[Record]:
         if not todo:
             return
         with self._cluster() as ray:
-            yield from self._run(ray, todo, data, run_dir, stats)
+            yield from self._run(ray, todo, data, run, stats)
 
     def measure(
         self,
@@ -220,7 +220,7 @@ class RayExecutor:
         ray: ModuleType,
         todo: list[Task],
         data: ExperimentData,
-        run_dir: Path,
+        run: RunDir,
         stats: GridStats,
     ) -> Iterator[Record]:
         on_texts = [task for task in todo if shared_spec(task[2]) is None]
@@ -253,7 +253,7 @@ class RayExecutor:
         if shared:
             workers = self.jobs if self.jobs > 0 else _local_cores()
             for _ in run_shared(
-                shared, data.train, data.test, data.sources, run_dir, workers, stats, fit_all=submit
+                shared, data.train, data.test, data.sources, run, workers, stats, fit_all=submit
             ):
                 pass
         yield from _gather(ray, pending)
