@@ -31,6 +31,7 @@ def experiment(
 ) -> None:
     """Run the mixing grid; rerun the same command to resume after a kill."""
     from synthmix.experiment.config import load_experiment, with_executor
+    from synthmix.experiment.executors import build_executor
     from synthmix.experiment.runner import measure_source_quality, run_experiment
 
     loaded = with_executor(load_experiment(config), executor, address)
@@ -43,10 +44,12 @@ def experiment(
         )
     run_dir = out or Path("runs") / loaded.name
     claim_output(ctx, run_dir, "run directory", folder=True)
-    outcome = run_experiment(loaded, run_dir, jobs=jobs)
-    typer.echo(f"{outcome.ran} fits run, {outcome.reused} reused from {run_dir}", err=True)
-    if quality:
-        measure_source_quality(loaded, run_dir)
+    where = build_executor(loaded.executor, jobs if jobs is not None else loaded.jobs)
+    with where.session():  # one Ray start-up for the grid and the quality step
+        outcome = run_experiment(loaded, run_dir, jobs=jobs, executor=where)
+        typer.echo(f"{outcome.ran} fits run, {outcome.reused} reused from {run_dir}", err=True)
+        if quality:
+            measure_source_quality(loaded, run_dir, executor=where)
     if report:
         _write_report(run_dir)
 

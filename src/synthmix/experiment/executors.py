@@ -64,6 +64,10 @@ class ExecutorConfig:
 
 
 class Executor(Protocol):
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """Held around several runs (the grid, then quality) so they share one start-up."""
+        ...
+
     def run(
         self, todo: list[Task], data: ExperimentData, run: RunDir, stats: GridStats
     ) -> Iterator[Record]:
@@ -97,6 +101,9 @@ class LocalExecutor:
     """Worker processes on this machine (joblib): `jobs` of them, 0 = one per core."""
 
     jobs: int = 0
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
 
     def run(
         self, todo: list[Task], data: ExperimentData, run: RunDir, stats: GridStats
@@ -187,6 +194,11 @@ class RayExecutor:
             for name, (metrics, texts, vectors) in _settle(ray, pending, "quality of source"):
                 encoder.store(texts, vectors)
                 yield name, metrics
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """Connected (or a private cluster started) until the block ends; runs inside it
+        reuse the connection instead of starting and stopping their own."""
+        return self._cluster()
 
     @contextlib.contextmanager
     def _cluster(self) -> Iterator[ModuleType]:
