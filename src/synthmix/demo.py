@@ -58,8 +58,8 @@ def demo_data_dir() -> Path:
 # point or two and their fits cheap. At 3 seeds, EDA at 10% real + 25/50/75/100% read "no
 # detectable effect" (-0.015 to -0.022; the design detected about ±0.07); at 10 seeds all four
 # are "hurt" (-0.012 to -0.017, each CI below zero, Holm p <= 0.001 over these four; EDA-only
-# grid), and the 7 extra seeds
-# of those five cells (35 fits) took 54 s on a loaded 2-core machine.
+# grid), and the 7 extra seeds of those five cells (35 fits) took 54 s on a loaded 2-core
+# machine.
 DEMO_SMALL_REAL_SEEDS = 10
 
 
