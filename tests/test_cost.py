@@ -6,7 +6,8 @@ from pathlib import Path
 
 from run_records import result_record
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_SYNTHETIC, Cell
-from synthmix.experiment.results import ResultsStore, write_run_info
+from synthmix.experiment.results import ResultsStore
+from synthmix.experiment.run_dir import write_run_info
 from synthmix.experiment.source_stats import write_source_stats
 from synthmix.report import write_report
 from synthmix.stats.paired import paired_comparison
