@@ -169,12 +169,9 @@ def _make_legacy(run_dir: Path) -> None:
     """Rewrite a run directory the way the runner wrote it before classifiers had labels."""
     info = read_run_info(run_dir)
     info.pop("classifiers")
-    # Nor had such a run `tune` (classifiers were not tuned then).
-    settings = {
-        k: v
-        for k, v in info["config"].items()
-        if k not in ("seeds", "small_real_seeds", "classifiers", "tune")
-    }
+    # Nor had such a run `tune` or `small_real_seeds`.
+    extended = ("seeds", "small_real_seeds", "classifiers", "tune")
+    settings = {k: v for k, v in info["config"].items() if k not in extended}
     settings["classifier"] = info["classifier"]
     identity = json.dumps(
         {"config": settings, "data": info["data"]}, sort_keys=True, ensure_ascii=False

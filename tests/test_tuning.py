@@ -247,3 +247,19 @@ def test_untuned_note_names_the_c_every_cell_used() -> None:
     assert "Piedboeuf & Langlais 2024" in tuning_note(default)
     configured = [{"classifier": {"name": "embedding_logreg", "params": {"C": 0.5}}}]
     assert "was fitted with C=0.5." in tuning_note(configured)
+
+
+def test_the_note_warns_when_most_fits_chose_an_end_of_the_grid() -> None:
+    from synthmix.report.sections.tuning import tuning_note
+
+    tune = {"grid": {"C": [0.1, 1.0, 10.0]}, "folds": 3, "scoring": "f1_macro"}
+    classifier = {"name": "tfidf_logreg", "params": {}, "tune": tune}
+    records = [
+        {"classifier": classifier, "tuning": {"chosen": {"C": c}, "folds": 3, "grouped": False}}
+        for c in (0.1, 0.1, 1.0)
+    ]
+    note = tuning_note(records)
+    assert "Chosen: C=0.1 in 2 fits, C=1 in 1 fit." in note
+    assert "2 of 3 fits chose C=0.1, an end of the grid" in note
+    records[1]["tuning"]["chosen"] = {"C": 1.0}
+    assert "an end of the grid" not in tuning_note(records)

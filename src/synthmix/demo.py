@@ -55,10 +55,11 @@ def demo_data_dir() -> Path:
 
 
 # Seeds of the small-real cells (10% real, alone and with each source): their gains are a
-# point or two and their fits cheap. At 3 seeds, EDA at 10% real + 25% and + 50% read "no
-# detectable effect" (-0.020 and -0.015; the design detected about ±0.07); at 10 seeds both
-# are "hurt" (-0.014 [-0.019, -0.010] and -0.012 [-0.017, -0.006], Holm p < 0.001), and the
-# 7 extra seeds of those three cells (21 fits) took 54 s on a loaded 2-core machine.
+# point or two and their fits cheap. At 3 seeds, EDA at 10% real + 25/50/75/100% read "no
+# detectable effect" (-0.015 to -0.022; the design detected about ±0.07); at 10 seeds all four
+# are "hurt" (-0.012 to -0.017, each CI below zero, Holm p <= 0.001 over these four; EDA-only
+# grid), and the 7 extra seeds of those five cells (35 fits) took 54 s on a loaded 2-core
+# machine.
 DEMO_SMALL_REAL_SEEDS = 10
 
 

@@ -61,13 +61,31 @@ def tuning_note(records: Sequence[Mapping[str, Any]]) -> str:
         if grouped
         else ""
     )
+    edges = _edges(grid, chosen)
     return (
         "Baselines were tuned: every cell, baseline and mix alike, chose "
         f"{tried} by {plan.get('folds')}-fold stratified cross-validation (F1-macro) on its own "
         f"training rows{together}, never the test set, then refitted on all of them (so no "
         "mix is compared with a baseline handicapped by a fixed value; Piedboeuf & Langlais "
-        f"2024). Chosen: {picks or DASH}.{small}"
+        f"2024). Chosen: {picks or DASH}.{small}{edges}"
     )
+
+
+def _edges(grid: Mapping[str, Sequence[Any]], chosen: Mapping[str, Counter[str]]) -> str:
+    """A warning when most fits chose an end of the grid: the best value may lie beyond."""
+    warnings = []
+    for name, values in grid.items():
+        counts = chosen.get(name)
+        if counts is None or len(values) < 2:
+            continue
+        fits = sum(counts.values())
+        for end in dict.fromkeys((_value(values[0]), _value(values[-1]))):
+            if fits and counts[end] * 2 >= fits:
+                warnings.append(
+                    f" {counts[end]} of {fits} fits chose {name}={end}, an end of the grid: the "
+                    f"best value may lie beyond it (widen it, e.g. tune: {{{name}: [...]}})."
+                )
+    return "".join(warnings)
 
 
 def tuning_section(
