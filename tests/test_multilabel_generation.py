@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -122,3 +123,30 @@ def test_pairs_are_generated_for_real_first_texts_and_deduped_on_the_pair(
     assert set(data.texts) <= set(real.texts)  # first texts are real reviews
     assert report.duplicates > 0  # the repeated aspect of each answer
     assert report.leaks > 0  # real pairs offered back
+
+
+def test_generate_sets_cli_writes_a_multilabel_source(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cli.app import app
+    from synthmix.data.multilabel import load_multilabel as load
+
+    folder = dataset_dir("ru_goemotions")
+    real = load_multilabel(folder / "train.csv").subset(range(300))
+    real.frame.assign(labels=[json.dumps(list(s)) for s in real.label_sets]).to_csv(
+        tmp_path / "train.csv", index=False
+    )
+    card = draft_multilabel_card(real, task="эмоции")
+    (tmp_path / "card.yaml").write_text(card.to_yaml(), encoding="utf-8")
+    out = tmp_path / "sets.csv"
+    with serve(_label_set_answerer(load_multilabel(folder / "test.csv"), leak="")) as server:
+        args = ["generate-sets", str(tmp_path / "train.csv"), "--card", str(tmp_path / "card.yaml")]
+        args += ["--total", "15", "--out", str(out), "--backend", "openai"]
+        args += ["--base-url", server.url, "--model", "test-model"]
+        args += ["--api-key-env", "SYNTHMIX_UNSET_KEY", "--cache", str(tmp_path / "cache.db")]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    made = load(out)
+    assert len(made) == 15 and set(made.classes) <= set(real.classes)
+    report = json.loads(out.with_name("sets.csv.report.json").read_text(encoding="utf-8"))
+    assert report["kept"] == 15 and report["redaction"] == {"applied": False}
