@@ -66,7 +66,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     if info.get("task") == "multi_label":
         from synthmix.report.sections.multilabel import multilabel_section
 
-        report.sections.insert(0, multilabel_section(records, classifiers[0]))
+        report.sections.insert(0, multilabel_section(records, classifiers[0], info))
     report.sections.extend(generation_sections(root))
     report.sections.extend(quality_sections(root, cells))
     write_figures(root / FIGURES_DIR, report)
