@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# llama.cpp's AMX kernels crash on the bundled Q4_K Gemma on some Xeons (ggml-org/llama.cpp#20824,
+# seen here: a segfault in the first decode); the native build keeps every other instruction set.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
+endif
 
 .PHONY: setup demo test lint bench clean
 

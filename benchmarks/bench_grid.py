@@ -39,7 +39,8 @@ from synthmix.classifiers.tfidf import TfidfLogReg
 from synthmix.data.labeled import LabeledData, load_labeled, stratified_fraction
 from synthmix.experiment.config import DataConfig, ExperimentConfig
 from synthmix.experiment.mixing import REAL_ONLY, Cell, PlanConfig, compose, plan_cells
-from synthmix.experiment.results import ResultsStore, read_run_info
+from synthmix.experiment.results import ResultsStore
+from synthmix.experiment.run_dir import read_run_info
 from synthmix.experiment.runner import load_experiment_data, run_cell, run_experiment
 from synthmix.experiment.sources import SourceConfig
 from synthmix.stats.classification import evaluate

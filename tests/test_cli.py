@@ -203,7 +203,7 @@ def test_label_calibrates_and_writes_labels_and_report(label_files: Path) -> Non
     assert (rows.loc[rows["decided"], "confidence"] > 0).all()
     assert all(set(scores) <= {"keywords", "embedding"} for scores in rows["scores"])
 
-    report = json.loads(out.with_name("labeled.jsonl.report.json").read_text(encoding="utf-8"))
+    report = json.loads(out.with_name("labeled.report.json").read_text(encoding="utf-8"))
     calibration = report["calibration"]
     assert calibration["target_precision"] == 0.6 and calibration["criterion"] == "point"
     assert [s["name"] for s in calibration["calibration"]] == ["keywords", "embedding"]

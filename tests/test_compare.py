@@ -21,12 +21,8 @@ from synthmix.classifiers.tfidf import TfidfLogReg
 from synthmix.core.errors import ConfigError
 from synthmix.experiment.config import load_experiment, parse_experiment
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_SYNTHETIC, Cell
-from synthmix.experiment.results import (
-    ResultsStore,
-    read_run_info,
-    record_classifier,
-    write_run_info,
-)
+from synthmix.experiment.results import ResultsStore, record_classifier
+from synthmix.experiment.run_dir import read_run_info, write_run_info
 from synthmix.experiment.runner import run_experiment, schedule
 from synthmix.report import write_report
 

@@ -15,7 +15,8 @@ import yaml
 
 from synthmix.core.errors import ConfigError, DataError
 from synthmix.experiment.config import load_experiment
-from synthmix.experiment.results import ResultsStore, read_run_info
+from synthmix.experiment.results import ResultsStore
+from synthmix.experiment.run_dir import RunDir, read_run_info
 from synthmix.experiment.runner import run_experiment
 
 CARD = "src/synthmix/demo_data/cedr_emotions/card.yaml"
@@ -37,6 +38,21 @@ def test_full_run_records_everything(experiment_files: Path, tmp_path: Path) -> 
     assert info["data"]["sources"]["heldout"]["rows"] == 742
     assert {"python", "scikit-learn", "numpy", "synthmix"} <= set(info["versions"])
     assert info["classifier"] == {"name": "tfidf_logreg", "params": {"max_iter": 200}}
+    from synthmix.report import write_report
+
+    write_report(tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    named = {
+        run.run_file,
+        run.results_file,
+        run.sources_file,
+        run.features_dir,
+        run.report_html,
+        run.report_markdown,
+        run.figures_dir,
+    }
+    # every file the runner and the report wrote is one RunDir names
+    assert set(run.root.iterdir()) <= named and run.results_file in set(run.root.iterdir())
 
 
 def test_rerun_skips_finished_cells_and_extra_seeds_extend(

@@ -372,7 +372,7 @@ def test_label_command_with_card_examples_only_decides_nothing(
     assert out.read_text(encoding="utf-8") == ""
     review = (tmp_path / "labeled.review.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(review) == len(sample)
-    report = json.loads((tmp_path / "labeled.jsonl.report.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / "labeled.report.json").read_text(encoding="utf-8"))
     assert report["trust"]["decided"] == 0 and report["trust"]["to_review"] == len(sample)
     assert report["calibration"]["examples_needed"] == 35
 
@@ -381,7 +381,7 @@ def test_label_command_with_card_examples_only_decides_nothing(
         app, [*args, "--cascade", str(tmp_path / "cascade.yaml"), "--fallback"]
     )
     assert guessed.exit_code == 0, guessed.output
-    report = json.loads((tmp_path / "labeled.jsonl.report.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / "labeled.report.json").read_text(encoding="utf-8"))
     trust = report["trust"]
     assert trust["decided"] == 0 and trust["fallback"] > 0
     assert trust["fallback_estimated_precision"]["n"] > 0

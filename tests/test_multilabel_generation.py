@@ -148,7 +148,7 @@ def test_generate_sets_cli_writes_a_multilabel_source(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     made = load(out)
     assert len(made) == 15 and set(made.classes) <= set(real.classes)
-    report = json.loads(out.with_name("sets.csv.report.json").read_text(encoding="utf-8"))
+    report = json.loads(out.with_name("sets.report.json").read_text(encoding="utf-8"))
     assert report["kept"] == 15 and report["redaction"] == {"applied": False}
 
 

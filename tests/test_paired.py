@@ -18,7 +18,8 @@ from statsmodels.stats.multitest import multipletests
 from run_records import result_record
 from synthmix.data.labeled import load_labeled
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_SYNTHETIC, Cell
-from synthmix.experiment.results import ResultsStore, encode_predictions, write_run_info
+from synthmix.experiment.results import ResultsStore, encode_predictions
+from synthmix.experiment.run_dir import write_run_info
 from synthmix.report import write_report
 from synthmix.report.cells import cell_summaries
 from synthmix.report.evidence import Evidence, class_comparisons, mix_comparisons

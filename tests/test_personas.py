@@ -360,9 +360,7 @@ def test_personas_command_builds_a_pool(
 def test_cli_mistakes_are_one_line(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "synthmix", *args]
-        return subprocess.run(
-            command, capture_output=True, text=True, timeout=120, cwd=tmp_path
-        )
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
     bad_level = run("personas", "--card", str(CARD_PATH), "--out", "x.jsonl", "--level", "huge")
     assert bad_level.returncode == 2

@@ -16,7 +16,8 @@ from synthmix.experiment.mixing import (
     SYNTHETIC_ONLY,
     Cell,
 )
-from synthmix.experiment.results import ResultsStore, write_run_info
+from synthmix.experiment.results import ResultsStore
+from synthmix.experiment.run_dir import write_run_info
 from synthmix.report import write_report
 from synthmix.report.cells import cell_summaries, rule_based_sources
 from synthmix.report.tables import ranking_table

@@ -12,8 +12,9 @@ from synthmix.classifiers.registry import ClassifierConfig
 from synthmix.data.labeled import LabeledData
 from synthmix.experiment.config import DataConfig, ExperimentConfig
 from synthmix.experiment.mixing import SMALL_REAL_PLUS_COUNT, PlanConfig
+from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.runner import run_experiment
-from synthmix.experiment.source_stats import SOURCES_FILE, generation_stats
+from synthmix.experiment.source_stats import generation_stats
 from synthmix.experiment.sources import SourceConfig
 from synthmix.generation.plan import GenerationPlan, GeneratorSpec, run_plan
 from synthmix.report import write_report
@@ -72,7 +73,7 @@ def test_report_shows_generation_and_dedup_counts_per_source(
     run_dir = tmp_path / "run"
     run_experiment(config, run_dir, jobs=1, progress=False)
 
-    stats = json.loads((run_dir / SOURCES_FILE).read_text(encoding="utf-8"))
+    stats = json.loads(RunDir(run_dir).sources_file.read_text(encoding="utf-8"))
     assert set(stats) == {"llm:zero-shot/0.7", "llm:few-shot/0.7"}
     assert sum(s["retries"] for s in stats.values()) == 1
     assert all(s["redacted"] is False for s in stats.values())  # a loopback server
@@ -116,11 +117,16 @@ def test_a_labeled_source_carries_its_trust_into_the_report(
     labeled = tmp_path / "labeled.jsonl"
     write_source(cedr_train.subset(list(range(60))), labeled)
     trust = Trust(60, wilson(52, 58), 0, wilson(0, 0), 7, calibrated=True)
-    (tmp_path / "labeled.jsonl.report.json").write_text(
-        json.dumps({"trust": trust.to_dict()}), encoding="utf-8"
-    )
+    # the name `synthmix label` wrote before one sidecar rule, still read
+    old = tmp_path / "labeled.jsonl.report.json"
+    old.write_text(json.dumps({"trust": trust.to_dict()}), encoding="utf-8")
     stats = generation_stats([SourceConfig(path=str(labeled), name="auto")], tmp_path)
     assert stats == {"auto": {"trust": trust.to_dict()}}
+    old.unlink()
+    report = {"labels": str(labeled), "trust": trust.to_dict()}
+    (tmp_path / "labeled.report.json").write_text(json.dumps(report), encoding="utf-8")
+    stats = generation_stats([SourceConfig(path=str(labeled), name="auto")], tmp_path)
+    assert stats == {"auto": {"trust": trust.to_dict()}}  # not also read as a generation report
     config = ExperimentConfig(
         name="trust",
         data=DataConfig(

@@ -186,7 +186,7 @@ def generate(
 def personas_command(
     ctx: typer.Context,
     card: Annotated[Path, typer.Option(help="Task card: its examples seed the pool.")],
-    out: Annotated[Path, typer.Option(help="Pool (JSONL); <name>.report.json goes beside it.")],
+    out: Annotated[Path, typer.Option(help="Pool (JSONL); <out stem>.report.json goes beside it.")],
     size: Annotated[int, typer.Option(min=1, help="Distinct personas wanted.")] = 50,
     data: Annotated[
         Path | None, typer.Option(help="More seed texts (CSV/TSV/JSONL/Parquet, text column).")

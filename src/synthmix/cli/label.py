@@ -16,7 +16,7 @@ def label(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Unlabeled texts (CSV/TSV/JSONL/JSON/Parquet).")],
     card: Annotated[Path, typer.Option(help="Task card YAML.")],
-    out: Annotated[Path, typer.Option(help="Labels (JSONL); <out>.report.json beside it.")],
+    out: Annotated[Path, typer.Option(help="Labels (JSONL); <out stem>.report.json beside it.")],
     cascade: Annotated[
         Path | None,
         typer.Option(help="Cascade YAML (default: keywords -> embedding -> bundled Gemma)."),

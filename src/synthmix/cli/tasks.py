@@ -144,7 +144,9 @@ def _write(frame: object, out: Path) -> None:
 
 
 def _report(report: dict[str, object], out: Path, kept: int) -> None:
-    path = out.with_name(out.name + ".report.json")
+    from synthmix.core.files import sidecar
+
+    path = sidecar(out)
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     typer.echo(
         f"wrote {kept} to {out} from {report['calls']} calls ({report['cached_calls']} cached); "

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from synthmix.cli.base import Encoding, LabelColumn, TextColumn, app, claim_output
+from synthmix.core.files import sidecar
 
 
 @app.command()
@@ -66,7 +67,7 @@ def dedup(
     stages = build_stages(config, real_texts or None)
     result = Deduplicator(stages, across_labels=across_labels).run(labeled)
     write_source(result.data, out)
-    report_path = write_dedup_report(result, report or out.with_suffix(".dedup.json"), config)
+    report_path = write_dedup_report(result, report or sidecar(out, "dedup"), config)
     if removed is not None:
         write_source(LabeledData(result.removed, str(removed)), removed)
     typer.echo(result.summary(), err=True)

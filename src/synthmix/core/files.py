@@ -27,3 +27,10 @@ def check_writable(path: str | Path, what: str = "output", folder: bool = False)
     ):
         raise ConfigError(f"{path}: not writable (check the folder's permissions)")
     return path
+
+
+def sidecar(output: str | Path, kind: str = "report") -> Path:
+    """The JSON written beside an output file, one rule for every command: `<stem>.<kind>.json`
+    (`texts.jsonl` → `texts.report.json`, `texts.dedup.json`, `texts.agreement.json`)."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.{kind}.json")

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
         parse_experiment,
     )
     from synthmix.experiment.mixing import Cell, PlanConfig, compose, plan_cells
-    from synthmix.experiment.results import ResultsStore, read_run_info, summarize
+    from synthmix.experiment.results import ResultsStore, summarize
+    from synthmix.experiment.run_dir import RunDir, read_run_info
     from synthmix.experiment.runner import (
         RunDirInUse,
         RunOutcome,
@@ -43,8 +44,11 @@ _EXPORTS = {
     ),
     ".results": (
         "ResultsStore",
-        "read_run_info",
         "summarize",
+    ),
+    ".run_dir": (
+        "RunDir",
+        "read_run_info",
     ),
     ".runner": (
         "run_experiment",
@@ -60,6 +64,7 @@ __all__ = [
     "ExperimentConfig",
     "PlanConfig",
     "ResultsStore",
+    "RunDir",
     "RunDirInUse",
     "RunOutcome",
     "SourceConfig",

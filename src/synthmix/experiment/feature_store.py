@@ -18,8 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from synthmix.classifiers.features import NgramSpec
+from synthmix.experiment.run_dir import RunDir
 
-FEATURES_DIR = "features"
 MANIFEST = "manifest.json"
 _ARRAYS = ("data", "indices", "indptr")
 
@@ -35,8 +35,8 @@ class FeatureStore:
             self._open_chunk(name)
 
     @classmethod
-    def of_run(cls, run_dir: Path, spec: NgramSpec) -> FeatureStore:
-        return cls(Path(run_dir) / FEATURES_DIR / spec.key, spec)
+    def of_run(cls, run: RunDir, spec: NgramSpec) -> FeatureStore:
+        return cls(run.features_dir / spec.key, spec)
 
     def __len__(self) -> int:
         return self._offsets[-1]

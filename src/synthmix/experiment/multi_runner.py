@@ -46,7 +46,8 @@ from synthmix.data.pairs import join_pairs
 from synthmix.experiment.config import ExperimentConfig
 from synthmix.experiment.mixing import Cell, plan_cells
 from synthmix.experiment.multimix import GROUP, MultiLabelDeriver, compose_multilabel
-from synthmix.experiment.results import ResultsStore, read_run_info, write_run_info
+from synthmix.experiment.results import ResultsStore
+from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.runner import (
     RunOutcome,
     _claim_run_dir,
@@ -133,12 +134,12 @@ def check_multilabel_classifier(spec: ClassifierConfig) -> None:
 
 def run_multilabel_experiment(
     config: ExperimentConfig,
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     jobs: int | None = None,
     progress: bool = True,
 ) -> RunOutcome:
     """Every (cell, seed, classifier) fit not yet in `run_dir`, as `run_experiment`."""
-    run_dir = Path(run_dir)
+    run = RunDir.of(run_dir)
     classifiers = config.compared_classifiers()
     unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]
     if unknown:
@@ -150,8 +151,8 @@ def run_multilabel_experiment(
     data = load_multilabel_experiment_data(config)
     cells = plan_cells(config.plans, list(data.sources), source_plans(config, data))  # type: ignore[arg-type]
     info = _run_info(config, data, cells)
-    _claim_run_dir(run_dir, info)
-    store = ResultsStore(run_dir)
+    _claim_run_dir(run, info)
+    store = ResultsStore(run)
     done = store.finished_keys()
     tasks = [(cell, seed, spec) for spec in classifiers for cell in cells for seed in config.seeds]
     todo = [task for task in tasks if result_key(*task) not in done]
@@ -175,15 +176,15 @@ def run_multilabel_experiment(
             bar.update()
     if todo:
         seconds = time.perf_counter() - started
-        info = read_run_info(run_dir)
+        info = run.read_info()
         info["timings"] = {
             "grid_s": round(seconds, 3),
             "fits": len(todo),
             "fits_per_s": round(len(todo) / seconds, 3) if seconds > 0 else None,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        write_run_info(run_dir, info)
-    return RunOutcome(run_dir, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
+        run.write_info(info)
+    return RunOutcome(run.root, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
 
 
 def _run_tasks(

@@ -1,9 +1,9 @@
 """The results store of an experiment run, and per-cell summaries over seeds.
 
-A run directory holds `run.json` (the resolved config, data fingerprints, package versions)
-and `results.jsonl`, one line per finished (cell, seed, classifier) fit, appended and fsynced as
-soon as it finishes. A killed run leaves at most a torn last line, which is ignored; rerunning
-skips every fit already present.
+A run directory (`RunDir`) holds `run.json` (the resolved config, data fingerprints, package
+versions) and `results.jsonl`, one line per finished (cell, seed, classifier) fit, appended and
+fsynced as soon as it finishes. A killed run leaves at most a torn last line, which is ignored;
+rerunning skips every fit already present.
 """
 
 from __future__ import annotations
@@ -17,18 +17,15 @@ from typing import Any
 
 import pandas as pd
 
-from synthmix.core.errors import SynthmixError
+from synthmix.experiment.run_dir import RunDir
 from synthmix.stats.classification import mean_ci
 
-RUN_FILE = "run.json"
-RESULTS_FILE = "results.jsonl"
 SUMMARY_METRICS = ("f1_macro", "f1_weighted", "accuracy")
 
 
 class ResultsStore:
-    def __init__(self, run_dir: str | Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / RESULTS_FILE
+    def __init__(self, run_dir: str | Path | RunDir) -> None:
+        self.path = RunDir.of(run_dir).results_file
 
     def records(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -52,7 +49,7 @@ class ResultsStore:
         }
 
     def append(self, record: dict[str, Any]) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, ensure_ascii=False) + "\n"
         with self.path.open("a", encoding="utf-8") as handle:
             if handle.tell() > 0 and not self._ends_with_newline():
@@ -110,21 +107,6 @@ def classifier_labels(info: dict[str, Any], records: list[dict[str, Any]]) -> li
     present = list(dict.fromkeys(record_classifier(record) for record in records))
     ordered = [label for label in labels if label in present]
     return ordered + [label for label in present if label not in ordered]
-
-
-def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
-    tmp.replace(run_dir / RUN_FILE)
-
-
-def read_run_info(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / RUN_FILE
-    if not path.exists():
-        raise SynthmixError(f"{run_dir}: not an experiment run directory (no {RUN_FILE})")
-    info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return info
 
 
 def summarize(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -34,12 +34,8 @@ from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, 
 from synthmix.embeddings.encoder import build_encoder
 from synthmix.experiment.config import ExperimentConfig
 from synthmix.experiment.mixing import SOURCE_PLANS, Cell, compose, plan_cells
-from synthmix.experiment.results import (
-    RUN_FILE,
-    ResultsStore,
-    read_run_info,
-    write_run_info,
-)
+from synthmix.experiment.results import ResultsStore
+from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.shared_features import (
     GridStats,
     fit_record,
@@ -55,9 +51,6 @@ from synthmix.quality.files import write_quality
 from synthmix.quality.measure import measure_quality
 
 log = logging.getLogger("synthmix")
-
-# Where a run directory keeps the per-source quality metrics.
-QUALITY_DIR = "quality"
 
 
 @dataclass(frozen=True)
@@ -113,7 +106,7 @@ def load_experiment_data(config: ExperimentConfig) -> ExperimentData:
 
 def run_experiment(
     config: ExperimentConfig,
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     jobs: int | None = None,
     progress: bool = True,
 ) -> RunOutcome:
@@ -123,7 +116,7 @@ def run_experiment(
         from synthmix.experiment.multi_runner import run_multilabel_experiment
 
         return run_multilabel_experiment(config, run_dir, jobs, progress)
-    run_dir = Path(run_dir)
+    run = RunDir.of(run_dir)
     classifiers = config.compared_classifiers()
     unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]
     if unknown:
@@ -133,9 +126,9 @@ def run_experiment(
     data = load_experiment_data(config)
     cells = plan_cells(config.plans, list(data.sources), source_plans(config, data))
     info = _run_info(config, data, cells)
-    _claim_run_dir(run_dir, info)
-    write_source_stats(run_dir, generation_stats(config.sources, config.base_dir))
-    store = ResultsStore(run_dir)
+    _claim_run_dir(run, info)
+    write_source_stats(run, generation_stats(config.sources, config.base_dir))
+    store = ResultsStore(run)
     done = store.finished_keys()
     # Classifier by classifier: a run killed halfway has the primary classifier's grid complete.
     tasks = [(cell, seed, spec) for spec in classifiers for cell in cells for seed in config.seeds]
@@ -154,7 +147,7 @@ def run_experiment(
     started = time.perf_counter()
     with bar:
         for batch, workers in batches:
-            for record in _run_tasks(batch, data, workers, run_dir, stats):
+            for record in _run_tasks(batch, data, workers, run, stats):
                 store.append({**record, "versions": versions})
                 bar.set_postfix_str(
                     f"{record['classifier']['label']} {record['cell']['title']} "
@@ -162,8 +155,8 @@ def run_experiment(
                 )
                 bar.update()
     if todo:
-        _record_timings(run_dir, len(todo), time.perf_counter() - started, stats)
-    return RunOutcome(run_dir, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
+        _record_timings(run, len(todo), time.perf_counter() - started, stats)
+    return RunOutcome(run.root, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
 
 
 def schedule(todo: list[Task], requested: int) -> list[tuple[list[Task], int]]:
@@ -205,9 +198,9 @@ def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, li
     return restrictions
 
 
-def _record_timings(run_dir: Path, fits: int, seconds: float, stats: GridStats) -> None:
+def _record_timings(run: RunDir, fits: int, seconds: float, stats: GridStats) -> None:
     """The grid's total time and fits/s in run.json (of the latest session that fitted)."""
-    info = read_run_info(run_dir)
+    info = run.read_info()
     info["timings"] = {
         "grid_s": round(seconds, 3),
         "fits": fits,
@@ -215,17 +208,17 @@ def _record_timings(run_dir: Path, fits: int, seconds: float, stats: GridStats) 
         **stats.as_dict(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_run_info(run_dir, info)
+    run.write_info(info)
 
 
 def _run_tasks(
-    todo: list[Task], data: ExperimentData, workers: int, run_dir: Path, stats: GridStats
+    todo: list[Task], data: ExperimentData, workers: int, run: RunDir, stats: GridStats
 ) -> Iterator[dict[str, Any]]:
     """TF-IDF fits on n-gram counts shared by the whole run (shared_features); the rest fit
     on texts, one cell at a time."""
     shared = [task for task in todo if shared_spec(task[2]) is not None]
     if shared:
-        yield from run_shared(shared, data.train, data.test, data.sources, run_dir, workers, stats)
+        yield from run_shared(shared, data.train, data.test, data.sources, run, workers, stats)
     todo = [task for task in todo if shared_spec(task[2]) is None]
     if not todo:
         return
@@ -376,13 +369,13 @@ class RunDirInUse(ConfigError):
     """The run directory holds results of another config or other data."""
 
 
-def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
+def _claim_run_dir(run: RunDir, info: dict[str, Any]) -> None:
     """A run directory belongs to one config and one set of data: resuming it with anything
     else would mix incomparable results in one report. It may gain seeds and classifiers; a
     classifier label keeps the name and params it was first run with. run.json lists every
     classifier the directory holds results of, the current config's first."""
-    if (run_dir / RUN_FILE).exists():
-        previous = read_run_info(run_dir)
+    if run.has_run():
+        previous = run.read_info()
         earlier = previous.get("classifiers")
         if isinstance(earlier, list):
             same = previous.get("fingerprint") == info["fingerprint"]
@@ -397,7 +390,7 @@ def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
         )
         if not same or changed:
             raise RunDirInUse(
-                f"{run_dir}: holds results of a different experiment (config or data changed); "
+                f"{run.root}: holds results of a different experiment (config or data changed); "
                 "pass another --out or delete that folder"
             )
         current = {c["label"] for c in info["classifiers"]}
@@ -407,12 +400,12 @@ def _claim_run_dir(run_dir: Path, info: dict[str, Any]) -> None:
             "started_at": previous.get("started_at", info["started_at"]),
             **({"timings": previous["timings"]} if "timings" in previous else {}),
         }
-    write_run_info(run_dir, info)
+    run.write_info(info)
 
 
 def measure_source_quality(
     config: ExperimentConfig,
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     quality: QualityConfig | None = None,
     progress: bool = True,
 ) -> list[Path]:
@@ -423,12 +416,12 @@ def measure_source_quality(
     A derived (rule-based) source is measured on one augmentation of the full training
     set, the same texts its synthetic-only cells train on."""
     quality = quality or QualityConfig()
-    folder = Path(run_dir) / QUALITY_DIR
+    run = RunDir.of(run_dir)
     data = load_experiment_data(config)
-    encoder = build_encoder(cache_path=Path(run_dir) / "embeddings.sqlite")
+    encoder = build_encoder(cache_path=run.embeddings_cache)
     written = []
     for name, source in tqdm(data.sources.items(), desc="source quality", disable=not progress):
-        path = folder / f"{_file_safe(name)}.json"
+        path = run.quality_dir / f"{_file_safe(name)}.json"
         if path.exists():
             continue
         if not isinstance(source, LabeledData):

@@ -32,6 +32,7 @@ from synthmix.data.labeled import LabeledData
 from synthmix.experiment.feature_store import FeatureStore
 from synthmix.experiment.mixing import Cell, TrainingMix, compose, planned_counts
 from synthmix.experiment.results import encode_predictions, fit_key
+from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.sources import DerivedSource, ReusedAugmentations
 from synthmix.experiment.workers import guarded
 from synthmix.stats.classification import evaluate
@@ -104,7 +105,7 @@ def run_shared(
     train: LabeledData,
     test: LabeledData,
     sources: dict[str, LabeledData | DerivedSource],
-    run_dir: Path,
+    run: RunDir,
     workers: int,
     stats: GridStats,
 ) -> Iterator[dict[str, Any]]:
@@ -116,7 +117,7 @@ def run_shared(
         assert spec is not None, "run_shared takes classifiers with shared features only"
         by_spec[spec].append(item)
     for spec, mine in by_spec.items():
-        store = FeatureStore.of_run(run_dir, spec)
+        store = FeatureStore.of_run(run, spec)
         started = time.perf_counter()
         texts = [*test.texts, *(text for c in mine for text in c.texts)]
         stats.texts_featurised += store.add(texts, partial(_count, spec, workers))

@@ -13,11 +13,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from synthmix.core.files import sidecar
+from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.sources import SourceConfig
 
 log = logging.getLogger("synthmix")
 
-SOURCES_FILE = "sources.json"
 COUNTS = (
     "calls",
     "cached_calls",
@@ -34,13 +35,13 @@ COUNTS = (
 FAULTS = ("retries", "failed_calls")
 
 
-def generation_report_path(source_path: Path) -> Path:
-    return source_path.with_name(source_path.stem + ".report.json")
-
-
-def label_report_path(source_path: Path) -> Path:
-    """Where `synthmix label` writes the report of a labeled file (`labeled.jsonl.report.json`)."""
-    return source_path.with_name(source_path.name + ".report.json")
+def _reports(source_path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The generation report and the labeling report beside a source file (either may be
+    missing). `synthmix label` wrote `<name>.report.json` before every command used `sidecar`."""
+    beside = _read_report(sidecar(source_path))
+    if beside is not None and "labels" in beside:  # the report `synthmix label` writes
+        return None, beside
+    return beside, _read_report(source_path.with_name(source_path.name + ".report.json"))
 
 
 def generation_stats(configs: list[SourceConfig], base_dir: Path) -> dict[str, dict[str, Any]]:
@@ -52,10 +53,9 @@ def generation_stats(configs: list[SourceConfig], base_dir: Path) -> dict[str, d
             continue
         path = Path(config.path)
         path = path if path.is_absolute() else base_dir / path
-        labeled = _read_report(label_report_path(path))
+        report, labeled = _reports(path)
         if labeled is not None and isinstance(labeled.get("trust"), dict):
             stats.setdefault(config.name or path.stem, {})["trust"] = labeled["trust"]
-        report = _read_report(generation_report_path(path))
         if report is None:
             continue
         base = config.name or path.stem
@@ -138,12 +138,12 @@ def _add_redaction(into: dict[str, Any], redaction: Any) -> None:
     into["redacted_values"] = into.get("redacted_values", 0) + replaced
 
 
-def write_source_stats(run_dir: Path, stats: dict[str, dict[str, Any]]) -> None:
-    path = Path(run_dir) / SOURCES_FILE
+def write_source_stats(run_dir: Path | RunDir, stats: dict[str, dict[str, Any]]) -> None:
+    path = RunDir.of(run_dir).sources_file
     path.write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def read_source_stats(run_dir: Path) -> dict[str, dict[str, Any]]:
-    path = Path(run_dir) / SOURCES_FILE
+def read_source_stats(run_dir: Path | RunDir) -> dict[str, dict[str, Any]]:
+    path = RunDir.of(run_dir).sources_file
     report = _read_report(path)
     return {k: v for k, v in (report or {}).items() if isinstance(v, dict)}

@@ -14,6 +14,7 @@ from synthmix.cards.card import TaskCard, load_card
 from synthmix.cards.keywords import mine_keywords
 from synthmix.core.config import build_dataclass, read_yaml
 from synthmix.core.errors import ConfigError
+from synthmix.core.files import sidecar
 from synthmix.data.labeled import LabeledData, load_labeled
 from synthmix.dedup import DedupConfig
 from synthmix.generation.generate import (
@@ -214,7 +215,7 @@ def _write(plan: GenerationPlan, runs: list[GenerationResult]) -> PlanResult:
     partial = out.with_name(out.name + ".partial" + out.suffix)
     write_source(data, partial)
     partial.replace(out)
-    report = out.with_name(out.stem + ".report.json")
+    report = sidecar(out)
     summary = {
         "plan": {
             **{k: v for k, v in asdict(plan).items() if k != "base_dir"},

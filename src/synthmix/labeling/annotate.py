@@ -34,6 +34,7 @@ import pandas as pd
 from synthmix.cards.card import TaskCard
 from synthmix.core.config import build_dataclass, read_yaml
 from synthmix.core.errors import ConfigError, DataError
+from synthmix.core.files import sidecar
 from synthmix.core.provenance import package_versions
 from synthmix.data.labeled import LabeledData
 from synthmix.labeling.annotators import (
@@ -236,7 +237,7 @@ def write_annotation(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     export_review_csv(run.table, out)
-    report_path = out.with_name(out.stem + ".agreement.json")
+    report_path = sidecar(out, "agreement")
     report_path.write_text(
         json.dumps(run.report, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
     )

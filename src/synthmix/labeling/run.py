@@ -18,6 +18,7 @@ import pandas as pd
 
 from synthmix.cards.card import TaskCard
 from synthmix.core.errors import DataError
+from synthmix.core.files import sidecar
 from synthmix.data.labeled import LABEL, TEXT, LabeledData, read_frame
 from synthmix.labeling.calibrate import CalibrationReport, Criterion, calibrate, cross_validate
 from synthmix.labeling.cascade import CascadeResult, LabelDecision
@@ -155,7 +156,7 @@ def write_run(run: LabelRun, out: str | Path) -> Path:
     """Labels to `out` (JSONL: decided texts and, with a fallback, its guesses marked
     `decided: false`; `row` is the text's 1-based row in the input), the undecided texts
     with every stage's scores to the review file, the report beside `out`
-    (`<out>.report.json`), returned."""
+    (`<out stem>.report.json`), returned."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     classes = run.result.classes
@@ -166,7 +167,7 @@ def write_run(run: LabelRun, out: str | Path) -> Path:
                 labels.write(_line({"row": row, **decision.to_dict()}))
             if not decision.decided:
                 rest.write(_line(_review_record(row, decision, classes)))
-    report = out.with_name(out.name + ".report.json")
+    report = sidecar(out)
     payload = {**run.report(), "labels": str(out), "review": str(review)}
     report.write_text(
         json.dumps(payload, ensure_ascii=False, indent=2, default=str), encoding="utf-8"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from synthmix.report.model import FIGURES_DIR, Finding, Report, Table
+from synthmix.experiment.run_dir import FIGURES_FOLDER
+from synthmix.report.model import Finding, Report, Table
 
 # --- Markdown ----------------------------------------------------------------------------
 
@@ -32,7 +33,7 @@ def render_markdown(report: Report) -> str:
     parts.extend(["", *(f"_{n}_" for n in report.notes), "", "## Plots", ""])
     for plot in report.plots:
         parts.extend(
-            [f"![{plot.title}]({FIGURES_DIR}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
+            [f"![{plot.title}]({FIGURES_FOLDER}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
         )
     parts.extend(["## Ranking", "", md_table(report.ranking), ""])
     for section in report.sections:

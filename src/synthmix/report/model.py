@@ -15,9 +15,6 @@ from synthmix.experiment.mixing import (
 )
 from synthmix.stats.paired import PairedComparison, Verdict
 
-HTML_FILE = "report.html"
-MARKDOWN_FILE = "report.md"
-FIGURES_DIR = "figures"
 DASH = "—"
 PLAN_ORDER = (
     REAL_ONLY,

@@ -13,12 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from synthmix.core.errors import SynthmixError
-from synthmix.experiment.results import (
-    ResultsStore,
-    classifier_labels,
-    read_run_info,
-    record_classifier,
-)
+from synthmix.experiment.results import ResultsStore, classifier_labels, record_classifier
+from synthmix.experiment.run_dir import RunDir
 from synthmix.report.cells import cell_summaries, find_reference, rule_based_sources
 from synthmix.report.evidence import Evidence, class_comparisons, mix_comparisons
 from synthmix.report.findings import headline, notes
@@ -26,9 +22,6 @@ from synthmix.report.html import render_html
 from synthmix.report.markdown import render_markdown
 from synthmix.report.model import (
     FIGURE_NAMES,
-    FIGURES_DIR,
-    HTML_FILE,
-    MARKDOWN_FILE,
     CellSummary,
     Report,
     ReportPaths,
@@ -39,12 +32,13 @@ from synthmix.report.tables import ranking_table, run_tables
 from synthmix.report.testset import load_test_labels
 
 
-def write_report(run_dir: str | Path) -> ReportPaths:
+def write_report(run_dir: str | Path | RunDir) -> ReportPaths:
     """Write RUN_DIR/report.html, RUN_DIR/report.md and RUN_DIR/figures/*.png."""
-    info = read_run_info(run_dir)
-    records = ResultsStore(run_dir).records()
+    run = RunDir.of(run_dir)
+    info = run.read_info()
+    records = ResultsStore(run).records()
     if not records:
-        raise SynthmixError(f"{run_dir}: no finished cells yet; run the experiment first")
+        raise SynthmixError(f"{run.root}: no finished cells yet; run the experiment first")
     classifiers = classifier_labels(info, records)
     # Every section but "Classifiers compared" answers the synthetic-data question for one
     # classifier, the primary: a cell's mean over several classifiers would compare nothing.
@@ -53,7 +47,6 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     gold = load_test_labels(info)
     evidence = Evidence(records, gold.labels, gold.reason)
     report = build_report(info, cells, evidence, classifiers[0])
-    root = Path(run_dir)
     if len(classifiers) > 1:
         from synthmix.report.sections.compare import SECTION_TITLE, comparison_section
 
@@ -67,10 +60,10 @@ def write_report(run_dir: str | Path) -> ReportPaths:
         from synthmix.report.sections.multilabel import multilabel_section
 
         report.sections.insert(0, multilabel_section(records, classifiers[0], info))
-    report.sections.extend(generation_sections(root))
-    report.sections.extend(quality_sections(root, cells))
-    write_figures(root / FIGURES_DIR, report)
-    paths = ReportPaths(html=root / HTML_FILE, markdown=root / MARKDOWN_FILE)
+    report.sections.extend(generation_sections(run))
+    report.sections.extend(quality_sections(run, cells))
+    write_figures(run.figures_dir, report)
+    paths = ReportPaths(html=run.report_html, markdown=run.report_markdown)
     paths.html.write_text(render_html(report), encoding="utf-8")
     paths.markdown.write_text(render_markdown(report), encoding="utf-8")
     return paths

@@ -15,7 +15,7 @@ Russian or English by the task's language and can be replaced one by one (`templ
 from __future__ import annotations
 
 from synthmix.generation.personas.config import PersonaConfig
-from synthmix.generation.personas.files import load_personas, load_pool, report_path, save_pool
+from synthmix.generation.personas.files import load_personas, load_pool, save_pool
 from synthmix.generation.personas.pool import Persona, PersonaPool, PoolReport, build_persona_pool
 from synthmix.generation.personas.prompts import (
     parse_persona,
@@ -46,7 +46,6 @@ __all__ = [
     "parse_persona",
     "persona_templates",
     "persona_to_persona_prompt",
-    "report_path",
     "save_pool",
     "text_to_persona_prompt",
     "worked_examples",

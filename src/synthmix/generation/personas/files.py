@@ -6,12 +6,8 @@ import json
 from pathlib import Path
 
 from synthmix.core.errors import ConfigError, DataError
+from synthmix.core.files import sidecar
 from synthmix.generation.personas.pool import Persona, PersonaPool
-
-
-def report_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_name(path.stem + ".report.json")
 
 
 def save_pool(pool: PersonaPool, path: str | Path) -> Path:
@@ -23,7 +19,7 @@ def save_pool(pool: PersonaPool, path: str | Path) -> Path:
     lines = [json.dumps(p.to_dict(), ensure_ascii=False) for p in pool.personas]
     partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     partial.replace(path)
-    report = report_path(path)
+    report = sidecar(path)
     report.write_text(
         json.dumps(pool.summary(), ensure_ascii=False, indent=2, default=str) + "\n",
         encoding="utf-8",

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLANS
 from synthmix.experiment.results import record_classifier
+from synthmix.experiment.run_dir import FIGURES_FOLDER
 from synthmix.report.cells import (
     cell_summaries,
     find_reference,
@@ -33,7 +34,6 @@ from synthmix.report.html import esc, html_plot, html_table
 from synthmix.report.markdown import md_cell, md_table
 from synthmix.report.model import (
     DASH,
-    FIGURES_DIR,
     PLAN_ORDER,
     CellSummary,
     Plot,
@@ -118,7 +118,7 @@ def comparison_section(
         figures[f"{plot.name}.png"] = plot.png
         html_parts.append(html_plot(plot))
         md_parts.extend(
-            [f"![{plot.title}]({FIGURES_DIR}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
+            [f"![{plot.title}]({FIGURES_FOLDER}/{plot.name}.png)", "", f"*{plot.caption}*", ""]
         )
     for title, table in tables:
         html_parts.append(f"<h3>{esc(title)}</h3>\n{html_table(table)}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from synthmix.experiment.mixing import SMALL_REAL_PLUS_COUNT, SMALL_REAL_PLUS_SYNTHETIC
-from synthmix.experiment.runner import QUALITY_DIR
+from synthmix.experiment.run_dir import RunDir
 from synthmix.report.html import esc, html_table
 from synthmix.report.markdown import md_table
 from synthmix.report.model import DASH, CellSummary, Section, Table
@@ -43,11 +42,11 @@ GENERATION_COLUMNS = (
 )
 
 
-def generation_sections(root: Path) -> list[Section]:
+def generation_sections(run: RunDir) -> list[Section]:
     """How each LLM source was made and what dedup removed, from RUN_DIR/sources.json."""
     from synthmix.experiment.source_stats import read_source_stats
 
-    all_stats = read_source_stats(root)
+    all_stats = read_source_stats(run)
     sections = _trust_sections(all_stats)
     stats = {name: totals for name, totals in all_stats.items() if "texts_returned" in totals}
     if not stats:
@@ -119,19 +118,19 @@ def _proportion(value: Any) -> str:
     return f"{value['value']:.2f} [{value['low']:.2f}, {value['high']:.2f}]"
 
 
-def quality_sections(root: Path, cells: Sequence[CellSummary]) -> list[Section]:
+def quality_sections(run: RunDir, cells: Sequence[CellSummary]) -> list[Section]:
     """Sections for RUN_DIR/quality/*.json, written by `synthmix experiment --quality` or
     `synthmix quality ... --out RUN_DIR/quality/<source>.json`."""
     from synthmix.report.sections.usefulness import load_quality_dir, usefulness_section
 
-    folder = root / QUALITY_DIR
+    folder = run.quality_dir
     quality = load_quality_dir(folder) if folder.is_dir() else {}
     if not quality:
         return []
     sections = [_quality_table_section(quality)]
     plan, amount = _usefulness_cell(cells)
     if plan is not None:
-        useful = usefulness_section(root, quality, plan=plan, ratio=amount)
+        useful = usefulness_section(run, quality, plan=plan, ratio=amount)
         sections.append(
             Section(
                 "Which quality metric predicts usefulness?",

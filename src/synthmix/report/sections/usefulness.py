@@ -26,13 +26,12 @@ from synthmix.experiment.mixing import (
     SYNTHETIC_ONLY,
 )
 from synthmix.experiment.results import (
-    RUN_FILE,
     ResultsStore,
     classifier_labels,
-    read_run_info,
     record_classifier,
     summarize,
 )
+from synthmix.experiment.run_dir import FIGURES_FOLDER, RunDir
 from synthmix.quality.files import flat_values, read_quality
 from synthmix.report.html import esc, html_table
 from synthmix.report.markdown import md_table
@@ -44,7 +43,7 @@ TABLE_HEADERS = ["metric", "Spearman ρ", "95% CI", "Kendall τ", "95% CI", "sou
 
 
 def downstream_scores(
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     plan: str = SMALL_REAL_PLUS_SYNTHETIC,
     ratio: float = 1.0,
     metric: str = "f1_macro",
@@ -53,11 +52,12 @@ def downstream_scores(
     """Mean `metric` over seeds of each source's cell with `plan` (and, for the small-real
     plan, synthetic ratio `ratio`) in an experiment run, for `classifier` (a label; default
     the run's primary classifier)."""
-    records = ResultsStore(run_dir).records()
+    run = RunDir.of(run_dir)
+    records = ResultsStore(run).records()
     if not records:
-        raise SynthmixError(f"{run_dir}: no finished cells yet; run the experiment first")
+        raise SynthmixError(f"{run.root}: no finished cells yet; run the experiment first")
     if classifier is None:
-        info = read_run_info(run_dir) if (Path(run_dir) / RUN_FILE).exists() else {}
+        info = run.read_info() if run.has_run() else {}
         classifier = classifier_labels(info, records)[0]
     table = summarize([r for r in records if record_classifier(r) == classifier])
     cells = table[(table["plan"] == plan) & table["source"].notna()]
@@ -66,7 +66,7 @@ def downstream_scores(
     elif plan == SMALL_REAL_PLUS_COUNT:  # `ratio` is then the number of texts per class
         cells = cells[np.isclose(cells["synthetic_count"].astype(float), ratio)]
     if cells.empty:
-        raise SynthmixError(f"{run_dir}: no {plan} cells (ratio {ratio:g}) in the results")
+        raise SynthmixError(f"{run.root}: no {plan} cells (ratio {ratio:g}) in the results")
     return {str(row["source"]): float(row[metric]) for _, row in cells.iterrows()}
 
 
@@ -277,12 +277,12 @@ def load_quality_dir(folder: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def usefulness_section(
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     quality_by_source: Mapping[str, Mapping[str, Any]],
     plan: str = SMALL_REAL_PLUS_SYNTHETIC,
     ratio: float = 1.0,
     top_figures: int = 4,
-    figures_dir: str = "figures",
+    figures_dir: str = FIGURES_FOLDER,
 ) -> UsefulnessSection:
     """Markdown and HTML for a report section "Which quality metric predicts usefulness?"."""
     scores = downstream_scores(run_dir, plan, ratio)
