@@ -79,6 +79,8 @@ def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) 
     markdown = paths.markdown.read_text(encoding="utf-8")
     assert "## Multi-label metrics" in markdown
     assert "micro-F1" in markdown and "Hamming loss" in markdown
+    several = info["data"]["train"]["rows_with_several_labels"]
+    assert f"- train: 300 texts, {several} with two or more labels, 0 with none" in markdown
     assert "synth — 50% real + 50% synthetic" in markdown
     assert "because a multi-label run keeps no per-text predictions to pair (yet)" in markdown
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -122,3 +123,66 @@ def test_pairs_are_generated_for_real_first_texts_and_deduped_on_the_pair(
     assert set(data.texts) <= set(real.texts)  # first texts are real reviews
     assert report.duplicates > 0  # the repeated aspect of each answer
     assert report.leaks > 0  # real pairs offered back
+
+
+def test_generate_sets_cli_writes_a_multilabel_source(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cli.app import app
+    from synthmix.data.multilabel import load_multilabel as load
+
+    folder = dataset_dir("ru_goemotions")
+    real = load_multilabel(folder / "train.csv").subset(range(300))
+    real.frame.assign(labels=[json.dumps(list(s)) for s in real.label_sets]).to_csv(
+        tmp_path / "train.csv", index=False
+    )
+    card = draft_multilabel_card(real, task="эмоции")
+    (tmp_path / "card.yaml").write_text(card.to_yaml(), encoding="utf-8")
+    out = tmp_path / "sets.csv"
+    with serve(_label_set_answerer(load_multilabel(folder / "test.csv"), leak="")) as server:
+        args = ["generate-sets", str(tmp_path / "train.csv"), "--card", str(tmp_path / "card.yaml")]
+        args += ["--total", "15", "--out", str(out), "--backend", "openai"]
+        args += ["--base-url", server.url, "--model", "test-model"]
+        args += ["--api-key-env", "SYNTHMIX_UNSET_KEY", "--cache", str(tmp_path / "cache.db")]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    made = load(out)
+    assert len(made) == 15 and set(made.classes) <= set(real.classes)
+    report = json.loads(out.with_name("sets.report.json").read_text(encoding="utf-8"))
+    assert report["kept"] == 15 and report["redaction"] == {"applied": False}
+
+
+def test_generate_pairs_cli_writes_pairs_an_experiment_source_reads(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from synthmix.cli.app import app
+
+    folder = dataset_dir("sentirueval2015_restaurant_aspects")
+    real = stratified_fraction(
+        load_labeled(folder / "train.csv", text_pair_column="aspect"), 0.05, 0
+    )
+    real.frame.rename(columns={"text_pair": "aspect"}).to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "card.yaml").write_text(draft_card(real, "аспекты").to_yaml(), encoding="utf-8")
+    words = ["обслуживание", "официант", "кухня", "десерт", "вино", "интерьер", "музыка"]
+
+    def answer(body: dict[str, Any]) -> str:
+        salt = int(hashlib.sha256(prompt_text(body).encode()).hexdigest(), 16)
+        return "\n".join(f"{i}. {words[(salt + i) % len(words)]}" for i in range(1, 4))
+
+    out = tmp_path / "pairs.csv"
+    with serve(answer) as server:
+        args = [
+            "generate-pairs",
+            str(tmp_path / "train.csv"),
+            "--card",
+            str(tmp_path / "card.yaml"),
+        ]
+        args += ["--text-pair-column", "aspect", "--per-class", "3", "--out", str(out)]
+        args += ["--backend", "openai", "--base-url", server.url, "--model", "test-model"]
+        args += ["--api-key-env", "SYNTHMIX_UNSET_KEY", "--cache", str(tmp_path / "cache.db")]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    made = load_labeled(out, text_pair_column="aspect")
+    assert made.class_counts() == dict.fromkeys(sorted(set(real.labels)), 3)
+    assert made.pairs is not None and set(made.pairs) <= set(words)
+    assert set(made.texts) <= set(real.texts)

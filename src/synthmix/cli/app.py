@@ -8,7 +8,7 @@ import sys
 import typer
 
 # The command modules register their commands on the app when imported.
-from synthmix.cli import cards, generate, label, runs, texts  # noqa: F401
+from synthmix.cli import cards, generate, label, runs, tasks, texts  # noqa: F401
 from synthmix.cli.base import app
 from synthmix.core.errors import SynthmixError
 

@@ -32,7 +32,14 @@ from synthmix.core.text import one_line
 from synthmix.data.labeled import LABEL, TEXT, TEXT_PAIR, LabeledData
 from synthmix.data.multilabel import LABELS, MultiLabelData
 from synthmix.data.pairs import join_pair
-from synthmix.generation.engine import Answer, Budget, Call, Meter, run_batches
+from synthmix.generation.engine import (
+    Answer,
+    Budget,
+    Call,
+    Meter,
+    redact_inputs,
+    run_batches,
+)
 from synthmix.generation.filters import (
     Candidate,
     ExactFilter,
@@ -84,6 +91,8 @@ class TaskReport:
     parse_failures: int = 0
     stop: str = ""
     asked: Counter[str] = field(default_factory=Counter)
+    # What redacting the real texts quoted in prompts did (counts only), as in `generate`.
+    redaction: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "asked"}
@@ -175,9 +184,14 @@ async def generate_label_sets(
     weights = [share for _, share in distribution]
     by_set: dict[tuple[str, ...], list[str]] = {}
     for text, labels in zip(real.texts, real.label_sets, strict=True):
-        by_set.setdefault(labels, []).append(text)
+        by_set.setdefault(labels, []).append(text[: config.max_example_chars])
+    # Real texts bound for a server off this machine are redacted, as in `generate`.
+    redaction = redact_inputs(
+        backend, config.redaction, card.language, {"+".join(k): v for k, v in by_set.items()}
+    )
+    shown = {labels: redaction.groups["+".join(labels)] for labels in by_set}
     chain, _ = build_filters(config, real.texts)
-    report = TaskReport()
+    report = TaskReport(redaction=redaction.report)
     rows: list[dict[str, Any]] = []
     n = config.texts_per_call
 
@@ -186,9 +200,8 @@ async def generate_label_sets(
         for index in indices:
             rng = random.Random(f"{config.seed}:label-set:{index}")
             labels = rng.choices(sets, weights)[0]
-            pool = by_set[labels]
+            pool = shown[labels]
             examples = rng.sample(pool, min(config.k, len(pool)))
-            examples = [t[: config.max_example_chars] for t in examples]
             prompt = label_set_prompt(card, labels, examples, n)
             report.asked["+".join(labels)] += 1
             request = prompt.request(
@@ -245,7 +258,9 @@ async def generate_pairs(
         seconds_of.setdefault(label, []).append(second)
     real_pairs = [join_pair(t, p) for t, p in zip(real.texts, pairs, strict=True)]
     chain = FilterChain([TruncatedFilter(), RealCopyFilter(real_pairs), ExactFilter()])
-    report = TaskReport()
+    pools = {label: sorted(set(seconds)) for label, seconds in seconds_of.items()}
+    redaction = redact_inputs(backend, config.redaction, card.language, {"firsts": firsts, **pools})
+    report = TaskReport(redaction=redaction.report)
     rows: list[dict[str, Any]] = []
     n = config.texts_per_call
     classes = [c for c in card.class_names if c in set(real.labels)]
@@ -257,11 +272,13 @@ async def generate_pairs(
             calls = []
             for index in indices:
                 rng = random.Random(f"{config.seed}:pair:{label}:{index}")
-                first = rng.choice(firsts)
-                pool = sorted(set(seconds_of.get(label, [])))
+                at = rng.randrange(len(firsts))
+                # The prompt quotes the redacted text; the pair keeps the real one.
+                first, quoted = firsts[at], redaction.groups["firsts"][at]
+                pool = redaction.groups.get(label, [])
                 examples = rng.sample(pool, min(config.k, len(pool)))
                 prompt = pair_prompt(
-                    card, first, label, examples, n, config.max_example_chars, pair_description
+                    card, quoted, label, examples, n, config.max_example_chars, pair_description
                 )
                 report.asked[label] += 1
                 request = prompt.request(

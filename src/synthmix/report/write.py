@@ -64,7 +64,7 @@ def write_report(run_dir: str | Path | RunDir) -> ReportPaths:
     if info.get("task") == "multi_label":
         from synthmix.report.sections.multilabel import multilabel_section
 
-        report.sections.insert(0, multilabel_section(records, classifiers[0]))
+        report.sections.insert(0, multilabel_section(records, classifiers[0], info))
     tuned = tuning_section(primary, cells)
     if tuned is not None:
         report.sections.append(tuned)

@@ -26,9 +26,31 @@ def is_multilabel(info: dict[str, Any]) -> bool:
     return info.get("task") == "multi_label"
 
 
-def multilabel_section(records: list[dict[str, Any]], classifier: str) -> Section:
+def data_lines(info: dict[str, Any]) -> list[str]:
+    """Rows with several labels, with none, and the most frequent label pairs, per split."""
+    lines = []
+    for role in ("train", "test"):
+        described = (info.get("data") or {}).get(role) or {}
+        if "rows_with_several_labels" not in described:
+            continue
+        pairs = ", ".join(
+            f"{' + '.join(item['labels'])} ({item['texts']})"
+            for item in described.get("cooccurrence", [])[:5]
+        )
+        lines.append(
+            f"{role}: {described['rows']} texts, {described['rows_with_several_labels']} with "
+            f"two or more labels, {described['rows_without_label']} with none"
+            + (f"; most frequent pairs: {pairs}" if pairs else "")
+        )
+    return lines
+
+
+def multilabel_section(
+    records: list[dict[str, Any]], classifier: str, info: dict[str, Any] | None = None
+) -> Section:
     """Mean ± 95% CI over seeds of micro/macro/samples F1, subset accuracy and Hamming loss,
-    per cell, for `classifier`'s fits, best micro-F1 first."""
+    per cell, for `classifier`'s fits, best micro-F1 first; with `info` (run.json), what the
+    data's label sets look like."""
     by_cell: dict[str, list[dict[str, Any]]] = defaultdict(list)
     titles: dict[str, str] = {}
     for record in records:
@@ -56,8 +78,13 @@ def multilabel_section(records: list[dict[str, Any]], classifier: str) -> Sectio
         "per text, Hamming loss is the share of wrong text-label decisions (lower is better). "
         "The per-class heatmap shows per-label F1."
     )
+    lines = data_lines(info or {})
+    html_lines = "".join(f"<li>{esc(line)}</li>" for line in lines)
+    md_lines = "".join(f"- {line}\n" for line in lines)
     return Section(
         SECTION_TITLE,
-        f'<p class="note">{esc(note)}</p>\n{html_table(table)}',
-        f"_{note}_\n\n{md_table(table)}\n",
+        f'<p class="note">{esc(note)}</p>\n'
+        + (f"<ul>{html_lines}</ul>\n" if lines else "")
+        + html_table(table),
+        f"_{note}_\n\n" + (f"{md_lines}\n" if lines else "") + f"{md_table(table)}\n",
     )
