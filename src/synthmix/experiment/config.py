@@ -13,6 +13,9 @@ from synthmix.core.errors import ConfigError
 from synthmix.experiment.mixing import PlanConfig
 from synthmix.experiment.sources import SourceConfig
 
+# Source keys added after runs existed, with their defaults (see ExperimentConfig.to_dict).
+_LATER_SOURCE_KEYS: dict[str, object] = {"filter": None, "drop_label_issues": False}
+
 
 @dataclass
 class DataConfig:
@@ -69,6 +72,12 @@ class ExperimentConfig:
         raw = dataclasses.asdict(self)
         raw.pop("base_dir")
         raw.pop("jobs")  # how many cores ran it does not change the results
+        for source in raw["sources"]:
+            # Keys added after runs existed stay out at their defaults: such a run's
+            # fingerprint, and so its resumption, does not change.
+            for key, default in _LATER_SOURCE_KEYS.items():
+                if source.get(key) == default:
+                    source.pop(key, None)
         return raw
 
 
