@@ -94,17 +94,7 @@ def training_text(label: str, text: str) -> str:
 
 def load_base(model: str) -> tuple[Any, Any]:
     """Tokenizer and causal LM of `model`: a hub name, a folder or a GGUF file."""
-    path = Path(model).expanduser()
-    options: dict[str, Any] = {}
-    source = model
-    if path.suffix == ".gguf":
-        if not path.is_file():
-            raise ConfigError(f"{model}: GGUF file not found")
-        if importlib.util.find_spec("gguf") is None:
-            raise ConfigError(f"{model}: a GGUF file in transformers needs `pip install gguf`")
-        source, options = str(path.parent), {"gguf_file": path.name}
-    elif not path.exists() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
-        raise ConfigError(f"{model}: model folder not found")
+    source, options = _resolve(model)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -116,6 +106,23 @@ def load_base(model: str) -> tuple[Any, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, base
+
+
+def _resolve(model: str) -> tuple[str, dict[str, Any]]:
+    """Where transformers loads `model` from, checked before transformers is imported (a
+    typo fails in a second, not after the libraries have loaded)."""
+    path = Path(model).expanduser()
+    options: dict[str, Any] = {}
+    source = model
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"{model}: GGUF file not found")
+        if importlib.util.find_spec("gguf") is None:
+            raise ConfigError(f"{model}: a GGUF file in transformers needs `pip install gguf`")
+        source, options = str(path.parent), {"gguf_file": path.name}
+    elif not path.exists() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
+        raise ConfigError(f"{model}: model folder not found")
+    return source, options
 
 
 def _encode(tokenizer: Any, data: LabeledData, max_length: int) -> list[dict[str, list[int]]]:
@@ -160,6 +167,7 @@ def tune_generator(
     model + tokenizer + synthmix_tuned.json) and OUT/adapter."""
     config.check()
     data.require_classes(2)
+    _resolve(config.model)
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments, set_seed
