@@ -105,7 +105,24 @@ def load_base(model: str) -> tuple[Any, Any]:
         raise ConfigError(f"{model}: cannot load a causal LM: {problem}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    _drop_gguf_quantizer(base, model)
     return tokenizer, base
+
+
+def _drop_gguf_quantizer(base: Any, model: str) -> None:
+    """A GGUF file de-quantised into plain float weights still carries its quantizer, and
+    the Trainer refuses every model that says it is quantized; nothing quantized is left,
+    so the marker goes. Weights left packed in GGUF blocks cannot be trained."""
+    quantizer = getattr(base, "hf_quantizer", None)
+    if quantizer is None:
+        return
+    if any(not parameter.is_floating_point() for parameter in base.parameters()):
+        raise ConfigError(
+            f"{model}: transformers kept this GGUF's weights packed, which cannot be trained; "
+            "uninstall `kernels` so that it de-quantises them, or give an HF model"
+        )
+    # What transformers itself does for a checkpoint loaded with `dequantize=True`.
+    quantizer.remove_quantization_config(base)
 
 
 def _resolve(model: str) -> tuple[str, dict[str, Any]]:
