@@ -34,12 +34,17 @@ def run(
     rule: ClassifierFilterConfig,
     stand_in: float | None,
     label_issues: bool = False,
+    strategies: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     real = _write_stand_in(out, per_class, stand_in) if stand_in is not None else None
     made = all((out / "sources" / f"{name}.jsonl").exists() for name, _, _ in LLM_RUNS)
-    if real is None and not made:
+    if real is None and strategies:
+        subset = _generate_subset(out, per_class, strategies)
+    elif real is None and not made:
         generate_llm_sources(out, per_class, progress=True)
     config = demo_config(out, seeds=seeds, llm_per_class=per_class)
+    if real is None and strategies:
+        config.sources = [dataclasses.replace(config.sources[1], path=str(subset))]
     if real is not None:
         config.data = dataclasses.replace(config.data, train=str(real))
         config.sources = [
@@ -64,6 +69,25 @@ def run(
     tag += "-issues" if label_issues else ""
     run_experiment(config, out / tag, progress=True)
     return ResultsStore(out / tag).records()
+
+
+def _generate_subset(out: Path, per_class: int, strategies: list[str]) -> Path:
+    """Only some of the demo's Gemma sources (card-only prompts, temperature 0.7, answers in
+    the same cache as the demo's), for a shorter run on a busy machine."""
+    from synthmix.demo import demo_data_dir
+    from synthmix.generation.plan import GenerationPlan, run_plan
+
+    plan = GenerationPlan(
+        card=str(demo_data_dir() / "card.yaml"),
+        cache=str(out / "llm-cache.sqlite"),
+        out=str(out / "sources" / f"subset-{'-'.join(strategies)}.jsonl"),
+        per_class=per_class,
+        k=3,
+        max_tokens=200,
+        strategies=strategies,
+        temperatures=[0.7],
+    )
+    return run_plan(plan, progress=True).out
 
 
 def _write_stand_in(out: Path, per_class: int, wrong: float) -> Path:
@@ -137,6 +161,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--keep-share", type=float, default=None)
     parser.add_argument("--label-issues", action="store_true", help="also drop_label_issues")
+    parser.add_argument("--strategies", nargs="+", default=None, help="only these Gemma sources")
     parser.add_argument("--stand-in", type=float, default=None, metavar="WRONG_SHARE")
     args = parser.parse_args()
     if args.top_k is not None:
@@ -145,7 +170,8 @@ def main() -> None:
         rule = ClassifierFilterConfig(keep_share=args.keep_share)
     else:
         rule = ClassifierFilterConfig(min_probability=args.min_probability)
-    summarise(run(args.out, args.per_class, args.seeds, rule, args.stand_in, args.label_issues))
+    options = (args.stand_in, args.label_issues, args.strategies)
+    summarise(run(args.out, args.per_class, args.seeds, rule, *options))
 
 
 if __name__ == "__main__":

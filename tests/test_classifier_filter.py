@@ -359,3 +359,24 @@ def pd_frame_read(path: Path) -> Any:
     import pandas as pd
 
     return pd.read_json(path, lines=True)
+
+
+def test_label_issues_are_skipped_in_a_cell_where_a_class_has_one_text(
+    cedr_train: LabeledData,
+) -> None:
+    visible = sample_per_class(cedr_train, {"joy": 20, "fear": 20, "anger": 1}, seed=0)
+    synthetic = sample_per_class(cedr_train, {"joy": 5, "fear": 5}, seed=1)
+    judged = JudgedSource("s", synthetic, drop_label_issues=True)
+    assert len(judged(visible, 0, seed=0)) == len(synthetic)
+    report = judged.drops(visible, seed=0)
+    assert "class 'anger' has one text" in report["label_issues"]["skipped"]
+
+
+def test_a_run_without_filters_keeps_its_fingerprint(experiment_files: Path) -> None:
+    """Sources without the new keys record what they recorded before: older runs resume."""
+    config = load_experiment(experiment_files / "experiment.yaml")
+    assert set(config.to_dict()["sources"][0]) == {
+        "path", "name", "augment", "split_by", "plans", "text_column", "label_column",
+    }  # fmt: skip
+    config.sources[0].drop_label_issues = True
+    assert config.to_dict()["sources"][0]["drop_label_issues"] is True

@@ -16,6 +16,13 @@ from synthmix.experiment.executors import ExecutorConfig, ExecutorKind
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLANS, Cell, PlanConfig
 from synthmix.experiment.sources import SourceConfig
 
+# Source keys added after runs existed, with their defaults (see ExperimentConfig.to_dict).
+_LATER_SOURCE_KEYS: dict[str, object] = {
+    "filter": None,
+    "drop_label_issues": False,
+    "text_pair_column": None,
+}
+
 
 @dataclass
 class DataConfig:
@@ -128,6 +135,12 @@ class ExperimentConfig:
         for key, default in _NEW_DATA_DEFAULTS.items():
             if raw["data"].get(key) == default:
                 raw["data"].pop(key)
+        for source in raw["sources"]:
+            # Keys added after runs existed stay out at their defaults: such a run's
+            # fingerprint, and so its resumption, does not change.
+            for key, unset in _LATER_SOURCE_KEYS.items():
+                if source.get(key) == unset:
+                    source.pop(key, None)
         raw.pop("executor")  # nor where they ran
         return raw
 

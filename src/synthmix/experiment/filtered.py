@@ -13,13 +13,14 @@ sample and the source. Cells sharing a real sample and seed share one judgement.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthmix.core.errors import ConfigError
+from synthmix.core.errors import ConfigError, DataError
 from synthmix.data.labeled import LabeledData
 from synthmix.experiment.sources import SourceConfig
 from synthmix.generation.classifier_filter import (
@@ -29,6 +30,8 @@ from synthmix.generation.classifier_filter import (
     filter_config,
 )
 from synthmix.labeling.issues import SYNTHETIC, IssueConfig, find_label_issues
+
+log = logging.getLogger("synthmix")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,14 @@ class JudgedSource:
             report["classifier"] = {"rule": self.classifier.rule, **counts.to_dict()}
         if self.drop_label_issues:
             rest = self.data.subset(np.flatnonzero(keep))
-            issues = find_label_issues(visible, rest, IssueConfig(seed=seed))
+            try:
+                issues = find_label_issues(visible, rest, IssueConfig(seed=seed))
+            except DataError as exc:
+                # A class with one text in this cell has no out-of-fold probability; the
+                # cell keeps its texts rather than the whole grid stopping.
+                log.warning("source %r: label issues skipped in a cell: %s", self.name, exc)
+                report["label_issues"] = {"dropped": {}, "skipped": exc.problem}
+                return self._finish(keep, report)
             flagged = np.flatnonzero(keep)[issues.flagged_rows(SYNTHETIC)]
             keep[flagged] = False
             counts_by_origin = issues.counts()
@@ -99,6 +109,9 @@ class JudgedSource:
                 # Flagged real texts stay in the cell: they are for a human to look at.
                 "real_flagged": counts_by_origin.get("real", {}).get("flagged", 0),
             }
+        return self._finish(keep, report)
+
+    def _finish(self, keep: np.ndarray, report: dict[str, Any]) -> _Judged:
         labels = np.asarray(self.data.labels, dtype=object)
         dropped = labels[~keep]
         report["dropped"] = {str(c): int((dropped == c).sum()) for c in sorted(set(dropped))}

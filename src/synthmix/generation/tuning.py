@@ -94,6 +94,40 @@ def training_text(label: str, text: str) -> str:
 
 def load_base(model: str) -> tuple[Any, Any]:
     """Tokenizer and causal LM of `model`: a hub name, a folder or a GGUF file."""
+    source, options = _resolve(model)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **options)
+        base = AutoModelForCausalLM.from_pretrained(source, **options)
+    except (OSError, ValueError) as exc:
+        problem = one_line(str(exc))[:300]
+        raise ConfigError(f"{model}: cannot load a causal LM: {problem}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    _drop_gguf_quantizer(base, model)
+    return tokenizer, base
+
+
+def _drop_gguf_quantizer(base: Any, model: str) -> None:
+    """A GGUF file de-quantised into plain float weights still carries its quantizer, and
+    the Trainer refuses every model that says it is quantized; nothing quantized is left,
+    so the marker goes. Weights left packed in GGUF blocks cannot be trained."""
+    quantizer = getattr(base, "hf_quantizer", None)
+    if quantizer is None:
+        return
+    if any(not parameter.is_floating_point() for parameter in base.parameters()):
+        raise ConfigError(
+            f"{model}: transformers kept this GGUF's weights packed, which cannot be trained; "
+            "uninstall `kernels` so that it de-quantises them, or give an HF model"
+        )
+    # What transformers itself does for a checkpoint loaded with `dequantize=True`.
+    quantizer.remove_quantization_config(base)
+
+
+def _resolve(model: str) -> tuple[str, dict[str, Any]]:
+    """Where transformers loads `model` from, checked before transformers is imported (a
+    typo fails in a second, not after the libraries have loaded)."""
     path = Path(model).expanduser()
     options: dict[str, Any] = {}
     source = model
@@ -105,17 +139,7 @@ def load_base(model: str) -> tuple[Any, Any]:
         source, options = str(path.parent), {"gguf_file": path.name}
     elif not path.exists() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
         raise ConfigError(f"{model}: model folder not found")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **options)
-        base = AutoModelForCausalLM.from_pretrained(source, **options)
-    except (OSError, ValueError) as exc:
-        problem = one_line(str(exc))[:300]
-        raise ConfigError(f"{model}: cannot load a causal LM: {problem}") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, base
+    return source, options
 
 
 def _encode(tokenizer: Any, data: LabeledData, max_length: int) -> list[dict[str, list[int]]]:
@@ -160,6 +184,7 @@ def tune_generator(
     model + tokenizer + synthmix_tuned.json) and OUT/adapter."""
     config.check()
     data.require_classes(2)
+    _resolve(config.model)
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments, set_seed
