@@ -113,6 +113,17 @@ class Cell:
             return f"{self.real_fraction:.0%} real + {self.synthetic_count} synthetic per class"
         return PLAN_TITLES[self.plan]
 
+    def describe(self) -> dict[str, Any]:
+        """The cell as a results record holds it."""
+        return {
+            "plan": self.plan,
+            "real_fraction": self.real_fraction,
+            "synthetic_ratio": self.synthetic_ratio,
+            "synthetic_count": self.synthetic_count,
+            "source": self.source,
+            "title": self.title,
+        }
+
 
 def plan_cells(
     plans: PlanConfig,

@@ -318,14 +318,7 @@ def fit_record(
     return {
         "key": result_key(cell, seed, classifier),
         "cell_key": cell.key,
-        "cell": {
-            "plan": cell.plan,
-            "real_fraction": cell.real_fraction,
-            "synthetic_ratio": cell.synthetic_ratio,
-            "synthetic_count": cell.synthetic_count,
-            "source": cell.source,
-            "title": cell.title,
-        },
+        "cell": cell.describe(),
         "seed": seed,
         "classifier": classifier.describe(),
         **mix,
