@@ -14,10 +14,8 @@ import hashlib
 import inspect
 import json
 import logging
-import os
 import platform
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,13 +23,11 @@ from typing import Any
 
 import numpy as np
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from synthmix.cards.card import load_card
 from synthmix.classifiers.registry import (
     ClassifierConfig,
-    available_classifiers,
     build_classifier,
 )
 from synthmix.core.errors import ConfigError
@@ -54,12 +50,14 @@ from synthmix.experiment.runner import (
     _fingerprint_of,
     _with_method,
     _worker_count,
+    known_classifiers,
+    record_timings,
     source_plans,
 )
-from synthmix.experiment.shared_features import result_key
+from synthmix.experiment.shared_features import GridStats, result_key
 from synthmix.experiment.sources import derived_sources
 from synthmix.experiment.task_sources import MultiLabelAugment, load_multilabel_sources
-from synthmix.experiment.workers import guarded
+from synthmix.experiment.workers import fit_cells
 from synthmix.stats.multilabel import evaluate_multilabel
 
 log = logging.getLogger("synthmix")
@@ -140,12 +138,7 @@ def run_multilabel_experiment(
 ) -> RunOutcome:
     """Every (cell, seed, classifier) fit not yet in `run_dir`, as `run_experiment`."""
     run = RunDir.of(run_dir)
-    classifiers = config.compared_classifiers()
-    unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]
-    if unknown:
-        raise ConfigError(
-            f"unknown classifier {unknown[0]!r} (available: {', '.join(available_classifiers())})"
-        )
+    classifiers = known_classifiers(config)
     for spec in classifiers:
         check_multilabel_classifier(spec)
     data = load_multilabel_experiment_data(config)
@@ -154,7 +147,12 @@ def run_multilabel_experiment(
     _claim_run_dir(run, info)
     store = ResultsStore(run)
     done = store.finished_keys()
-    tasks = [(cell, seed, spec) for spec in classifiers for cell in cells for seed in config.seeds]
+    tasks = [
+        (cell, seed, spec)
+        for spec in classifiers
+        for cell in cells
+        for seed in config.seeds_for(cell)
+    ]
     todo = [task for task in tasks if result_key(*task) not in done]
     workers = _worker_count(jobs if jobs is not None else config.jobs, len(todo))
     bar = tqdm(
@@ -167,7 +165,7 @@ def run_multilabel_experiment(
     versions = package_versions()
     started = time.perf_counter()
     with bar:
-        for record in _run_tasks(todo, data, workers):
+        for record in fit_cells(run_multilabel_cell, todo, data, workers):
             store.append({**record, "versions": versions})
             bar.set_postfix_str(
                 f"{record['classifier']['label']} {record['cell']['title']} "
@@ -175,29 +173,8 @@ def run_multilabel_experiment(
             )
             bar.update()
     if todo:
-        seconds = time.perf_counter() - started
-        info = run.read_info()
-        info["timings"] = {
-            "grid_s": round(seconds, 3),
-            "fits": len(todo),
-            "fits_per_s": round(len(todo) / seconds, 3) if seconds > 0 else None,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        run.write_info(info)
+        record_timings(run, len(todo), time.perf_counter() - started, GridStats())
     return RunOutcome(run.root, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
-
-
-def _run_tasks(
-    todo: list[tuple[Cell, int, ClassifierConfig]], data: MultiLabelExperimentData, workers: int
-) -> Iterator[dict[str, Any]]:
-    if workers <= 1:
-        for cell, seed, classifier in todo:
-            yield run_multilabel_cell(cell, seed, data, classifier)
-        return
-    yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
-        delayed(guarded)(os.getpid(), run_multilabel_cell, cell, seed, data, classifier)
-        for cell, seed, classifier in todo
-    )
 
 
 def run_multilabel_cell(

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from synthmix.cards.card import load_card
@@ -52,7 +51,7 @@ from synthmix.experiment.source_stats import (
     write_source_stats,
 )
 from synthmix.experiment.sources import DerivedSource, derived_sources, load_sources
-from synthmix.experiment.workers import guarded
+from synthmix.experiment.workers import fit_cells
 from synthmix.quality.config import QualityConfig
 from synthmix.quality.files import write_quality
 
@@ -127,12 +126,7 @@ def run_experiment(
 
         return run_multilabel_experiment(config, run_dir, jobs, progress)
     run = RunDir.of(run_dir)
-    classifiers = config.compared_classifiers()
-    unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]
-    if unknown:
-        raise ConfigError(
-            f"unknown classifier {unknown[0]!r} (available: {', '.join(available_classifiers())})"
-        )
+    classifiers = known_classifiers(config)
     data = load_experiment_data(config)
     cells = plan_cells(config.plans, list(data.sources), source_plans(config, data))
     info = _run_info(config, data, cells)
@@ -171,7 +165,7 @@ def run_experiment(
             )
             bar.update()
     if todo:
-        _record_timings(run, len(todo), time.perf_counter() - started, stats)
+        record_timings(run, len(todo), time.perf_counter() - started, stats)
     if any(isinstance(source, JudgedSource) for source in data.sources.values()):
         add_judged_stats(run, store.records())
     return RunOutcome(run.root, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
@@ -216,7 +210,18 @@ def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, li
     return restrictions
 
 
-def _record_timings(run: RunDir, fits: int, seconds: float, stats: GridStats) -> None:
+def known_classifiers(config: ExperimentConfig) -> list[ClassifierConfig]:
+    """The classifiers `config` compares, each one the registry knows."""
+    classifiers = config.compared_classifiers()
+    unknown = [spec.name for spec in classifiers if spec.name not in available_classifiers()]
+    if unknown:
+        raise ConfigError(
+            f"unknown classifier {unknown[0]!r} (available: {', '.join(available_classifiers())})"
+        )
+    return classifiers
+
+
+def record_timings(run: RunDir, fits: int, seconds: float, stats: GridStats) -> None:
     """The grid's time and fits/s in run.json: of the latest session that fitted, and
     summed over every session of a resumed run."""
     info = run.read_info()
@@ -245,17 +250,8 @@ def _run_tasks(
     shared = [task for task in todo if shared_spec(task[2]) is not None]
     if shared:
         yield from run_shared(shared, data.train, data.test, data.sources, run, workers, stats)
-    todo = [task for task in todo if shared_spec(task[2]) is None]
-    if not todo:
-        return
-    if workers <= 1:
-        for cell, seed, classifier in todo:
-            yield run_cell(cell, seed, data, classifier)
-        return
-    # Results come back as each fit finishes, so each is stored before the next one ends.
-    yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
-        delayed(guarded)(os.getpid(), run_cell, cell, seed, data, classifier)
-        for cell, seed, classifier in todo
+    yield from fit_cells(
+        run_cell, [task for task in todo if shared_spec(task[2]) is None], data, workers
     )
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
+
+from joblib import Parallel, delayed
 
 T = TypeVar("T")
 
@@ -20,6 +22,22 @@ def guarded(main_pid: int, task: Callable[..., T], *args: Any) -> T:
     only runs the task."""
     die_with_parent(main_pid)
     return task(*args)
+
+
+def fit_cells(
+    fit: Callable[..., T], todo: Iterable[tuple[Any, ...]], data: Any, workers: int
+) -> Iterator[T]:
+    """`fit(cell, seed, data, classifier)` for every task of `todo`, in `workers` processes
+    that die with the run; results come back as each fit finishes, so each is stored before
+    the next one ends."""
+    if workers <= 1:
+        for cell, seed, classifier in todo:
+            yield fit(cell, seed, data, classifier)
+        return
+    yield from Parallel(n_jobs=workers, return_as="generator_unordered")(
+        delayed(guarded)(os.getpid(), fit, cell, seed, data, classifier)
+        for cell, seed, classifier in todo
+    )
 
 
 def die_with_parent(main_pid: int, interval_s: float = 0.5) -> None:
