@@ -225,13 +225,7 @@ async def generate_label_sets(
                         )
                     )
 
-    budget = Budget(
-        target=total,
-        max_calls=config.max_calls_per_class or 4 * -(-total // n),
-        per_call=n,
-        concurrency=config.concurrency,
-        max_cost=config.max_cost,
-    )
+    budget = _budget(total, n, config)
     report.stop = await run_batches(backend, budget, lambda: len(rows), plan, take, Meter(), report)
     report.kept = len(rows)
     frame = pd.DataFrame.from_records(rows, columns=[TEXT, LABELS, *_PROVENANCE])
@@ -307,13 +301,7 @@ async def generate_pairs(
                             )
                         )
 
-        budget = Budget(
-            target=per_class,
-            max_calls=config.max_calls_per_class or 4 * -(-per_class // n),
-            per_call=n,
-            concurrency=config.concurrency,
-            max_cost=config.max_cost,
-        )
+        budget = _budget(per_class, n, config)
 
         def count(kept: list[int] = kept) -> int:
             return kept[0]
@@ -365,3 +353,15 @@ def _provenance(
         "seed": config.seed,
         "call_id": f"{strategy}:{config.seed}:{call}",
     }
+
+
+def _budget(target: int, per_call: int, config: GenerationConfig) -> Budget:
+    """The engine's budget for `target` texts: the config's call cap, or 4x the calls `target`
+    needs at `per_call` texts a call."""
+    return Budget(
+        target=target,
+        max_calls=config.max_calls_per_class or 4 * -(-target // per_call),
+        per_call=per_call,
+        concurrency=config.concurrency,
+        max_cost=config.max_cost,
+    )

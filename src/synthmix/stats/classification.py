@@ -37,15 +37,7 @@ def evaluate(
         "f1_weighted": float(weighted[2]),
         "precision_macro": float(macro[0]),
         "recall_macro": float(macro[1]),
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        "per_class": per_class(labels, precision, recall, f1, support),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "classes": labels,
     }
@@ -69,6 +61,22 @@ class Estimate:
         if self.n < 2:
             return f"{self.mean:.{digits}f}"
         return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f}"
+
+
+def per_class(
+    labels: Sequence[str], precision: Any, recall: Any, f1: Any, support: Any
+) -> dict[str, dict[str, float]]:
+    """scikit-learn's per-class arrays (`precision_recall_fscore_support` without averaging)
+    as one dict per class, in `labels` order."""
+    return {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Estimate:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, hamming_loss, precision_recall_fscore_support
 
+from synthmix.stats.classification import per_class
+
 
 def evaluate_multilabel(
     y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]
@@ -39,14 +41,6 @@ def evaluate_multilabel(
         **{f"f1_{average}": float(scores[2]) for average, scores in averaged.items()},
         **{f"precision_{average}": float(scores[0]) for average, scores in averaged.items()},
         **{f"recall_{average}": float(scores[1]) for average, scores in averaged.items()},
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        "per_class": per_class(labels, precision, recall, f1, support),
         "classes": labels,
     }
