@@ -75,6 +75,12 @@ def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) 
     assert info["data"]["train"]["rows_with_several_labels"] > 0
     again = run_experiment(config, run_dir, jobs=1, progress=False)
     assert again.ran == 0 and again.reused == 8
+    # More seeds for the small-real cells alone: only their new fits run.
+    config.small_real_seeds = [0, 1, 2]
+    more = run_experiment(config, run_dir, jobs=1, progress=False)
+    added = [r for r in ResultsStore(run_dir).records() if r["seed"] == 2]
+    assert more.ran == len(added) > 0 and more.reused == 8
+    assert "100% real" not in {r["cell"]["title"] for r in added}
     paths = write_report(run_dir)
     markdown = paths.markdown.read_text(encoding="utf-8")
     assert "## Multi-label metrics" in markdown

@@ -45,6 +45,7 @@ from synthmix.experiment.multimix import GROUP, MultiLabelDeriver, compose_multi
 from synthmix.experiment.results import ResultsStore
 from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.runner import (
+    _PER_CLASSIFIER,
     RunOutcome,
     _claim_run_dir,
     _fingerprint_of,
@@ -266,9 +267,7 @@ def _run_info(
             for name, source in data.sources.items()
         },
     }
-    common = {
-        k: v for k, v in config.to_dict().items() if k not in ("seeds", "classifier", "classifiers")
-    }
+    common = {k: v for k, v in config.to_dict().items() if k not in _PER_CLASSIFIER}
     classifiers = config.compared_classifiers()
     return {
         "name": config.name,
@@ -276,6 +275,7 @@ def _run_info(
         "fingerprint": _fingerprint_of({"config": common, "data": described}),
         "config": config.to_dict(),
         "seeds": config.seeds,
+        **({"small_real_seeds": config.small_real_seeds} if config.small_real_seeds else {}),
         "classifier": {"name": classifiers[0].name, "params": classifiers[0].params},
         "classifiers": [_with_method(spec) for spec in classifiers],
         "cells": len(cells),
