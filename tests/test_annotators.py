@@ -274,6 +274,7 @@ def test_annotate_command_moderates_explains_and_reruns_from_cache(
     tasks = json.loads((tmp_path / "ls.json").read_text(encoding="utf-8"))
     assert [p["model_version"] for p in tasks[1]["predictions"]] == ["a", "b", "final"]
     assert tasks[1]["predictions"][2]["result"][0]["value"] == {"choices": ["sadness"]}
+    assert tasks[1]["data"] == {"text": TEXTS[1], "row": 2}  # review-import traces it back
 
     # Annotators and moderator share one backend: 3 + 3 labels, 1 verdict, 3 explanations.
     assert len(server.bodies) == 10

@@ -188,3 +188,64 @@ def label_issues(
         f"wrote {int(issues.flagged.sum())} suspected label issues ({', '.join(parts)}) to "
         f"{out}; report {report}"
     )
+
+
+@app.command("review-import")
+def review_import(
+    ctx: typer.Context,
+    reviews: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Label Studio JSON exports and/or review CSVs with a filled human_label column."
+        ),
+    ],
+    card: Annotated[Path, typer.Option(help="Task card YAML: the classes a label must be.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Reviewed labels (JSONL: a source, --calibrate gold or --examples); "
+            "<out stem>.conflicts.jsonl and .report.json beside it."
+        ),
+    ],
+    reviewer: Annotated[
+        str | None, typer.Option(help="Who filled the CSVs (unless they have a reviewer column).")
+    ] = None,
+    blank: Annotated[
+        str,
+        typer.Option(
+            help="A blank human_label: 'skip' (not reviewed) or 'keep' (the label stands)."
+        ),
+    ] = "skip",
+    from_name: Annotated[
+        str, typer.Option(help="Name of the Choices tag in the Label Studio labeling config.")
+    ] = "label",
+    text_column: TextColumn = "text",
+    encoding: Encoding = "auto",
+) -> None:
+    """Read human review back: Label Studio exports and filled review CSVs become labels
+    with provenance (file, task/annotation or row, reviewer, label before review)."""
+    claim_output(ctx, out)
+    from synthmix.cards.card import load_card
+    from synthmix.labeling.review_import import conflicts_path, import_reviews, write_import
+
+    if blank not in ("skip", "keep"):
+        raise SynthmixError(f"--blank must be 'skip' or 'keep', got {blank!r}")
+    result = import_reviews(
+        reviews,
+        load_card(card),
+        str(card),
+        reviewer=reviewer,
+        blank="keep" if blank == "keep" else "skip",
+        from_name=from_name,
+        text_column=text_column,
+        encoding=encoding,
+    )
+    report = write_import(result, out)
+    typer.echo(result.summary(), err=True)
+    if result.conflicts:
+        typer.echo(
+            f"{len(result.conflicts)} texts whose reviewers disagree are left out: see "
+            f"{conflicts_path(out)}",
+            err=True,
+        )
+    typer.echo(f"wrote {len(result.labels)} reviewed labels to {out}; report {report}")

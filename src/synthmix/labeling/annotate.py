@@ -244,7 +244,10 @@ def write_annotation(
     if label_studio is not None:
         predictions = {name: list(run.table[name]) for name in run.annotators}
         predictions["final"] = list(run.table["label"])
-        export_label_studio(label_studio_tasks(list(run.table["text"]), predictions), label_studio)
+        # The input row travels with each task, so reviewed labels trace back to the file.
+        rows = {"row": list(range(1, len(run.table) + 1))}
+        tasks = label_studio_tasks(list(run.table["text"]), predictions, data=rows)
+        export_label_studio(tasks, label_studio)
     return report_path
 
 

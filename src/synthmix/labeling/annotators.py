@@ -330,9 +330,12 @@ def label_studio_tasks(
     scores: Mapping[str, Sequence[float]] | None = None,
     from_name: str = "label",
     to_name: str = "text",
+    data: Mapping[str, Sequence[Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Label Studio tasks (`data.text`) with one prediction per model/annotator, in the
-    Choices format of a `<Choices name="label" toName="text">` labeling config."""
+    """Label Studio tasks (`data.text`, plus per task the values of `data`, such as the
+    input row) with one prediction per model/annotator, in the Choices format of a
+    `<Choices name="label" toName="text">` labeling config. `synthmix review-import` reads
+    the export back; the prediction named "final" is the label before review."""
     tasks = []
     for i, text in enumerate(texts):
         preds = []
@@ -347,7 +350,9 @@ def label_studio_tasks(
             if scores is not None and model in scores:
                 pred["score"] = float(scores[model][i])
             preds.append(pred)
-        tasks.append({"data": {"text": text}, "predictions": preds})
+        task_data: dict[str, Any] = {"text": text}
+        task_data.update({key: values[i] for key, values in (data or {}).items()})
+        tasks.append({"data": task_data, "predictions": preds})
     return tasks
 
 
