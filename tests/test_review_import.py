@@ -356,3 +356,45 @@ def test_bad_review_files_are_one_line(tmp_path: Path) -> None:
     assert "no column 'human_label'; nor Label Studio tasks with 'data'" in str(flat.exception)
     for result in (unknown, nothing, flat):
         assert isinstance(result.exception, SynthmixError) and "\n" not in str(result.exception)
+
+
+def test_label_issues_go_to_label_studio_and_come_back_corrected(
+    cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    """label-issues -> Label Studio -> review-import: a reviewer who knows the true labels
+    fixes the planted flips, and each row traces back to the data file and row."""
+    import numpy as np
+
+    from synthmix.data.labeled import stratified_fraction
+
+    truth = stratified_fraction(cedr_train, 0.1, seed=0).frame
+    noisy = truth.copy()
+    rng = np.random.default_rng(0)
+    flips = rng.choice(len(noisy), 8, replace=False)
+    for i in flips:
+        noisy.loc[i, LABEL] = CLASSES[(CLASSES.index(noisy.loc[i, LABEL]) + 1) % 6]
+    data = tmp_path / "data.csv"
+    noisy.to_csv(data, index=False)
+    tasks_path = tmp_path / "issues-tasks.json"
+    done = _cli("label-issues", str(data), "--out", str(tmp_path / "issues.csv"),
+                "--label-studio", str(tasks_path))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    tasks = _exported(json.loads(tasks_path.read_text(encoding="utf-8")))
+    assert tasks[0]["data"]["origin"] == "real" and tasks[0]["data"]["file"] == str(data)
+    reviewed = tasks[:-3]  # the reviewer stopped three short of the end
+    for number, task in enumerate(reviewed, start=1):
+        correct = truth.loc[task["data"]["row"] - 1, LABEL]
+        task["annotations"] = [_annotation(number, number, _user(1, "anna@example.org"), correct)]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+
+    result = import_reviews([export], load_card(CARD), str(CARD))
+    assert len(result.labels) == len(tasks) - 3
+    assert result.counts()["skipped_by_reason"] == {"unannotated": 3}
+    flipped_rows = {int(i) + 1 for i in flips}
+    for row in result.labels:
+        assert row["source_file"] == str(data) and row["origin"] == "real"
+        assert row[LABEL] == truth.loc[row["source_row"] - 1, LABEL]
+        assert row["original_label"] == noisy.loc[row["source_row"] - 1, LABEL]
+        assert row["changed"] is (row["source_row"] in flipped_rows)
+    assert sum(r["changed"] for r in result.labels) >= 4  # most flips were flagged

@@ -163,6 +163,10 @@ def label_issues(
         str, typer.Option(help="cleanlab's rule: prune_by_noise_rate, both, confident_learning...")
     ] = "prune_by_noise_rate",
     seed: Annotated[int, typer.Option(help="Seed of the folds and the classifier.")] = 0,
+    label_studio: Annotated[
+        Path | None,
+        typer.Option(help="Also write the flagged texts as Label Studio tasks (JSON) here."),
+    ] = None,
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     encoding: Encoding = "auto",
@@ -170,6 +174,8 @@ def label_issues(
     """Suspected label errors (cleanlab's confident learning on out-of-fold probabilities),
     worst first, in a review CSV with an empty human_label column."""
     claim_output(ctx, out)
+    if label_studio is not None:
+        claim_output(ctx, label_studio, "Label Studio tasks")
     from synthmix.data.labeled import load_labeled
     from synthmix.labeling.issues import IssueConfig, find_label_issues, write_issues
 
@@ -179,7 +185,7 @@ def label_issues(
     synth = load_labeled(synthetic, text_column, label_column, encoding) if synthetic else None
     issues = find_label_issues(real, synth, config)
     files = {"real": str(data), **({"synthetic": str(synthetic)} if synthetic else {})}
-    report = write_issues(issues, out, files)
+    report = write_issues(issues, out, files, label_studio)
     parts = [
         f"{origin}: {entry['flagged']} of {entry['texts']}"
         for origin, entry in issues.counts().items()

@@ -194,17 +194,37 @@ def out_of_fold_probabilities(
     return probabilities
 
 
-def write_issues(issues: LabelIssues, out: str | Path, sources: dict[str, str]) -> Path:
+def write_issues(
+    issues: LabelIssues,
+    out: str | Path,
+    sources: dict[str, str],
+    label_studio: str | Path | None = None,
+) -> Path:
     """The review CSV of flagged texts (the annotators' format: UTF-8 with BOM and an empty
-    `human_label` column), and `<out>.report.json` beside it with the counts."""
+    `human_label` column), and `<out>.report.json` beside it with the counts; with
+    `label_studio`, the same texts as Label Studio tasks (the given label in `data.label`
+    and as the `final` prediction, cleanlab's suggestion as another), which `synthmix
+    review-import` reads back."""
     import json
 
-    from synthmix.labeling.annotators import export_review_csv
+    from synthmix.labeling.annotators import (
+        export_label_studio,
+        export_review_csv,
+        label_studio_tasks,
+    )
 
     out = Path(out)
     frame = issues.review_frame()
     frame.insert(list(frame.columns).index("row"), "file", frame["origin"].map(sources))
     export_review_csv(frame, out)
+    if label_studio is not None:
+        given = frame[LABEL].tolist()
+        predictions = {"suggested": frame["suggested_label"].tolist(), "final": given}
+        data = {key: frame[key].tolist() for key in (LABEL, "origin", "file", "row")}
+        data["row"] = [int(r) for r in data["row"]]
+        export_label_studio(
+            label_studio_tasks(frame[TEXT].tolist(), predictions, data=data), label_studio
+        )
     report = out.with_name(out.name + ".report.json")
     summary = {
         "classes": issues.classes,
