@@ -398,3 +398,25 @@ def test_label_issues_go_to_label_studio_and_come_back_corrected(
         assert row["original_label"] == noisy.loc[row["source_row"] - 1, LABEL]
         assert row["changed"] is (row["source_row"] in flipped_rows)
     assert sum(r["changed"] for r in result.labels) >= 4  # most flips were flagged
+
+
+def test_the_command_prints_one_error_line(reviewed_export: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    tasks = json.loads(reviewed_export.read_text(encoding="utf-8"))
+    tasks[1]["annotations"][0]["result"][0]["value"]["choices"] = ["тоска"]
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    args = [str(path), "--card", str(CARD), "--out", str(tmp_path / "gold.jsonl")]
+    done = subprocess.run(
+        [sys.executable, "-m", "synthmix", "review-import", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: {path}: task 2 (annotation 12, anna@example.org): label 'тоска' is not a "
+        f"class of the card ({CARD})\n"
+    )
