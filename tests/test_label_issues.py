@@ -116,7 +116,7 @@ def test_cli_writes_a_review_file_and_errors_in_one_line(
     real_rows = set(review.loc[review["origin"] == "real", "row"])
     assert len(real_rows & {i + 1 for i in flips}) >= len(flips) // 2
     assert set(review.loc[review["origin"] == "synthetic", "file"]) <= {str(synth)}
-    report = json.loads((tmp_path / "review.csv.report.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / "review.report.json").read_text(encoding="utf-8"))
     assert report["counts"]["real"]["texts"] == len(noisy)
     assert report["counts"]["synthetic"]["texts"] == 2
 

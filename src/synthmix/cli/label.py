@@ -151,7 +151,7 @@ def annotate(
 def label_issues(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Real labeled texts (CSV/TSV/JSONL/JSON/Parquet).")],
-    out: Annotated[Path, typer.Option(help="Review CSV; <out>.report.json goes beside it.")],
+    out: Annotated[Path, typer.Option(help="Review CSV; <out stem>.report.json goes beside it.")],
     synthetic: Annotated[
         Path | None, typer.Option(help="Synthetic labeled texts scored together with DATA.")
     ] = None,

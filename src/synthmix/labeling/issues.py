@@ -20,6 +20,7 @@ import pandas as pd
 
 from synthmix.classifiers.registry import ClassifierConfig, build_classifier, check_classifier
 from synthmix.core.errors import ConfigError, DataError
+from synthmix.core.files import sidecar
 from synthmix.data.labeled import LABEL, TEXT, LabeledData
 
 REAL = "real"
@@ -201,7 +202,7 @@ def write_issues(
     label_studio: str | Path | None = None,
 ) -> Path:
     """The review CSV of flagged texts (the annotators' format: UTF-8 with BOM and an empty
-    `human_label` column), and `<out>.report.json` beside it with the counts; with
+    `human_label` column), and `<out stem>.report.json` beside it with the counts; with
     `label_studio`, the same texts as Label Studio tasks (the given label in `data.label`
     and as the `final` prediction, cleanlab's suggestion as another), which `synthmix
     review-import` reads back."""
@@ -225,7 +226,7 @@ def write_issues(
         export_label_studio(
             label_studio_tasks(frame[TEXT].tolist(), predictions, data=data), label_studio
         )
-    report = out.with_name(out.name + ".report.json")
+    report = sidecar(out)
     summary = {
         "classes": issues.classes,
         "folds": issues.folds,
