@@ -88,7 +88,11 @@ def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) 
     several = info["data"]["train"]["rows_with_several_labels"]
     assert f"- train: 300 texts, {several} with two or more labels, 0 with none" in markdown
     assert "synth — 50% real + 50% synthetic" in markdown
-    assert "because a multi-label run keeps no per-text predictions to pair (yet)" in markdown
+    # The test set reloads, so mixes are paired over test texts and seeds, not seeds alone.
+    assert "without the test-text bootstrap" not in markdown
+    assert "### Mixes against their baselines, in macro- and micro-F1" in markdown
+    assert "a resampled text brings all its label decisions" in markdown
+    assert (run_dir / "figures" / "per_label_f1_difference.png").is_file()
 
 
 def test_multilabel_task_refuses_a_single_label_classifier(goemotions_files: Path) -> None:
