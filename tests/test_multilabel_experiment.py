@@ -4,6 +4,7 @@ SentiRuEval aspect pairs (small real subsets)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -93,6 +94,18 @@ def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) 
     assert "### Mixes against their baselines, in macro- and micro-F1" in markdown
     assert "a resampled text brings all its label decisions" in markdown
     assert (run_dir / "figures" / "per_label_f1_difference.png").is_file()
+    # A run directory written before records kept label predictions still reports, on
+    # per-seed scores alone, and says so.
+    old = goemotions_files / "run-old"
+    old.mkdir()
+    shutil.copy(run_dir / "run.json", old / "run.json")
+    with (old / "results.jsonl").open("w", encoding="utf-8") as out:
+        for record in ResultsStore(run_dir).records():
+            record.pop("label_predictions")
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    stale = write_report(old).markdown.read_text(encoding="utf-8")
+    assert "Seed-level only:" in stale and "| seed-level only |" in stale
+    assert "per_label_f1_difference.png" in stale
 
 
 def test_multilabel_task_refuses_a_single_label_classifier(goemotions_files: Path) -> None:

@@ -283,6 +283,29 @@ def _annotate(
 RARE_SUPPORT = 10
 
 
+def per_label_grid(
+    cells: Sequence[CellSummary], versus: Mapping[str, Versus], support: Mapping[str, int]
+) -> tuple[list[CellSummary], list[str], np.ndarray]:
+    """The heatmap's rows (mixes with a baseline), columns (labels, most test texts first)
+    and values (mix's per-label F1 minus its baseline's; NaN where either lacks the label)."""
+    rows = [c for c in _heatmap_rows(cells, None) if c.key in versus]
+    labels = sorted(
+        {label for cell in rows for label in cell.per_class},
+        key=lambda label: (-support.get(label, 0), label),
+    )
+    values = np.array(
+        [
+            [
+                cell.per_class.get(label, np.nan)
+                - versus[cell.key].baseline.per_class.get(label, np.nan)
+                for label in labels
+            ]
+            for cell in rows
+        ]
+    ).reshape(len(rows), len(labels))
+    return rows, labels, values
+
+
 def per_label_difference_plot(
     cells: Sequence[CellSummary],
     versus: Mapping[str, Versus],
@@ -293,23 +316,9 @@ def per_label_difference_plot(
     labels by test support, most frequent first, rare ones (< RARE_SUPPORT test texts)
     marked; frames as in the per-class heatmap (paired over seeds and test texts,
     Holm-corrected over every mix and label)."""
-    rows = [c for c in _heatmap_rows(cells, None) if c.key in versus]
-    labels = sorted(
-        {label for cell in rows for label in cell.per_class},
-        key=lambda label: (-support.get(label, 0), label),
-    )
+    rows, labels, values = per_label_grid(cells, versus, support)
     if not rows or not labels:
         return None
-    values = np.array(
-        [
-            [
-                cell.per_class.get(label, np.nan)
-                - versus[cell.key].baseline.per_class.get(label, np.nan)
-                for label in labels
-            ]
-            for cell in rows
-        ]
-    )
     finite = np.abs(values[np.isfinite(values)])
     limit = max(0.05, float(finite.max()) if finite.size else 0.05)
     figure = Figure(figsize=(2.6 + 0.55 * len(labels), 1.4 + 0.45 * len(rows)))

@@ -7,10 +7,10 @@ would be. Two sources of chance move that difference, and both are counted:
 - the test texts: a paired bootstrap over test texts (Koehn 2004; Dror et al. 2018, "The
   Hitchhiker's Guide to Testing Statistical Significance in NLP") rescores both models on the
   same resampled texts, recomputing F1-macro each time (for multi-label predictions,
-  `MultiLabelResampler`: a resampled text brings all its label decisions along). One set of resampled texts is shared by
-  every model and seed, because every fit of a run predicts the same test set; the part of
-  that variance common to all seeds (the covariance of their resampled differences) is what
-  seeds alone cannot reveal;
+  `MultiLabelResampler`: a resampled text brings all its label decisions along). One set of
+  resampled texts is shared by every model and seed, because every fit of a run predicts the
+  same test set; the part of that variance common to all seeds (the covariance of their
+  resampled differences) is what seeds alone cannot reveal;
 - the seeds (real sample, synthetic sample, classifier initialisation): the spread of the
   per-seed differences, as a paired t over seeds (Bouthillier et al. 2021, "Accounting for
   Variance in Machine Learning Benchmarks").
