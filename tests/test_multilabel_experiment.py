@@ -13,10 +13,15 @@ import yaml
 
 from conftest import dataset_dir
 from synthmix.core.errors import ConfigError, DataError
+from synthmix.data.multilabel import load_multilabel
 from synthmix.experiment.config import load_experiment
 from synthmix.experiment.results import ResultsStore
 from synthmix.experiment.runner import run_experiment
+from synthmix.quality.config import QualityConfig
+from synthmix.quality.files import write_quality
+from synthmix.quality.multilabel import measure_multilabel_quality
 from synthmix.report.write import write_report
+from test_multilabel_quality import HashEncoder
 
 PLANS = {
     "learning_curve": [0.5, 1.0],
@@ -82,8 +87,16 @@ def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) 
     added = [r for r in ResultsStore(run_dir).records() if r["seed"] == 2]
     assert more.ran == len(added) > 0 and more.reused == 8
     assert "100% real" not in {r["cell"]["title"] for r in added}
+    # Per-label quality of the file source, where the report looks for it.
+    synth = load_multilabel(goemotions_files / "synth.csv")
+    real = load_multilabel(goemotions_files / "train.csv")
+    config_q = QualityConfig(metrics=("distinct_2", "novelty"), n_boot=10)
+    quality = measure_multilabel_quality(synth, real, config_q, encoder=HashEncoder())
+    write_quality({**quality, "source_name": "synth"}, run_dir / "quality" / "synth.json")
     paths = write_report(run_dir)
     markdown = paths.markdown.read_text(encoding="utf-8")
+    assert "## Quality per label" in markdown and "| neutral |" in markdown
+    assert "## Which per-label quality metric goes with the per-label gain?" in markdown
     assert "## Multi-label metrics" in markdown
     assert "micro-F1" in markdown and "Hamming loss" in markdown
     several = info["data"]["train"]["rows_with_several_labels"]

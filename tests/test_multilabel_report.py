@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 from statsmodels.stats.multitest import multipletests
@@ -146,3 +147,47 @@ def test_records_without_label_predictions_fall_back_to_seed_level(
     section = multilabel_section(old, CLASSIFIER, {"task": "multi_label"}, cells, evidence, versus)
     assert "| seed-level only |" in section.markdown
     assert "per-seed scores only" in section.markdown
+
+
+def test_per_label_quality_sections_list_labels_and_rank_metrics_against_label_gains(
+    run: tuple[np.ndarray, list[dict[str, Any]]],
+) -> None:
+    from test_multilabel_quality import HashEncoder
+
+    from synthmix.data.multilabel import MultiLabelData
+    from synthmix.quality.config import QualityConfig
+    from synthmix.quality.multilabel import measure_multilabel_quality
+    from synthmix.report.sections.multilabel_quality import (
+        PER_LABEL_TITLE,
+        PREDICTS_TITLE,
+        label_gains,
+        per_label_sections,
+    )
+
+    _, records = run
+    cells = cell_summaries(records)
+    rng = np.random.default_rng(1)
+
+    def source(name: str, words: int) -> MultiLabelData:
+        texts = [" ".join(f"w{rng.integers(words)}" for _ in range(6)) for _ in range(60)]
+        sets = [tuple(sorted({LABELS[i % 4], LABELS[(i * 7) % 4]})) for i in range(60)]
+        return MultiLabelData(pd.DataFrame({"text": texts, "labels": sets}), name)
+
+    real = source("real", 50)
+    config = QualityConfig(metrics=("distinct_1", "distinct_2", "novelty"), n_boot=10)
+    quality = {
+        name: measure_multilabel_quality(source(name, words), real, config, HashEncoder())
+        for name, words in (("better", 30), ("same", 80))
+    }
+    gains = label_gains(cells, SMALL_REAL_PLUS_SYNTHETIC, 1.0)
+    assert set(gains) == {(s, label) for s in ("better", "same") for label in LABELS}
+    assert all(gain == 0 for (s, _), gain in gains.items() if s == "same")
+    sections = per_label_sections(quality, cells, SMALL_REAL_PLUS_SYNTHETIC, 1.0, n_boot=50)
+    assert [s.title for s in sections] == [PER_LABEL_TITLE, PREDICTS_TITLE]
+    table = sections[0].markdown
+    assert "### better" in table and "### same" in table
+    # Text i carries labels i % 4 and 3i % 4: joy and sadness every other text, anger and
+    # rare one in four; most synthetic texts first.
+    assert "| joy | 30 | 30 |" in table and "| anger | 15 | 15 |" in table
+    assert table.index("| joy |") < table.index("| anger |")
+    assert "| distinct_2 |" in sections[1].markdown and "| 8 |" in sections[1].markdown

@@ -121,9 +121,7 @@ def _with_consistency(
 ) -> dict[str, Any]:
     """The consistency metrics the config asked for, as undefined with the reason."""
     wanted = [
-        m
-        for m in config.selected()
-        if m in CONSISTENCY and not (per_class and m in PER_CLASS_SKIP)
+        m for m in config.selected() if m in CONSISTENCY and not (per_class and m in PER_CLASS_SKIP)
     ]
     return {**section, **{m: undefined(NO_CONSISTENCY).to_dict() for m in wanted}}
 
