@@ -107,6 +107,8 @@ def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) 
     assert "### Mixes against their baselines, in macro- and micro-F1" in markdown
     assert "a resampled text brings all its label decisions" in markdown
     assert (run_dir / "figures" / "per_label_f1_difference.png").is_file()
+    html = paths.html.read_text(encoding="utf-8")
+    assert 'alt="Per-label F1 against the real-only baseline" src="data:image/png;base64,' in html
     # A run directory written before records kept label predictions still reports, on
     # per-seed scores alone, and says so.
     old = goemotions_files / "run-old"

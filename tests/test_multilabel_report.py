@@ -11,13 +11,23 @@ import pytest
 from sklearn.metrics import f1_score
 from statsmodels.stats.multitest import multipletests
 
+from synthmix.data.multilabel import MultiLabelData
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_SYNTHETIC, Cell
+from synthmix.quality.config import QualityConfig
+from synthmix.quality.multilabel import measure_multilabel_quality
 from synthmix.report.cells import cell_summaries
 from synthmix.report.evidence import Evidence, mix_comparisons
 from synthmix.report.plots import RARE_SUPPORT, per_label_grid
 from synthmix.report.sections.multilabel import multilabel_section
+from synthmix.report.sections.multilabel_quality import (
+    PER_LABEL_TITLE,
+    PREDICTS_TITLE,
+    label_gains,
+    per_label_sections,
+)
 from synthmix.stats.multilabel import evaluate_multilabel
 from synthmix.stats.paired import MultiLabelResampler, Verdict
+from test_multilabel_quality import HashEncoder
 
 LABELS = ["anger", "joy", "rare", "sadness"]
 TEXTS = 400
@@ -152,18 +162,6 @@ def test_records_without_label_predictions_fall_back_to_seed_level(
 def test_per_label_quality_sections_list_labels_and_rank_metrics_against_label_gains(
     run: tuple[np.ndarray, list[dict[str, Any]]],
 ) -> None:
-    from test_multilabel_quality import HashEncoder
-
-    from synthmix.data.multilabel import MultiLabelData
-    from synthmix.quality.config import QualityConfig
-    from synthmix.quality.multilabel import measure_multilabel_quality
-    from synthmix.report.sections.multilabel_quality import (
-        PER_LABEL_TITLE,
-        PREDICTS_TITLE,
-        label_gains,
-        per_label_sections,
-    )
-
     _, records = run
     cells = cell_summaries(records)
     rng = np.random.default_rng(1)
