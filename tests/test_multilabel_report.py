@@ -189,3 +189,24 @@ def test_per_label_quality_sections_list_labels_and_rank_metrics_against_label_g
     assert "| joy | 30 | 30 |" in table and "| anger | 15 | 15 |" in table
     assert table.index("| joy |") < table.index("| anger |")
     assert "| distinct_2 |" in sections[1].markdown and "| 8 |" in sections[1].markdown
+
+
+def test_multilabel_test_set_reloads_only_while_its_fingerprint_matches(tmp_path: Any) -> None:
+    from synthmix.data.multilabel import load_multilabel
+    from synthmix.experiment.multi_runner import _fingerprint
+    from synthmix.report.testset import load_test_labels
+
+    path = tmp_path / "test.csv"
+    pd.DataFrame({"text": ["раз", "два"], "labels": ['["joy"]', '["joy", "anger"]']}).to_csv(
+        path, index=False
+    )
+    info = {
+        "config": {"data": {"task": "multi_label"}},
+        "data": {"test": {"source": str(path), "sha256_16": _fingerprint(load_multilabel(path))}},
+    }
+    assert load_test_labels(info).label_sets == [("joy",), ("anger", "joy")]
+    pd.DataFrame({"text": ["раз", "два"], "labels": ['["joy"]', '["anger"]']}).to_csv(
+        path, index=False
+    )
+    changed = load_test_labels(info)
+    assert changed.label_sets is None and "has changed since the run" in changed.reason
