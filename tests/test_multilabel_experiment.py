@@ -4,6 +4,7 @@ SentiRuEval aspect pairs (small real subsets)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +13,15 @@ import yaml
 
 from conftest import dataset_dir
 from synthmix.core.errors import ConfigError, DataError
+from synthmix.data.multilabel import load_multilabel
 from synthmix.experiment.config import load_experiment
 from synthmix.experiment.results import ResultsStore
 from synthmix.experiment.runner import run_experiment
+from synthmix.quality.config import QualityConfig
+from synthmix.quality.files import write_quality
+from synthmix.quality.multilabel import measure_multilabel_quality
 from synthmix.report.write import write_report
+from test_multilabel_quality import HashEncoder
 
 PLANS = {
     "learning_curve": [0.5, 1.0],
@@ -81,14 +87,40 @@ def test_multilabel_experiment_runs_resumes_and_reports(goemotions_files: Path) 
     added = [r for r in ResultsStore(run_dir).records() if r["seed"] == 2]
     assert more.ran == len(added) > 0 and more.reused == 8
     assert "100% real" not in {r["cell"]["title"] for r in added}
+    # Per-label quality of the file source, where the report looks for it.
+    synth = load_multilabel(goemotions_files / "synth.csv")
+    real = load_multilabel(goemotions_files / "train.csv")
+    config_q = QualityConfig(metrics=("distinct_2", "novelty"), n_boot=10)
+    quality = measure_multilabel_quality(synth, real, config_q, encoder=HashEncoder())
+    write_quality({**quality, "source_name": "synth"}, run_dir / "quality" / "synth.json")
     paths = write_report(run_dir)
     markdown = paths.markdown.read_text(encoding="utf-8")
+    assert "## Quality per label" in markdown and "| neutral |" in markdown
+    assert "## Which per-label quality metric goes with the per-label gain?" in markdown
     assert "## Multi-label metrics" in markdown
     assert "micro-F1" in markdown and "Hamming loss" in markdown
     several = info["data"]["train"]["rows_with_several_labels"]
     assert f"- train: 300 texts, {several} with two or more labels, 0 with none" in markdown
     assert "synth — 50% real + 50% synthetic" in markdown
-    assert "because a multi-label run keeps no per-text predictions to pair (yet)" in markdown
+    # The test set reloads, so mixes are paired over test texts and seeds, not seeds alone.
+    assert "without the test-text bootstrap" not in markdown
+    assert "### Mixes against their baselines, in macro- and micro-F1" in markdown
+    assert "a resampled text brings all its label decisions" in markdown
+    assert (run_dir / "figures" / "per_label_f1_difference.png").is_file()
+    html = paths.html.read_text(encoding="utf-8")
+    assert 'alt="Per-label F1 against the real-only baseline" src="data:image/png;base64,' in html
+    # A run directory written before records kept label predictions still reports, on
+    # per-seed scores alone, and says so.
+    old = goemotions_files / "run-old"
+    old.mkdir()
+    shutil.copy(run_dir / "run.json", old / "run.json")
+    with (old / "results.jsonl").open("w", encoding="utf-8") as out:
+        for record in ResultsStore(run_dir).records():
+            record.pop("label_predictions")
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    stale = write_report(old).markdown.read_text(encoding="utf-8")
+    assert "Seed-level only:" in stale and "| seed-level only |" in stale
+    assert "per_label_f1_difference.png" in stale
 
 
 def test_multilabel_task_refuses_a_single_label_classifier(goemotions_files: Path) -> None:

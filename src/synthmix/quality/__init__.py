@@ -3,7 +3,9 @@
 Modules: `config` (metric names and groups, `QualityConfig`), `bootstrap` (a measured value
 and its interval), one per metric family (`diversity`, `fidelity`, `consistency`: label
 consistency and novelty), `measure` (`measure_quality`: samples, embeds once, runs the
-families overall and per class) and `files` (the metrics JSON and its terminal summary).
+families overall and per class), `multilabel` (`measure_multilabel_quality`: the same per
+label, a text counting for every label it carries) and `files` (the metrics JSON and its
+terminal summary).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     )
     from synthmix.quality.files import flat_values, read_quality, summary_lines, write_quality
     from synthmix.quality.measure import measure_quality
+    from synthmix.quality.multilabel import measure_multilabel_quality
 
 
 _EXPORTS = {
@@ -53,6 +56,7 @@ _EXPORTS = {
     ),
     ".consistency": ("cross_predict", "macro_f1"),
     ".measure": ("measure_quality",),
+    ".multilabel": ("measure_multilabel_quality",),
     ".files": ("flat_values", "read_quality", "summary_lines", "write_quality"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
@@ -73,6 +77,7 @@ __all__ = [
     "mauve",
     "mauve_from_histograms",
     "mean_pairwise_cosine",
+    "measure_multilabel_quality",
     "measure_quality",
     "read_quality",
     "self_bleu_scores",

@@ -19,21 +19,36 @@ from synthmix.experiment.results import record_classifier, record_predictions
 from synthmix.report.cells import find_reference, real_only_cell
 from synthmix.report.model import CellSummary, Versus
 from synthmix.report.testset import MULTI_LABEL_REASON
-from synthmix.stats.paired import PairedComparison, TextResampler, correct, paired_comparison
+from synthmix.stats.paired import (
+    MultiLabelResampler,
+    PairedComparison,
+    TextResampler,
+    correct,
+    paired_comparison,
+)
 
 FitKey = tuple[str, str]  # (classifier label, cell key)
+
+
+F1_MACRO = "f1_macro"
+F1_MICRO = "f1_micro"  # multi-label runs only: every text-label decision pooled
 
 
 @dataclass(frozen=True)
 class Fit:
     f1_macro: float
     per_class: np.ndarray  # F1 of each of Evidence.classes
-    predictions: np.ndarray | None  # class indices into Evidence.classes, per test text
+    # Per test text: class indices into Evidence.classes, or for a multi-label run a 0/1
+    # matrix (texts x Evidence.classes) of the labels predicted.
+    predictions: np.ndarray | None
+    f1_micro: float = float("nan")
 
 
 class Evidence:
     """Every fit of a run by (classifier, cell) and seed, with the test set's gold labels when
-    they could be reloaded (`reason` says why not otherwise)."""
+    they could be reloaded (`reason` says why not otherwise). A multi-label run's gold comes
+    as `gold_sets` (label sets in test order) and its records' `label_predictions` are paired
+    the same way, label decisions resampled with their texts (`MultiLabelResampler`)."""
 
     def __init__(
         self,
@@ -41,16 +56,26 @@ class Evidence:
         gold: Sequence[str] | None = None,
         reason: str = "",
         seed: int = 0,
+        gold_sets: Sequence[Sequence[str]] | None = None,
     ) -> None:
         self.classes = _classes(records)
+        self.multi_label = any(
+            record.get("metrics", {}).get("task") == "multi_label" for record in records
+        )
         index = {label: i for i, label in enumerate(self.classes)}
         self.fits: dict[FitKey, dict[int, Fit]] = {}
         for record in records:
             key = (record_classifier(record), str(record["cell_key"]))
+            predictions = (
+                _label_predictions(record, self.classes)
+                if self.multi_label
+                else _predictions(record, self.classes)
+            )
             self.fits.setdefault(key, {})[int(record["seed"])] = Fit(
                 float(record["metrics"]["f1_macro"]),
                 _per_class(record, self.classes),
-                _predictions(record, self.classes),
+                predictions,
+                float(record["metrics"].get(F1_MICRO, np.nan)),
             )
         self.reason = reason
         self.gold: np.ndarray | None = None
@@ -60,67 +85,103 @@ class Evidence:
             for fit in by_seed.values()
         ):
             self.reason = (
-                reason
-                if reason == MULTI_LABEL_REASON
+                MULTI_LABEL_REASON
+                if self.multi_label
                 else "their records hold no per-text test predictions (written before "
                 "predictions were stored)"
             )
-        elif gold is not None:
+        elif self.multi_label and gold_sets is not None:
+            if all(label in index for labels in gold_sets for label in labels):
+                self.gold = _indicator(gold_sets, index)
+            else:
+                self.reason = "the test set has labels the records do not know"
+        elif not self.multi_label and gold is not None:
             if all(label in index for label in gold):
                 self.gold = np.array([index[label] for label in gold], dtype=np.int64)
             else:
                 self.reason = "the test set has labels the records do not know"
         self._seed = seed
-        self._resampler: TextResampler | None = None
-        self._resampled: dict[tuple[str, str, int], np.ndarray] = {}
+        self._resampler: TextResampler | MultiLabelResampler | None = None
+        self._resampled: dict[tuple[str, str, int, str], np.ndarray] = {}
         self.seed_level_only = 0  # comparisons that had to fall back to seeds alone
 
     def compare(
-        self, candidate: FitKey, baseline: FitKey, label: str | None = None
+        self,
+        candidate: FitKey,
+        baseline: FitKey,
+        label: str | None = None,
+        metric: str = F1_MACRO,
     ) -> PairedComparison | None:
         """Candidate minus baseline over their shared seeds, in F1-macro or, given a `label`,
-        in that class's F1; None when they share no seed."""
+        in that class's F1 (or, for a multi-label run, `metric="f1_micro"`); None when they
+        share no seed."""
         mine, theirs = self.fits.get(candidate, {}), self.fits.get(baseline, {})
         seeds = sorted(set(mine) & set(theirs))
         if not seeds:
             return None
+        if metric == F1_MICRO and not self.multi_label:
+            raise ValueError("micro-F1 is compared for multi-label runs only")
         column = None if label is None else self.classes.index(label)
 
         def score(fit: Fit) -> float:
-            return fit.f1_macro if column is None else float(fit.per_class[column])
+            if column is not None:
+                return float(fit.per_class[column])
+            return fit.f1_micro if metric == F1_MICRO else fit.f1_macro
 
         scores = [score(mine[s]) for s in seeds], [score(theirs[s]) for s in seeds]
         resampler = self._texts([mine[s] for s in seeds] + [theirs[s] for s in seeds])
         if resampler is None:
-            if label is None:
+            if label is None and metric == F1_MACRO:
                 self.seed_level_only += 1
             return paired_comparison(*scores)
+        kind = F1_MICRO if metric == F1_MICRO and column is None else F1_MACRO
         resampled = [
-            self._resample(resampler, key, seeds, fits)
+            self._resample(resampler, key, seeds, fits, kind)
             for key, fits in ((candidate, mine), (baseline, theirs))
         ]
-        ours, others = (r.mean(axis=-1) if column is None else r[..., column] for r in resampled)
+        if kind == F1_MICRO:
+            ours, others = resampled
+        else:
+            ours, others = (
+                r.mean(axis=-1) if column is None else r[..., column] for r in resampled
+            )
         return paired_comparison(*scores, ours, others, texts=resampler.texts)
 
-    def _texts(self, fits: Sequence[Fit]) -> TextResampler | None:
+    def _texts(self, fits: Sequence[Fit]) -> TextResampler | MultiLabelResampler | None:
         if self.gold is None:
             return None
         if any(fit.predictions is None or fit.predictions.shape != self.gold.shape for fit in fits):
             return None
         if self._resampler is None:
-            self._resampler = TextResampler(self.gold, len(self.classes), seed=self._seed)
+            self._resampler = (
+                MultiLabelResampler(self.gold, seed=self._seed)
+                if self.multi_label
+                else TextResampler(self.gold, len(self.classes), seed=self._seed)
+            )
         return self._resampler
 
     def _resample(
-        self, resampler: TextResampler, key: FitKey, seeds: Sequence[int], fits: Mapping[int, Fit]
+        self,
+        resampler: TextResampler | MultiLabelResampler,
+        key: FitKey,
+        seeds: Sequence[int],
+        fits: Mapping[int, Fit],
+        kind: str = F1_MACRO,
     ) -> np.ndarray:
-        missing = [seed for seed in seeds if (*key, seed) not in self._resampled]
+        """Per seed, every class's F1 on every resample (`kind` f1_macro) or micro-F1 on
+        every resample (f1_micro, multi-label only), cached."""
+        missing = [seed for seed in seeds if (*key, seed, kind) not in self._resampled]
         if missing:
             # All of a cell's new seeds in one matrix product.
-            stacked = np.vstack([_known(fits[seed].predictions) for seed in missing])
-            for seed, row in zip(missing, resampler.f1_per_class(stacked), strict=True):
-                self._resampled[(*key, seed)] = row
-        return np.stack([self._resampled[(*key, seed)] for seed in seeds])
+            stacked = np.stack([_known(fits[seed].predictions) for seed in missing])
+            if kind == F1_MICRO:
+                assert isinstance(resampler, MultiLabelResampler)
+                rows = resampler.f1_micro(stacked)
+            else:
+                rows = resampler.f1_per_class(stacked)
+            for seed, row in zip(missing, rows, strict=True):
+                self._resampled[(*key, seed, kind)] = row
+        return np.stack([self._resampled[(*key, seed, kind)] for seed in seeds])
 
 
 def _known(predictions: np.ndarray | None) -> np.ndarray:
@@ -209,3 +270,27 @@ def _predictions(record: dict[str, Any], classes: Sequence[str]) -> np.ndarray |
     if any(label not in index for label in labels):
         return None
     return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def _label_predictions(record: dict[str, Any], classes: Sequence[str]) -> np.ndarray | None:
+    """A multi-label record's `label_predictions` (label indices into its own
+    `metrics.classes`, per test text) as a 0/1 matrix over `classes`."""
+    stored = record.get("label_predictions")
+    own = record.get("metrics", {}).get("classes")
+    if not isinstance(stored, list) or not isinstance(own, list):
+        return None  # written before label predictions were kept: seed-level only
+    index = {label: i for i, label in enumerate(classes)}
+    if any(label not in index for label in own):
+        return None
+    columns = np.array([index[label] for label in own], dtype=np.int64)
+    matrix = np.zeros((len(stored), len(classes)), dtype=np.int8)
+    for row, picked in enumerate(stored):
+        matrix[row, columns[np.asarray(picked, dtype=np.int64)]] = 1
+    return matrix
+
+
+def _indicator(label_sets: Sequence[Sequence[str]], index: Mapping[str, int]) -> np.ndarray:
+    matrix = np.zeros((len(label_sets), len(index)), dtype=np.int8)
+    for row, labels in enumerate(label_sets):
+        matrix[row, [index[label] for label in labels]] = 1
+    return matrix

@@ -273,8 +273,10 @@ def notes(
     rewrites: frozenset[str] = frozenset(),
     versus: Mapping[str, Versus] | None = None,
     fallback: str = "",
+    multi_label: bool = False,
 ) -> list[str]:
-    """`fallback`: why per-text predictions could not be used, when they could not."""
+    """`fallback`: why per-text predictions could not be used, when they could not;
+    `multi_label`: the run's texts carry label sets (F1-macro is the mean over labels)."""
     seeds = sorted({cell.seeds for cell in cells})
     rewritten = sorted({c.source for c in cells if rewrites_all_real(c, rewrites) and c.source})
     notes = [
@@ -282,7 +284,7 @@ def notes(
         f"(seeds per cell: {', '.join(str(s) for s in seeds)})."
     ]
     if versus:
-        notes.extend(method_notes([v.result for v in versus.values()], fallback))
+        notes.extend(method_notes([v.result for v in versus.values()], fallback, multi_label))
     if seeds[0] < 2:
         notes.append("Cells with a single seed have no interval: treat their gaps as anecdotes.")
     if rewritten:
@@ -294,15 +296,24 @@ def notes(
     return notes
 
 
-def method_notes(results: Sequence[PairedComparison], fallback: str = "") -> list[str]:
+def method_notes(
+    results: Sequence[PairedComparison], fallback: str = "", multi_label: bool = False
+) -> list[str]:
     """How "helped", "hurt" and "no detectable effect" were decided, with citations."""
     texts = max((r.texts for r in results), default=0)
     seed_level = sum(not r.text_level for r in results)
     tested = sum(not math.isnan(r.p_adjusted) for r in results)
+    labels_part = (
+        "; a resampled text brings all its label decisions, and F1-macro, the mean of "
+        "per-label F1, is recomputed on each resample from the stored per-text label "
+        "predictions"
+        if multi_label
+        else ""
+    )
     texts_part = (
         f"a paired bootstrap over the {texts} test texts ({RESAMPLES} resamples; both models "
         'rescored on the same resampled texts, as recommended by Dror et al. 2018, "The '
-        "Hitchhiker's Guide to Testing Statistical Significance in NLP\") and "
+        f"Hitchhiker's Guide to Testing Statistical Significance in NLP\"{labels_part}) and "
         if texts
         else ""
     )
@@ -326,7 +337,8 @@ def method_notes(results: Sequence[PairedComparison], fallback: str = "") -> lis
             "were stored)"
         )
         lines.append(
-            f"{seed_level} of {len(results)} comparisons used per-seed scores only (paired t "
+            ("Seed-level only: " if seed_level == len(results) else "")
+            + f"{seed_level} of {len(results)} comparisons used per-seed scores only (paired t "
             f"over seeds, without the test-text bootstrap), because {why}."
         )
     return lines

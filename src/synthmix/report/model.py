@@ -30,6 +30,7 @@ FIGURE_NAMES = (
     "per_class_f1",
     "f1_vs_synthetic_count",
     "classifiers_compared",
+    "per_label_f1_difference",
 )
 DPI = 110
 

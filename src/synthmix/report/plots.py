@@ -13,6 +13,7 @@ from matplotlib.patches import Rectangle
 
 from synthmix.experiment.mixing import REAL_ONLY, SMALL_REAL_PLUS_COUNT, SMALL_REAL_PLUS_SYNTHETIC
 from synthmix.report.cells import real_only_cell, small_real_fraction, source_names
+from synthmix.report.findings import against
 from synthmix.report.model import DPI, FIGURE_NAMES, PLAN_ORDER, CellSummary, Plot, Score, Versus
 from synthmix.stats.paired import PairedComparison, Verdict
 
@@ -263,13 +264,104 @@ def _mark_findings(
             )  # fmt: skip
 
 
-def _annotate(axes: Any, values: np.ndarray) -> None:
+def _annotate(
+    axes: Any,
+    values: np.ndarray,
+    dark: Callable[[float], bool] = lambda v: v < 0.5,
+    signed: bool = False,
+) -> None:
+    """Each cell's value; `dark` says where the colour map is dark (viridis: the low end)."""
     for (row, column), value in np.ndenumerate(values):
         if math.isnan(value):
             continue
-        # Viridis is dark at the low end, so low values need light text to stay legible.
-        colour = "white" if value < 0.5 else "black"
-        axes.text(column, row, f"{value:.2f}", ha="center", va="center", color=colour, fontsize=8)
+        colour = "white" if dark(value) else "black"
+        text = f"{value:+.2f}" if signed else f"{value:.2f}"
+        axes.text(column, row, text, ha="center", va="center", color=colour, fontsize=8)
+
+
+# A label with fewer test texts than this is marked rare: its F1 moves by 1/support per text.
+RARE_SUPPORT = 10
+
+
+def per_label_grid(
+    cells: Sequence[CellSummary], versus: Mapping[str, Versus], support: Mapping[str, int]
+) -> tuple[list[CellSummary], list[str], np.ndarray]:
+    """The heatmap's rows (mixes with a baseline), columns (labels, most test texts first)
+    and values (mix's per-label F1 minus its baseline's; NaN where either lacks the label)."""
+    rows = [c for c in _heatmap_rows(cells, None) if c.key in versus]
+    labels = sorted(
+        {label for cell in rows for label in cell.per_class},
+        key=lambda label: (-support.get(label, 0), label),
+    )
+    values = np.array(
+        [
+            [
+                cell.per_class.get(label, np.nan)
+                - versus[cell.key].baseline.per_class.get(label, np.nan)
+                for label in labels
+            ]
+            for cell in rows
+        ]
+    ).reshape(len(rows), len(labels))
+    return rows, labels, values
+
+
+def per_label_difference_plot(
+    cells: Sequence[CellSummary],
+    versus: Mapping[str, Versus],
+    per_label: Mapping[tuple[str, str], PairedComparison],
+    support: Mapping[str, int],
+) -> Plot | None:
+    """Mixes x labels: each mix's per-label F1 minus its baseline's (mean over shared seeds),
+    labels by test support, most frequent first, rare ones (< RARE_SUPPORT test texts)
+    marked; frames as in the per-class heatmap (paired over seeds and test texts,
+    Holm-corrected over every mix and label)."""
+    rows, labels, values = per_label_grid(cells, versus, support)
+    if not rows or not labels:
+        return None
+    finite = np.abs(values[np.isfinite(values)])
+    limit = max(0.05, float(finite.max()) if finite.size else 0.05)
+    figure = Figure(figsize=(2.6 + 0.55 * len(labels), 1.4 + 0.45 * len(rows)))
+    axes = figure.subplots()
+    image = axes.imshow(
+        np.ma.masked_invalid(values), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto"
+    )
+    _annotate(axes, values, dark=lambda v: abs(v) > 0.6 * limit, signed=True)
+    _mark_findings(axes, rows, labels, per_label)
+    ticks = [_support_tick(label, support) for label in labels]
+    axes.set_xticks(range(len(labels)), ticks, rotation=60, ha="right")
+    for tick, label in zip(axes.get_xticklabels(), labels, strict=True):
+        if support.get(label, 0) < RARE_SUPPORT:
+            tick.set_color("#b2182b")
+    axes.set_yticks(
+        range(len(rows)),
+        [f"{mpl_text(c.label)} vs {against(versus[c.key].baseline)}" for c in rows],
+    )
+    axes.set_title("Per-label F1 minus the mix's real-only baseline (mean over seeds)")
+    figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
+    rare = [label for label in labels if support.get(label, 0) < RARE_SUPPORT]
+    return Plot(
+        FIGURE_NAMES[5],
+        "Per-label F1 against the real-only baseline",
+        "Each row is a mix, each column a label with its test support (n), most frequent "
+        "first: the mix's F1 on that label minus its baseline's (the same real data alone; "
+        "for synthetic data only, all real data), blue higher, red lower. A frame marks a "
+        "difference beyond noise (paired over seeds and test texts, Holm-corrected over every "
+        "mix and label): green helped, red hurt."
+        + (
+            f" Labels in red with * ({len(rare)} of {len(labels)}) have fewer than "
+            f"{RARE_SUPPORT} test texts: one text moves their F1 by a lot."
+            if rare
+            else ""
+        ),
+        png_bytes(figure),
+    )
+
+
+def _support_tick(label: str, support: Mapping[str, int]) -> str:
+    count = support.get(label, 0)
+    mark = " *" if count < RARE_SUPPORT else ""
+    return f"{mpl_text(label)} (n={count}){mark}"
 
 
 def figures(

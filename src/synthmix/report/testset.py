@@ -14,18 +14,24 @@ from typing import Any
 
 from synthmix.core.errors import SynthmixError
 from synthmix.data.labeled import LabeledData, load_labeled, split_train_test
+from synthmix.data.multilabel import load_multilabel
 
 SPLIT_SUFFIX = " (test split)"
-# Why a multi-label run's mixes are compared on per-seed scores only.
-MULTI_LABEL_REASON = "a multi-label run keeps no per-text predictions to pair (yet)"
+# Why an old multi-label run's mixes are compared on per-seed scores only.
+MULTI_LABEL_REASON = (
+    "its multi-label records hold no per-text label predictions (seed-level only: written "
+    "before they were stored)"
+)
 
 
 @dataclass(frozen=True)
 class TestLabels:
-    """Gold labels in test-set order, or None with the reason they could not be had."""
+    """Gold labels in test-set order (`labels` for a single-label run, `label_sets` for a
+    multi-label one), or None with the reason they could not be had."""
 
     labels: list[str] | None
     reason: str = ""
+    label_sets: list[tuple[str, ...]] | None = None
 
 
 def load_test_labels(info: dict[str, Any]) -> TestLabels:
@@ -36,11 +42,11 @@ def load_test_labels(info: dict[str, Any]) -> TestLabels:
     expected = described.get("sha256_16")
     if not expected:
         return TestLabels(None, "run.json has no fingerprint of the test set to check it by")
-    if settings.get("task") == "multi_label":
-        return TestLabels(None, MULTI_LABEL_REASON)
     source = str(described["source"])
     split = source.endswith(SPLIT_SUFFIX)
     path = source.removesuffix(SPLIT_SUFFIX)
+    if settings.get("task") == "multi_label":
+        return _multilabel_test_labels(path, split, settings, str(expected))
     try:
         data = load_labeled(
             path,
@@ -60,6 +66,33 @@ def load_test_labels(info: dict[str, Any]) -> TestLabels:
     if fingerprint(data) != expected:
         return TestLabels(None, f"the test set {path} has changed since the run")
     return TestLabels(list(data.labels))
+
+
+def _multilabel_test_labels(
+    path: str, split: bool, settings: dict[str, Any], expected: str
+) -> TestLabels:
+    """A multi-label run's test label sets, reloaded as the multi-label runner loaded them
+    and checked against its fingerprint."""
+    from synthmix.experiment.multi_runner import _fingerprint, split_multilabel
+
+    try:
+        data = load_multilabel(
+            path,
+            str(settings.get("text_column", "text")),
+            str(settings.get("labels_column", "labels")),
+            settings.get("label_delimiter"),
+            settings.get("text_pair_column"),
+            encoding=str(settings.get("encoding", "auto")),
+        )
+        if split:
+            _, data = split_multilabel(
+                data, float(settings.get("test_size", 0.2)), int(settings.get("split_seed", 0))
+            )
+    except SynthmixError as error:
+        return TestLabels(None, f"the test set could not be reloaded ({error})")
+    if _fingerprint(data) != expected:
+        return TestLabels(None, f"the test set {path} has changed since the run")
+    return TestLabels(None, label_sets=data.label_sets)
 
 
 def _joined(data: LabeledData) -> LabeledData:

@@ -49,7 +49,7 @@ def write_report(run_dir: str | Path | RunDir) -> ReportPaths:
     primary = [r for r in records if record_classifier(r) == classifiers[0]]
     cells = cell_summaries(primary)
     gold = load_test_labels(info)
-    evidence = Evidence(records, gold.labels, gold.reason)
+    evidence = Evidence(records, gold.labels, gold.reason, gold_sets=gold.label_sets)
     report = build_report(info, cells, evidence, classifiers[0], records)
     report.notes.append(tuning_note(primary))
     if len(classifiers) > 1:
@@ -64,7 +64,9 @@ def write_report(run_dir: str | Path | RunDir) -> ReportPaths:
     if info.get("task") == "multi_label":
         from synthmix.report.sections.multilabel import multilabel_section
 
-        report.sections.insert(0, multilabel_section(records, classifiers[0], info))
+        report.sections.insert(
+            0, multilabel_section(records, classifiers[0], info, cells, evidence, report.versus)
+        )
     tuned = tuning_section(primary, cells)
     if tuned is not None:
         report.sections.append(tuned)
@@ -103,7 +105,7 @@ def build_report(
         ranking=ranking_table(cells, rewrites, versus),
         run_tables=run_tables(info, records),
         config_json=json.dumps(info.get("config", {}), ensure_ascii=False, indent=2),
-        notes=notes(cells, rewrites, versus, fallback),
+        notes=notes(cells, rewrites, versus, fallback, info.get("task") == "multi_label"),
         versus=versus,
     )
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from synthmix.stats.classification import Estimate, evaluate, mean_ci
     from synthmix.stats.intervals import Proportion, wilson
     from synthmix.stats.paired import (
+        MultiLabelResampler,
         PairedComparison,
         TextResampler,
         Verdict,
@@ -25,6 +26,7 @@ _EXPORTS = {
         "mean_ci",
     ),
     ".paired": (
+        "MultiLabelResampler",
         "PairedComparison",
         "TextResampler",
         "Verdict",
@@ -39,6 +41,7 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = [
     "Estimate",
+    "MultiLabelResampler",
     "PairedComparison",
     "Proportion",
     "TextResampler",

@@ -6,10 +6,11 @@ would be. Two sources of chance move that difference, and both are counted:
 
 - the test texts: a paired bootstrap over test texts (Koehn 2004; Dror et al. 2018, "The
   Hitchhiker's Guide to Testing Statistical Significance in NLP") rescores both models on the
-  same resampled texts, recomputing F1-macro each time. One set of resampled texts is shared by
-  every model and seed, because every fit of a run predicts the same test set; the part of
-  that variance common to all seeds (the covariance of their resampled differences) is what
-  seeds alone cannot reveal;
+  same resampled texts, recomputing F1-macro each time (for multi-label predictions,
+  `MultiLabelResampler`: a resampled text brings all its label decisions along). One set of
+  resampled texts is shared by every model and seed, because every fit of a run predicts the
+  same test set; the part of that variance common to all seeds (the covariance of their
+  resampled differences) is what seeds alone cannot reveal;
 - the seeds (real sample, synthetic sample, classifier initialisation): the spread of the
   per-seed differences, as a paired t over seeds (Bouthillier et al. 2021, "Accounting for
   Variance in Machine Learning Benchmarks").
@@ -67,11 +68,7 @@ class TextResampler:
     ) -> None:
         self.gold = np.asarray(gold, dtype=np.int64)
         self.classes = classes
-        texts = len(self.gold)
-        rng = np.random.default_rng(seed)
-        picks = rng.integers(texts, size=(resamples, texts)) + texts * np.arange(resamples)[:, None]
-        counts = np.bincount(picks.ravel(), minlength=resamples * texts)
-        self.weights = counts.reshape(resamples, texts).astype(np.float32)
+        self.weights = bootstrap_weights(len(self.gold), resamples, seed)
         self._eye = np.eye(classes, dtype=np.float32)
         self._support = self.weights @ self._eye[self.gold]
 
@@ -102,6 +99,79 @@ class TextResampler:
         """Each class's F1 on every resample: shape (resamples, classes), or (fits,
         resamples, classes) for one row of predictions per fit."""
         return _f1_per_class(self._eye, self.gold, self.weights, self._support, predictions)
+
+
+def bootstrap_weights(texts: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    """How often each of `texts` test texts is drawn in each of `resamples` bootstrap
+    resamples (resamples x texts, float32): the same seed gives the same resamples whatever
+    the task, so single- and multi-label scores of one test set resample alike."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(texts, size=(resamples, texts)) + texts * np.arange(resamples)[:, None]
+    counts = np.bincount(picks.ravel(), minlength=resamples * texts)
+    return counts.reshape(resamples, texts).astype(np.float32)
+
+
+class MultiLabelResampler:
+    """`TextResampler` for multi-label predictions: the same per-text bootstrap weights, with
+    gold and predictions as 0/1 matrices (texts x labels). A resampled text brings all its
+    label decisions along, so a label's F1, macro-F1 (mean over labels) and micro-F1 (pooled
+    decisions) are recomputed per resample, as scikit-learn's `f1_score(average=...,
+    zero_division=0)` would on the resampled texts."""
+
+    def __init__(self, gold: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> None:
+        self.gold = np.asarray(gold, dtype=np.float32)
+        if self.gold.ndim != 2:
+            raise ValueError("multi-label gold must be a texts x labels matrix")
+        self.classes = self.gold.shape[1]
+        self.weights = bootstrap_weights(self.texts, resamples, seed)
+        self._support = self.weights @ self.gold  # (resamples, labels)
+
+    @property
+    def texts(self) -> int:
+        return int(self.gold.shape[0])
+
+    def counts(self, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """True positives and predicted positives per label on every resample: two arrays
+        of shape (fits, resamples, labels), one fit per leading row of `predictions`."""
+        predicted = np.asarray(predictions, dtype=np.float32)
+        if predicted.shape[-2:] != self.gold.shape:
+            raise ValueError(
+                f"predictions of shape {predicted.shape[-2:]} for gold of shape {self.gold.shape}"
+            )
+        fits = predicted.reshape(-1, *self.gold.shape)
+        labels = self.classes
+        hits = fits * self.gold
+        # (texts, fits * 2 labels): every fit on every resample in one matrix product.
+        columns = np.concatenate([hits, fits], axis=2).transpose(1, 0, 2).reshape(self.texts, -1)
+        both = (self.weights @ columns).reshape(self.weights.shape[0], fits.shape[0], 2 * labels)
+        both = both.transpose(1, 0, 2).astype(np.float64)
+        return both[..., :labels], both[..., labels:]
+
+    def f1_per_class(self, predictions: np.ndarray) -> np.ndarray:
+        """Each label's F1 per resample: (resamples, labels), or (fits, resamples, labels)."""
+        true_positives, predicted = self.counts(predictions)
+        denominator = self._support[None].astype(np.float64) + predicted
+        f1 = np.divide(
+            2 * true_positives, denominator, out=np.zeros_like(denominator), where=denominator > 0
+        )
+        return self._shaped(f1, predictions, keep_labels=True)
+
+    def f1_macro(self, predictions: np.ndarray) -> np.ndarray:
+        return self.f1_per_class(predictions).mean(axis=-1)
+
+    def f1_micro(self, predictions: np.ndarray) -> np.ndarray:
+        """Micro-F1 (every text-label decision pooled) per resample: (resamples,) or (fits,
+        resamples)."""
+        true_positives, predicted = self.counts(predictions)
+        tp = true_positives.sum(axis=-1)
+        denominator = self._support.sum(axis=-1)[None].astype(np.float64) + predicted.sum(axis=-1)
+        f1 = np.divide(2 * tp, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+        return self._shaped(f1, predictions, keep_labels=False)
+
+    def _shaped(self, scores: np.ndarray, predictions: np.ndarray, keep_labels: bool) -> np.ndarray:
+        lead = np.shape(predictions)[:-2]
+        tail = (self.weights.shape[0], self.classes) if keep_labels else (self.weights.shape[0],)
+        return scores.reshape((*lead, *tail))
 
 
 def _f1_per_class(

@@ -183,8 +183,11 @@ def quality_sections(run: RunDir, cells: Sequence[CellSummary]) -> list[Section]
     quality = load_quality_dir(folder) if folder.is_dir() else {}
     if not quality:
         return []
+    from synthmix.report.sections.multilabel_quality import per_label_sections
+
     sections = [_quality_table_section(quality)]
     plan, amount = _usefulness_cell(cells)
+    sections.extend(per_label_sections(quality, cells, plan, amount))
     if plan is not None:
         useful = usefulness_section(run, quality, plan=plan, ratio=amount)
         sections.append(
