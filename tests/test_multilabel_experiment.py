@@ -194,14 +194,21 @@ def test_aspect_pair_experiment_beats_text_only(tmp_path: Path) -> None:
     assert "| synth | 50% real + 50% synthetic |" in markdown
 
 
-def test_quality_flag_is_refused_before_a_multilabel_grid_runs(goemotions_files: Path) -> None:
-    from typer.testing import CliRunner
+def test_quality_step_measures_every_multilabel_source_once(goemotions_files: Path) -> None:
+    from synthmix.experiment.multi_quality import measure_multilabel_source_quality
 
-    from synthmix.cli.app import app
-
+    config = load_experiment(goemotions_files / "experiment.yaml")
     run_dir = goemotions_files / "run-quality"
-    args = ["experiment", str(goemotions_files / "experiment.yaml"), "--quality"]
-    result = CliRunner().invoke(app, [*args, "--out", str(run_dir)])
-    assert isinstance(result.exception, ConfigError)
-    assert "--quality does not measure multi-label sources yet" in str(result.exception)
-    assert not (run_dir / "results.jsonl").exists()
+    quality = QualityConfig(metrics=("distinct_2", "novelty"), n_boot=10, sample_size=100)
+    written = measure_multilabel_source_quality(
+        config, run_dir, quality, progress=False, encoder=HashEncoder()
+    )
+    assert sorted(p.name for p in written) == ["eda.json", "synth.json"]
+    eda = json.loads((run_dir / "quality" / "eda.json").read_text(encoding="utf-8"))
+    assert eda["task"] == "multi_label" and eda["source_name"] == "eda"
+    # EDA rewrites real texts: each label's section has texts, no more than the sample asks.
+    assert 0 < eda["label_counts"]["neutral"]["synthetic"] <= 100 * 2
+    again = measure_multilabel_source_quality(
+        config, run_dir, quality, progress=False, encoder=HashEncoder()
+    )
+    assert again == []

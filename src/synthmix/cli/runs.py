@@ -35,20 +35,17 @@ def experiment(
     from synthmix.experiment.runner import measure_source_quality, run_experiment
 
     loaded = with_executor(load_experiment(config), executor, address)
-    if quality and loaded.data.task == "multi_label":
-        from synthmix.core.errors import ConfigError
-
-        # Before the grid runs, not after an hour of fits.
-        raise ConfigError(
-            f"{config}: --quality does not measure multi-label sources yet; run without it"
-        )
     run_dir = out or Path("runs") / loaded.name
     claim_output(ctx, run_dir, "run directory", folder=True)
     where = build_executor(loaded.executor, jobs if jobs is not None else loaded.jobs)
     with where.session():  # one Ray start-up for the grid and the quality step
         outcome = run_experiment(loaded, run_dir, jobs=jobs, executor=where)
         typer.echo(f"{outcome.ran} fits run, {outcome.reused} reused from {run_dir}", err=True)
-        if quality:
+        if quality and loaded.data.task == "multi_label":
+            from synthmix.experiment.multi_quality import measure_multilabel_source_quality
+
+            measure_multilabel_source_quality(loaded, run_dir)
+        elif quality:
             measure_source_quality(loaded, run_dir, executor=where)
     if report:
         _write_report(run_dir)

@@ -47,6 +47,11 @@ class RunDir:
         """One JSON of quality metrics per source."""
         return self.root / "quality"
 
+    def quality_file(self, source: str) -> Path:
+        """The quality metrics of one source; its name made safe for a file name."""
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in source)
+        return self.quality_dir / f"{safe}.json"
+
     @property
     def features_dir(self) -> Path:
         """Hashed n-gram counts of every text, kept for a resumed run."""

@@ -461,19 +461,12 @@ def measure_source_quality(
     encoder = build_encoder(cache_path=run.embeddings_cache)
     executor = executor or build_executor(config.executor, config.jobs)
     todo = {
-        name: source
-        for name, source in data.sources.items()
-        if not (run.quality_dir / f"{_file_safe(name)}.json").exists()
+        name: source for name, source in data.sources.items() if not run.quality_file(name).exists()
     }
     measured = executor.measure(todo, data.train, quality, encoder)
     written = []
     for name, metrics in tqdm(
         measured, total=len(todo), desc="source quality", disable=not progress
     ):
-        path = run.quality_dir / f"{_file_safe(name)}.json"
-        written.append(write_quality({**metrics, "source_name": name}, path))
+        written.append(write_quality({**metrics, "source_name": name}, run.quality_file(name)))
     return written
-
-
-def _file_safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
