@@ -463,9 +463,9 @@ def out_of_fold_scorer(texts: Sequence[str], fold: np.ndarray, width: int, seed:
             return pending, rows  # one text cannot be held out from itself: no evidence
         for f in np.unique(fold[pending]):
             held = fold == f
-            own = without(stage, [texts[i] for i in np.flatnonzero(held)])
+            own = without(stage, [texts[int(i)] for i in np.flatnonzero(held)])
             positions = np.flatnonzero(held[pending])
-            rows[positions] = own.score([texts[int(pending[p])] for p in positions])
+            rows[positions] = own.score([texts[int(pending[int(p)])] for p in positions])
         return pending, rows
 
     return scorer
