@@ -113,6 +113,45 @@ def test_per_label_thresholds_reach_the_target_on_each_label(card: TaskCard) -> 
     assert cv.stages[0].thresholds == thresholds  # type: ignore[attr-defined]
 
 
+def test_keywords_mined_per_label_from_multilabel_examples(card: TaskCard) -> None:
+    from synthmix.labeling.config import build_cascade, parse_config
+
+    rows = [(f"Солнце и море, отпуск {i}", ["joy"]) for i in range(6)]
+    rows += [(f"Дождь и слякоть, осень {i}", ["sadness"]) for i in range(6)]
+    rows += [(f"Солнце, а потом внезапный дождь {i}", ["sadness", "surprise"]) for i in range(6)]
+    config = parse_config(
+        {"stages": [{"type": "keywords", "params": {"mine_from_examples": True}}]}, "c"
+    )
+    cascade = build_cascade(config, card, _gold_frame(rows), multi_label=True)
+    assert isinstance(cascade, MultiLabelCascade)
+    rows_ = cascade.stages[0].score(["внезапный дождь"])[0]
+    by_label = dict(zip(card.class_names, rows_, strict=True))
+    # Mined: "внезапный" only in surprise texts, "дождь" in sadness ones; both labels score.
+    assert by_label["surprise"] > 0 and by_label["sadness"] > 0 and by_label["joy"] == 0
+
+
+def test_embedding_and_nli_score_each_label_on_its_own(card: TaskCard, tmp_path: Path) -> None:
+    from synthmix.embeddings.encoder import build_encoder
+    from synthmix.labeling import EmbeddingStage, NLIStage
+
+    texts = ["Я так рад, вот это неожиданность!", "Мне грустно."]
+    encoder = build_encoder()
+    multi = EmbeddingStage(card, encoder, multi_label=True).score(texts)
+    stage = EmbeddingStage(card, encoder)
+    cosine = encoder.encode(texts) @ stage.prototypes().T
+    assert multi == pytest.approx(np.clip(cosine, 0, 1))  # no softmax across labels
+    assert stage.score(texts).sum(axis=1) == pytest.approx([1.0, 1.0])
+
+    pytest.importorskip("transformers")
+    from test_label import _tiny_nli
+
+    nli = NLIStage(card, model=str(_tiny_nli(tmp_path / "nli")), multi_label=True)
+    rows = nli.score(texts)
+    assert rows.shape == (2, 3) and ((rows >= 0) & (rows <= 1)).all()
+    # Entailment against contradiction per label: the rows need not sum to 1.
+    assert not np.allclose(rows.sum(axis=1), 1.0)
+
+
 # ---------------------------------------------------------------------------- LLM stage
 
 

@@ -115,9 +115,23 @@ def _keywords(
     mine = params.pop("mine_from_examples", False)
     top_k = int(params.pop("top_k", 20))
     stage = KeywordStage(card, mined=mined, threshold=_threshold(cfg), name=name, **params)
-    if mine and isinstance(examples, LabeledData):
+    if mine and isinstance(examples, MultiLabelData):
+        # Mined per label: a text counts for each label it carries, as in the counts.
+        stage.mine_from(_one_row_per_label(examples), top_k)
+    elif mine and isinstance(examples, LabeledData):
         stage.mine_from(examples, top_k)
     return stage
+
+
+def _one_row_per_label(data: MultiLabelData) -> LabeledData:
+    import pandas as pd
+
+    rows = [
+        (t, label)
+        for t, labels in zip(data.texts, data.label_sets, strict=True)
+        for label in labels
+    ]
+    return LabeledData(pd.DataFrame(rows, columns=["text", "label"]), data.source)
 
 
 def _threshold(cfg: StageConfig) -> float:
