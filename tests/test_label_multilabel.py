@@ -175,6 +175,8 @@ def _set_answer(body: dict[str, Any]) -> str:
     field, open_text = re.findall(r"Текст: (.*)\n(Метки|Эмоции):\s*$", text)[-1][::-1]
     if "странно" in open_text:
         return '["joy", "happiness"]'
+    if "Хм" in open_text:
+        return "Сложно сказать."
     if "дождь" in open_text:
         extra = ', "surprise"' if body.get("seed") == 2 or field == "Эмоции" else ""
         return f'["sadness"{extra}]'
@@ -205,16 +207,18 @@ def test_llm_stage_asks_for_a_json_list_and_counts_unknown_labels(
     backend = _backend(server, tmp_path)
     examples = _gold_frame(EXAMPLES)
     stage = LLMStage(card, backend, examples, k=1, n_samples=3, multi_label=True)
-    texts = ["Опять дождь и пусто", "Как странно всё вышло", "Лето!"]
+    texts = ["Опять дождь и пусто", "Как странно всё вышло", "Лето!", "Хм."]
     rows = stage.score(texts)
     assert rows[0].tolist() == pytest.approx([0, 1 / 3, 1])  # sadness 3/3, surprise 1/3
     assert rows[1].tolist() == pytest.approx([1, 0, 0])  # "happiness" ignored
+    assert rows[3].tolist() == [0, 0, 0]  # no list: no label
     prompt = server.bodies[0]["messages"][1]["content"]
     assert "JSON-список" in prompt
     assert 'Метки: ["joy", "surprise"]' in prompt  # the shot shows its real label set
     assert all(not b.get("logprobs") for b in server.bodies)  # a list has no first-token read
     assert stage.problems() == [
-        "llm: 3 of 9 answers named labels that are not in the card, ignored: 'happiness' x3"
+        "llm: 3 of 12 answers named labels that are not in the card, ignored: 'happiness' x3",
+        "llm: 3 of 12 answers held no JSON list of labels (counted as naming none)",
     ]
     # Every answer was cached before use: a rerun asks the server nothing.
     count = server.count
@@ -327,7 +331,12 @@ def test_multilabel_annotators_moderator_and_review_csv(
     assert report["vs_gold"]["a"]["per_class"]["surprise"]["recall"] == 0.0
     report["final"] = {"by_source": {"agreement": 2, "moderator": 1}, "unlabelled": 0}
     run = AnnotationRun(resolved, ["a", "b"], report)
-    write_annotation(run, tmp_path / "review.csv")
+    write_annotation(run, tmp_path / "review.csv", tmp_path / "tasks.json")
+    tasks = json.loads((tmp_path / "tasks.json").read_text("utf-8"))
+    final = [p for p in tasks[1]["predictions"] if p["model_version"] == "final"][0]
+    assert final["result"][0]["value"] == {"choices": ["sadness"]}
+    b = [p for p in tasks[1]["predictions"] if p["model_version"] == "b"][0]
+    assert b["result"][0]["value"] == {"choices": ["sadness", "surprise"]}
     review = pd.read_csv(tmp_path / "review.csv", encoding="utf-8-sig")
     assert review.loc[1, "b"] == '["sadness", "surprise"]'
     assert review.loc[2, "gold"] == '["joy", "surprise"]'

@@ -33,7 +33,9 @@ from synthmix.data.multilabel import MultiLabelData
 from synthmix.labeling.calibrate import (
     CalibrationReport,
     Criterion,
+    Method,
     Rule,
+    Scorer,
     StageCalibration,
     StageChoice,
     _check_target,
@@ -371,11 +373,11 @@ def _report(
     cascade: MultiLabelCascade,
     texts: Sequence[str],
     matrix: np.ndarray,
-    scorer: Any,
+    scorer: Scorer,
     target: float,
     criterion: Criterion,
     min_decided: int,
-    method: Any,
+    method: Method,
     check: MultiLabelData | None,
 ) -> CalibrationReport:
     rule = multilabel_rule(cascade.classes, matrix, target, criterion, min_decided)
