@@ -113,6 +113,17 @@ def test_per_label_thresholds_reach_the_target_on_each_label(card: TaskCard) -> 
     assert cv.stages[0].thresholds == thresholds  # type: ignore[attr-defined]
 
 
+def test_cascade_yaml_takes_an_llm_backend_but_not_multi_label() -> None:
+    from synthmix.core.errors import ConfigError
+    from synthmix.labeling import parse_config
+
+    backend = {"kind": "openai", "base_url": "http://127.0.0.1:9", "model": "m"}
+    parsed = parse_config({"stages": [{"type": "llm", "params": {"backend": backend}}]}, "c")
+    assert parsed.stages[0].params["backend"] == backend
+    with pytest.raises(ConfigError, match=r"'multi_label' is set by the command \(--multi-label\)"):
+        parse_config({"stages": [{"type": "keywords", "params": {"multi_label": True}}]}, "c")
+
+
 def test_keywords_mined_per_label_from_multilabel_examples(card: TaskCard) -> None:
     from synthmix.labeling.config import build_cascade, parse_config
 
@@ -333,9 +344,9 @@ def test_multilabel_annotators_moderator_and_review_csv(
     run = AnnotationRun(resolved, ["a", "b"], report)
     write_annotation(run, tmp_path / "review.csv", tmp_path / "tasks.json")
     tasks = json.loads((tmp_path / "tasks.json").read_text("utf-8"))
-    final = [p for p in tasks[1]["predictions"] if p["model_version"] == "final"][0]
+    final = next(p for p in tasks[1]["predictions"] if p["model_version"] == "final")
     assert final["result"][0]["value"] == {"choices": ["sadness"]}
-    b = [p for p in tasks[1]["predictions"] if p["model_version"] == "b"][0]
+    b = next(p for p in tasks[1]["predictions"] if p["model_version"] == "b")
     assert b["result"][0]["value"] == {"choices": ["sadness", "surprise"]}
     review = pd.read_csv(tmp_path / "review.csv", encoding="utf-8-sig")
     assert review.loc[1, "b"] == '["sadness", "surprise"]'
