@@ -64,7 +64,7 @@ Answer = str | tuple[str, ...]
 
 def missing(value: Any) -> bool:
     """None or NaN (pandas' missing value); a tuple of labels, even empty, is an answer."""
-    return value is None or (isinstance(value, float) and value != value)
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def agreement_report(
