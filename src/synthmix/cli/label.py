@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from synthmix.cli.base import Encoding, LabelColumn, TextColumn, app, claim_output
 from synthmix.core.errors import SynthmixError
+
+if TYPE_CHECKING:
+    from synthmix.labeling.run import LabelRun
+
+MultiLabel = Annotated[
+    bool,
+    typer.Option(
+        "--multi-label",
+        help="Each text may carry several labels: label sets; labeled files hold label lists "
+        "(--labels-column).",
+    ),
+]
+LabelsColumn = Annotated[
+    str, typer.Option(help="Multi-label: the column holding each row's label list.")
+]
+LabelDelimiter = Annotated[
+    str | None, typer.Option(help="Multi-label: labels joined by this (default: a JSON list).")
+]
 
 
 @app.command()
@@ -50,15 +68,20 @@ def label(
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     encoding: Encoding = "auto",
+    multi_label: MultiLabel = False,
+    labels_column: LabelsColumn = "labels",
+    label_delimiter: LabelDelimiter = None,
 ) -> None:
     """Auto-label texts with a confidence cascade whose thresholds are calibrated to a target
     precision on labeled texts (gold, else the examples by cross-validation); texts no stage
-    decides go to <out stem>.review.jsonl."""
+    decides go to <out stem>.review.jsonl. --multi-label: label sets with per-label
+    thresholds; OUT holds a `labels` list per decided text (fallback guesses go to the
+    review file)."""
     claim_output(ctx, out)
     from synthmix.cards.card import load_card
     from synthmix.data.labeled import load_labeled
     from synthmix.labeling.config import default_config, load_config
-    from synthmix.labeling.run import label_texts, load_texts, review_path, write_run
+    from synthmix.labeling.run import label_texts, load_texts
 
     if criterion not in ("wilson", "point"):
         raise SynthmixError(f"--criterion must be 'wilson' or 'point', got {criterion!r}")
@@ -66,6 +89,24 @@ def label(
     config = load_config(cascade) if cascade is not None else default_config()
     if fallback is not None:
         config.fallback = "last" if fallback else "none"
+    if multi_label:
+        from synthmix.labeling.run import label_sets_from_files
+
+        run = label_sets_from_files(
+            data,
+            task_card,
+            str(card),
+            config,
+            examples=examples,
+            gold=calibrate,
+            columns=(text_column, labels_column, label_delimiter),
+            encoding=encoding,
+            target_precision=target_precision,
+            criterion="point" if criterion == "point" else "wilson",
+            holdout=holdout,
+        )
+        _report_labels(run, out)
+        return
     gold = load_labeled(calibrate, text_column, label_column, encoding) if calibrate else None
     if gold is not None:
         task_card.check_covers(gold, str(card))
@@ -82,12 +123,21 @@ def label(
         holdout=holdout,
         progress=True,
     )
+    _report_labels(run, out)
+
+
+def _report_labels(run: LabelRun, out: Path) -> None:
+    from synthmix.labeling.multilabel import MultiLabelResult
+    from synthmix.labeling.run import review_path, write_run
+
     report = write_run(run, out)
     for line in run.summary_lines():
         typer.echo(line, err=True)
-    labelled = sum(d.label is not None for d in run.result.decisions)
+    multi = isinstance(run.result, MultiLabelResult)
+    labelled = sum(d.decided if multi else d.labelled for d in run.result.decisions)
+    what = "label sets" if multi else "labels"
     typer.echo(
-        f"wrote {labelled} labels to {out}, {run.trust.review} texts to review to "
+        f"wrote {labelled} {what} to {out}, {run.trust.review} texts to review to "
         f"{review_path(out)}; report {report}"
     )
 
@@ -117,8 +167,12 @@ def annotate(
     text_column: TextColumn = "text",
     label_column: LabelColumn = "label",
     encoding: Encoding = "auto",
+    multi_label: MultiLabel = False,
+    labels_column: LabelsColumn = "labels",
+    label_delimiter: LabelDelimiter = None,
 ) -> None:
-    """LLM annotators label the same texts; a moderator settles their disagreements."""
+    """LLM annotators label the same texts; a moderator settles their disagreements.
+    --multi-label: label sets, per-label kappa, Krippendorff's alpha with set distances."""
     claim_output(ctx, out)
     from synthmix.cards.card import load_card
     from synthmix.data.labeled import load_labeled, read_frame
@@ -136,11 +190,36 @@ def annotate(
     config = load_annotation_config(annotators) if annotators else default_annotation_config()
     frame, _ = read_frame(data, encoding)
     texts = texts_of(frame, data, text_column)
-    gold = gold_labels(frame, data, gold_column, task_card) if gold_column else None
-    shots = load_labeled(examples, text_column, label_column, encoding) if examples else None
-    run = run_annotation(
-        texts, task_card, config, examples=shots, gold=gold, explain=explain, progress=True
-    )
+    if multi_label:
+        from synthmix.data.multilabel import load_multilabel
+        from synthmix.labeling.annotate import gold_label_sets
+
+        gold_sets = (
+            gold_label_sets(frame, data, gold_column, task_card, label_delimiter)
+            if gold_column
+            else None
+        )
+        sets = (
+            load_multilabel(examples, text_column, labels_column, label_delimiter, None, encoding)
+            if examples
+            else None
+        )
+        run = run_annotation(
+            texts,
+            task_card,
+            config,
+            examples=sets,
+            gold=gold_sets,
+            explain=explain,
+            progress=True,
+            multi_label=True,
+        )
+    else:
+        gold = gold_labels(frame, data, gold_column, task_card) if gold_column else None
+        shots = load_labeled(examples, text_column, label_column, encoding) if examples else None
+        run = run_annotation(
+            texts, task_card, config, examples=shots, gold=gold, explain=explain, progress=True
+        )
     report = write_annotation(run, out, label_studio)
     for line in summary_lines(run):
         typer.echo(line, err=True)

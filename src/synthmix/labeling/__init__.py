@@ -1,5 +1,6 @@
 """Auto-labeling with a confidence cascade: keywords -> embeddings -> NLI/LLM, each stage
-deciding what it is sure of; calibration of the thresholds on gold labels."""
+deciding what it is sure of; calibration of the thresholds on gold labels. Multi-label:
+`MultiLabelCascade` (label sets, per-label thresholds)."""
 
 from synthmix.labeling.calibrate import (
     CalibrationReport,
@@ -19,7 +20,19 @@ from synthmix.labeling.config import (
     load_config,
     parse_config,
 )
-from synthmix.labeling.llm_stage import LLMStage, logprob_distribution, parse_label
+from synthmix.labeling.llm_stage import (
+    LLMStage,
+    logprob_distribution,
+    parse_label,
+    parse_label_set,
+)
+from synthmix.labeling.multilabel import (
+    LabelSetDecision,
+    MultiLabelCascade,
+    MultiLabelResult,
+    calibrate_multilabel,
+    cross_validate_multilabel,
+)
 from synthmix.labeling.stages import (
     EmbeddingStage,
     KeywordStage,
@@ -38,7 +51,10 @@ __all__ = [
     "KeywordStage",
     "LLMStage",
     "LabelDecision",
+    "LabelSetDecision",
     "LabelingStage",
+    "MultiLabelCascade",
+    "MultiLabelResult",
     "NLIStage",
     "Proportion",
     "StageCalibration",
@@ -46,9 +62,11 @@ __all__ = [
     "StageReport",
     "build_cascade",
     "calibrate",
+    "calibrate_multilabel",
     "calibrate_on",
     "choose_threshold",
     "cross_validate",
+    "cross_validate_multilabel",
     "default_config",
     "examples_needed",
     "load_config",
@@ -56,5 +74,6 @@ __all__ = [
     "margin_confidence",
     "parse_config",
     "parse_label",
+    "parse_label_set",
     "wilson",
 ]

@@ -18,6 +18,10 @@ disagreements and an optional expert explanation per label, from a small YAML:
 
 Annotators and the moderator with the same backend settings share one backend (one
 model load), and every answer goes through the answer cache, so a rerun pays nothing.
+
+`multi_label=True` (the command's --multi-label): every answer is a label set, agreement is
+`set_agreement_report`'s, gold is a column of label lists, and the review CSV shows JSON
+lists.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from synthmix.core.errors import ConfigError, DataError
 from synthmix.core.files import sidecar
 from synthmix.core.provenance import package_versions
 from synthmix.data.labeled import LabeledData
+from synthmix.data.multilabel import MultiLabelData, parse_label_list
 from synthmix.labeling.annotators import (
     Annotator,
     Moderator,
@@ -46,6 +51,7 @@ from synthmix.labeling.annotators import (
     export_review_csv,
     label_studio_tasks,
     resolve,
+    set_agreement_report,
 )
 from synthmix.labeling.config import DEFAULT_CACHE
 from synthmix.llm.backend import Backend, gather_with_progress
@@ -152,14 +158,16 @@ def run_annotation(
     texts: Sequence[str],
     card: TaskCard,
     config: AnnotationConfig,
-    examples: LabeledData | None = None,
-    gold: Sequence[str] | None = None,
+    examples: LabeledData | MultiLabelData | None = None,
+    gold: Sequence[str] | Sequence[tuple[str, ...]] | None = None,
     explain: bool = False,
     backends: dict[str, Backend] | None = None,
     progress: bool = False,
+    multi_label: bool = False,
 ) -> AnnotationRun:
     """Every annotator labels every text; the moderator settles the disagreements; with
-    `explain`, the moderator's model explains each final label (expert mode)."""
+    `explain`, the moderator's model explains each final label (expert mode).
+    `multi_label`: label sets throughout (gold: one tuple of labels per text)."""
     if explain and config.moderator is None:
         raise ConfigError("--explain needs a moderator model in the annotators config")
     backends = backends if backends is not None else build_backends(config)
@@ -172,6 +180,7 @@ def run_annotation(
             k=a.k,
             templates=a.templates,
             seed=a.seed,
+            multi_label=multi_label,
         )
         for a in config.annotators
     ]
@@ -180,25 +189,38 @@ def run_annotation(
     moderator = None
     if config.moderator is not None:
         moderator_backend = backends[config.moderator.spec().key()]
-        moderator = Moderator(card, moderator_backend, config.moderator.max_tokens)
+        moderator = Moderator(
+            card, moderator_backend, config.moderator.max_tokens, multi_label=multi_label
+        )
     table = resolve(table, names, moderator, progress)
     if explain and moderator is not None:
         pairs = zip(table["text"], table["label"], strict=True)
         calls = [_explanation(moderator, str(text), label) for text, label in pairs]
         table["explanation"] = asyncio.run(gather_with_progress(calls, "explanations", progress))
     if gold is not None:
-        table["gold"] = list(gold)
-    report = agreement_report(table, names, card.class_names, gold)
+        table["gold"] = pd.Series(list(gold), dtype=object)
+    if multi_label:
+        sets = None if gold is None else [tuple(g) for g in gold]
+        report = set_agreement_report(table, names, card.class_names, sets)
+    else:
+        report = agreement_report(table, names, card.class_names, gold)  # type: ignore[arg-type]
     report["final"] = {
         "by_source": {str(k): int(v) for k, v in table["source"].value_counts().items()},
         "unlabelled": int(table["label"].isna().sum()),
     }
     if gold is not None:
         decided = table["label"].notna()
-        right = (table.loc[decided, "label"] == table.loc[decided, "gold"]).sum()
+        # Multi-label: the share of decided texts whose set is exactly the gold set.
+        right = sum(
+            _same(x, y)
+            for x, y in zip(table.loc[decided, "label"], table.loc[decided, "gold"], strict=True)
+        )
         report["final"]["accuracy_on_decided"] = (
             float(right / decided.sum()) if decided.any() else None
         )
+    problems = [line for a in annotators if multi_label for line in a.parsing.lines(a.name)]
+    if problems:
+        report["answer_problems"] = problems
     # Backend params name servers, models and the key's environment variable, never a key.
     report["config"] = {
         **asdict(config),
@@ -210,8 +232,39 @@ def run_annotation(
     return AnnotationRun(table, names, report)
 
 
-async def _explanation(moderator: Moderator, text: str, label: str | None) -> str:
+def _same(x: Any, y: Any) -> bool:
+    if isinstance(x, tuple) or isinstance(y, tuple):
+        return set(x) == set(y)
+    return bool(x == y)
+
+
+async def _explanation(moderator: Moderator, text: str, label: Any) -> str:
     return "" if label is None else await moderator.aexplain(text, label)
+
+
+def gold_label_sets(
+    frame: pd.DataFrame,
+    path: str | Path,
+    column: str,
+    card: TaskCard,
+    delimiter: str | None = None,
+) -> list[tuple[str, ...]]:
+    """Human label sets from `column` (JSON lists, or labels joined by `delimiter`); a
+    malformed list or a label the card does not know is one line naming the file and row."""
+    if column not in frame.columns:
+        raise DataError(str(path), f"no gold column '{column}'")
+    known = set(card.class_names)
+    sets = []
+    for row, value in enumerate(frame[column], start=1):
+        try:
+            labels = parse_label_list(value, delimiter)
+        except ValueError as exc:
+            raise DataError(str(path), f"column '{column}': {exc}", row=row) from None
+        unknown = sorted(set(labels) - known)
+        if unknown:
+            raise DataError(str(path), f"gold label {unknown[0]!r} is not a class of the card", row)
+        sets.append(labels)
+    return sets
 
 
 def gold_labels(frame: pd.DataFrame, path: str | Path, column: str, card: TaskCard) -> list[str]:
@@ -253,6 +306,8 @@ def write_annotation(
 
 def summary_lines(run: AnnotationRun) -> list[str]:
     report = run.report
+    if report.get("task") == "multi_label":
+        return _set_summary_lines(run)
     final = report["final"]
     lines = [
         f"{report['items']} texts, annotators: {', '.join(run.annotators)}",
@@ -276,3 +331,31 @@ def summary_lines(run: AnnotationRun) -> list[str]:
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None or value != value else f"{value:.3f}"
+
+
+def _set_summary_lines(run: AnnotationRun) -> list[str]:
+    report = run.report
+    final = report["final"]
+    exact = report["exact_set_agreement"]
+    kappas = {k: v for k, v in report["per_label_cohen_kappa_mean"].items() if v is not None}
+    shown = sorted(kappas.items(), key=lambda item: item[1])
+    lines = [
+        f"{report['items']} texts, annotators: {', '.join(run.annotators)} (multi-label)",
+        f"Krippendorff's alpha: MASI {_fmt(report['krippendorff_alpha_masi'])}, Jaccard "
+        f"{_fmt(report['krippendorff_alpha_jaccard'])}; exact-set agreement "
+        f"{exact['agree']} of {exact['items']} texts",
+        "per-label Cohen's kappa (mean over pairs), lowest first: "
+        + (", ".join(f"{label} {_fmt(v)}" for label, v in shown[:8]) or "—"),
+        "final label sets: "
+        + ", ".join(f"{k} {v}" for k, v in final["by_source"].items())
+        + f"; unlabelled {final['unlabelled']}",
+    ]
+    for name, metrics in (report.get("vs_gold") or {}).items():
+        lines.append(
+            f"{name} vs gold: micro-F1 {metrics['f1_micro']:.3f}, macro-F1 "
+            f"{metrics['f1_macro']:.3f}, exact set {metrics['exact_set']:.3f}"
+        )
+    if final.get("accuracy_on_decided") is not None:
+        lines.append(f"final label sets vs gold: exact set {final['accuracy_on_decided']:.3f}")
+    lines += report.get("answer_problems", [])
+    return lines

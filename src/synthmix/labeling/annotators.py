@@ -6,6 +6,11 @@ where they disagree go to the moderator, who sees the annotators' answers and pi
 with a short rationale, by criteria written out as for a human moderator. Agreement is
 reported as Cohen's kappa (each pair), Fleiss' kappa and Krippendorff's alpha (nominal;
 all annotators, missing answers allowed), and per annotator against human gold.
+
+Multi-label (`multi_label=True`): annotators and the moderator answer with label sets (JSON
+lists, as the multi-label LLM stage asks), cells hold sorted tuples, and agreement is per
+label (Cohen's and Fleiss' kappa of the yes/no decisions), Krippendorff's alpha with the
+MASI and Jaccard set distances, and exact-set agreement (`stats.set_agreement`).
 """
 
 from __future__ import annotations
@@ -19,13 +24,19 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from synthmix.cards.card import TaskCard
 from synthmix.core.text import is_russian
-from synthmix.data.labeled import LabeledData
-from synthmix.labeling.llm_stage import LLMStage, label_aliases, parse_label
+from synthmix.labeling.llm_stage import (
+    Examples,
+    LLMStage,
+    label_aliases,
+    parse_label,
+    parse_label_set,
+)
 from synthmix.llm.backend import (
     Backend,
     CompletionRequest,
@@ -39,6 +50,21 @@ from synthmix.stats.agreement import (
     krippendorff_alpha_nominal,
 )
 from synthmix.stats.classification import evaluate
+from synthmix.stats.multilabel import evaluate_multilabel
+from synthmix.stats.set_agreement import (
+    exact_set_agreement,
+    krippendorff_alpha_sets,
+    per_label_fleiss,
+    per_label_kappa,
+)
+
+# A cell of the annotation table: a label, or (multi-label) a sorted tuple of labels.
+Answer = str | tuple[str, ...]
+
+
+def missing(value: Any) -> bool:
+    """None or NaN (pandas' missing value); a tuple of labels, even empty, is an answer."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def agreement_report(
@@ -71,6 +97,81 @@ def agreement_report(
     return report
 
 
+def _sets(values: Sequence[Any]) -> list[tuple[str, ...] | None]:
+    return [None if missing(v) else tuple(v) for v in values]
+
+
+def _matrix(sets: Sequence[tuple[str, ...] | None], classes: Sequence[str]) -> np.ndarray:
+    column = {c: j for j, c in enumerate(classes)}
+    out = np.zeros((len(sets), len(classes)), dtype=int)
+    for i, labels in enumerate(sets):
+        for label in labels or ():
+            out[i, column[label]] = 1
+    return out
+
+
+def _nanmean(values: Sequence[float]) -> float | None:
+    finite = [v for v in values if v == v]
+    return float(np.mean(finite)) if finite else None
+
+
+def set_agreement_report(
+    table: pd.DataFrame,
+    annotators: Sequence[str],
+    classes: Sequence[str],
+    gold: Sequence[Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Multi-label agreement: per label, Cohen's kappa of each pair and Fleiss' kappa of
+    all (items every annotator answered); Krippendorff's alpha with MASI and Jaccard set
+    distances (all items with two answers or more); exact-set agreement, of all annotators
+    and of each pair; with gold sets, each annotator's multi-label metrics, per-label kappa
+    against gold and exact-set share (an unparseable answer counts as the empty set)."""
+    columns = {name: _sets(list(table[name])) for name in annotators}
+    units = [list(unit) for unit in zip(*columns.values(), strict=True)]
+    pairwise = {
+        f"{a}~{b}": per_label_kappa(columns[a], columns[b], classes)
+        for a, b in combinations(annotators, 2)
+    }
+    agree, pairable = exact_set_agreement(units)
+    exact_pairs = {}
+    for a, b in combinations(annotators, 2):
+        both = [
+            (x, y)
+            for x, y in zip(columns[a], columns[b], strict=True)
+            if x is not None and y is not None
+        ]
+        exact_pairs[f"{a}~{b}"] = sum(x == y for x, y in both) / len(both) if both else None
+    report: dict[str, Any] = {
+        "task": "multi_label",
+        "items": len(units),
+        "per_label_cohen_kappa": pairwise,
+        "per_label_cohen_kappa_mean": {
+            label: _nanmean([pair[label] for pair in pairwise.values()]) for label in classes
+        },
+        "per_label_fleiss_kappa": per_label_fleiss(units, classes),
+        "krippendorff_alpha_masi": krippendorff_alpha_sets(units, "masi"),
+        "krippendorff_alpha_jaccard": krippendorff_alpha_sets(units, "jaccard"),
+        "exact_set_agreement": {
+            "agree": agree,
+            "items": pairable,
+            "share": agree / pairable if pairable else None,
+        },
+        "exact_set_agreement_pairs": exact_pairs,
+    }
+    if gold is not None:
+        truth = [tuple(g) for g in gold]
+        report["vs_gold"] = {}
+        for name in annotators:
+            given = [s if s is not None else () for s in columns[name]]
+            metrics = evaluate_multilabel(_matrix(truth, classes), _matrix(given, classes), classes)
+            metrics["per_label_kappa_vs_gold"] = per_label_kappa(given, truth, classes)
+            metrics["exact_set"] = sum(
+                set(x) == set(y) for x, y in zip(given, truth, strict=True)
+            ) / max(1, len(truth))
+            report["vs_gold"][name] = metrics
+    return report
+
+
 # ---------------------------------------------------------------------------- annotators
 
 
@@ -83,12 +184,14 @@ class Annotator:
         name: str,
         card: TaskCard,
         backend: Backend,
-        examples: LabeledData | Mapping[str, Sequence[str]] | None = None,
+        examples: Examples = None,
         k: int = 2,
         templates: Mapping[str, str] | None = None,
         seed: int = 0,
+        multi_label: bool = False,
     ) -> None:
         self.name = name
+        self.multi_label = multi_label
         # Only the answer's label is used: no log-probabilities (llama.cpp computes them
         # for every prompt token, about 5x the time of a plain answer).
         self._stage = LLMStage(
@@ -101,9 +204,17 @@ class Annotator:
             seed=seed,
             name=name,
             logprobs=None,
+            multi_label=multi_label,
         )
 
-    async def alabel(self, texts: Sequence[str], progress: tqdm | None = None) -> list[str | None]:
+    @property
+    def parsing(self) -> Any:
+        """Multi-label: counts of answers without a JSON list or naming unknown labels."""
+        return self._stage.parsing
+
+    async def alabel(
+        self, texts: Sequence[str], progress: tqdm | None = None
+    ) -> list[Answer | None]:
         # In chunks, so the progress bar moves while a local model works through them.
         chunk = 2 * self._stage.max_concurrency
         for start in range(0, len(texts), chunk):
@@ -111,12 +222,14 @@ class Annotator:
             await self._stage.ascore(part)
             if progress is not None:
                 progress.update(len(part))
+        if self.multi_label:
+            return [self._stage.last_answers[t].sets[0] for t in texts]
         return [self._stage.last_answers[t].labels[0] for t in texts]
 
 
 async def _annotate(
     annotators: Sequence[Annotator], texts: Sequence[str], progress: bool
-) -> list[list[str | None]]:
+) -> list[list[Answer | None]]:
     total = len(texts) * len(annotators)
     with tqdm(total=total, desc="annotations", disable=not progress) as bar:
         return await gather_settled(a.alabel(texts, bar) for a in annotators)
@@ -140,8 +253,8 @@ def disagreements(table: pd.DataFrame, annotators: Sequence[str]) -> list[int]:
     """Rows where the annotators' answers differ, or where fewer than two answered."""
     rows = []
     for position, values in enumerate(table[list(annotators)].itertuples(index=False)):
-        given = {v for v in values if v is not None and not pd.isna(v)}
-        answered = sum(v is not None and not pd.isna(v) for v in values)
+        given = {v for v in values if not missing(v)}
+        answered = sum(not missing(v) for v in values)
         if len(given) > 1 or answered < 2:
             rows.append(position)
     return rows
@@ -201,9 +314,54 @@ MODERATOR_EN = {
 }
 
 
+MODERATOR_SET_RU = {
+    **MODERATOR_RU,
+    "intro": (
+        "Ты модератор разметки. У текста может быть несколько меток. Разметчики разошлись "
+        "во мнениях о его метках. Реши, какие метки верны.\nЗадача: {task}. "
+        "{task_description}\nМетки:\n{classes}"
+    ),
+    "criteria": MODERATOR_RU["criteria"].replace(
+        "3. Если в тексте несколько эмоций или тем, выбирай ту, что выражена явнее всего.",
+        "3. Отмечай каждую метку, что явно выражена в тексте, и только такие.",
+    ),
+    "format": (
+        "Ответь ровно в две строки:\nМетки: <JSON-список меток, [] если ни одна не подходит>"
+        "\nОбоснование: <одно-два предложения>"
+    ),
+    "label": "Метки",
+}
+MODERATOR_SET_EN = {
+    **MODERATOR_EN,
+    "intro": (
+        "You are an annotation moderator. A text may carry several labels. Annotators "
+        "disagree about its labels. Decide which labels are right.\nTask: {task}. "
+        "{task_description}\nLabels:\n{classes}"
+    ),
+    "criteria": MODERATOR_EN["criteria"].replace(
+        "3. If the text shows several emotions or topics, pick the most explicit one.",
+        "3. Mark every label the text clearly shows, and only those.",
+    ),
+    "format": (
+        "Answer in exactly two lines:\nLabels: <a JSON list of labels, [] if none fits>\n"
+        "Rationale: <one or two sentences>"
+    ),
+    "label": "Labels",
+}
+
+
+def show(answer: Answer | None) -> str:
+    """An answer as prompts and the review CSV show it: the label, or a JSON list."""
+    if answer is None:
+        return "—"
+    if isinstance(answer, tuple):
+        return json.dumps(list(answer), ensure_ascii=False)
+    return answer
+
+
 @dataclass
 class Verdict:
-    label: str | None
+    label: Answer | None
     rationale: str
     answer: str
 
@@ -212,11 +370,17 @@ class Moderator:
     """An LLM that settles disagreements (`decide`) and, in expert mode, explains a label
     (`explain`). Wrap the backend in a CachedBackend: verdicts are paid once."""
 
-    def __init__(self, card: TaskCard, backend: Backend, max_tokens: int = 200) -> None:
+    def __init__(
+        self, card: TaskCard, backend: Backend, max_tokens: int = 200, multi_label: bool = False
+    ) -> None:
         self.card = card
         self.backend = backend
         self.max_tokens = max_tokens
-        self.t = MODERATOR_RU if is_russian(card.language) else MODERATOR_EN
+        self.multi_label = multi_label
+        if multi_label:
+            self.t = MODERATOR_SET_RU if is_russian(card.language) else MODERATOR_SET_EN
+        else:
+            self.t = MODERATOR_RU if is_russian(card.language) else MODERATOR_EN
         self.aliases = label_aliases(card)
 
     def _fields(self) -> dict[str, str]:
@@ -227,8 +391,8 @@ class Moderator:
             "classes": classes,
         }
 
-    def prompt(self, text: str, answers: Mapping[str, str | None]) -> str:
-        listed = "\n".join(f"- {name}: {label or '—'}" for name, label in answers.items())
+    def prompt(self, text: str, answers: Mapping[str, Answer | None]) -> str:
+        listed = "\n".join(f"- {name}: {show(label)}" for name, label in answers.items())
         case = self.t["case"].format(text=" ".join(text.split()), answers=listed)
         intro = self.t["intro"].format(**self._fields())
         return "\n\n".join([intro, self.t["criteria"], case, self.t["format"]])
@@ -250,34 +414,42 @@ class Moderator:
         text = f"{label_key}:{answer}" if prefixed else answer
         label_line = re.search(rf"{label_key}\s*:\s*(.+)", text, re.I)
         why = re.search(rf"{why_key}\s*:\s*(.+)", text, re.I | re.S)
-        label = parse_label(label_line.group(1) if label_line else text, self.aliases)
+        label: Answer | None
+        if self.multi_label:
+            label = parse_label_set(
+                label_line.group(1) if label_line else text, self.aliases
+            ).labels
+        else:
+            label = parse_label(label_line.group(1) if label_line else text, self.aliases)
         rationale = " ".join(why.group(1).split()) if why else ""
         return Verdict(label, rationale, answer)
 
-    async def adecide(self, text: str, answers: Mapping[str, str | None]) -> Verdict:
+    async def adecide(self, text: str, answers: Mapping[str, Answer | None]) -> Verdict:
         prefix = f"{self.t['label']}:"
         result = await self.backend.complete(self._request(self.prompt(text, answers), prefix))
         return self.parse(result.texts[0], prefixed=not self.backend.chat)
 
-    async def aexplain(self, text: str, label: str) -> str:
+    async def aexplain(self, text: str, label: Answer) -> str:
         prompt = self.t["explain"].format(
-            **self._fields(), text=" ".join(text.split()), label=label
+            **self._fields(), text=" ".join(text.split()), label=show(label)
         )
         result = await self.backend.complete(self._request(prompt))
         return result.texts[0].strip()
 
-    def explain(self, text: str, label: str) -> str:
+    def explain(self, text: str, label: Answer) -> str:
         """Expert mode: why the text has this label (and what speaks against it)."""
         return asyncio.run(self.aexplain(text, label))
 
 
-def _answer(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else str(value)
+def _answer(value: Any) -> Answer | None:
+    if missing(value):
+        return None
+    return tuple(value) if isinstance(value, (tuple, list)) else str(value)
 
 
 def _row_answers(
     table: pd.DataFrame, position: int, annotators: Sequence[str]
-) -> dict[str, str | None]:
+) -> dict[str, Answer | None]:
     return {a: _answer(table.iloc[position][a]) for a in annotators}
 
 
@@ -307,7 +479,7 @@ def resolve(
         if verdict.label is None:  # no label in the verdict: still a case for a human
             out.at[i, "rationale"] = "moderator gave no label"
             continue
-        out.at[i, "label"], out.at[i, "source"] = verdict.label, "moderator"
+        out.at[i, "label"], out.at[i, "source"] = verdict.label, "moderator"  # type: ignore[assignment]
         out.at[i, "rationale"] = verdict.rationale
     return out
 
@@ -319,6 +491,9 @@ def export_review_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """A CSV for reviewers (UTF-8 with BOM, so Excel shows Cyrillic), plus an empty
     `human_label` column to fill in."""
     review = frame.copy()
+    for column in review.columns:  # multi-label cells: JSON lists, as the data files hold
+        if review[column].map(lambda v: isinstance(v, tuple)).any():
+            review[column] = review[column].map(lambda v: v if missing(v) else show(v))
     if "human_label" not in review.columns:
         review["human_label"] = ""
     review.to_csv(path, index=False, encoding="utf-8-sig")
@@ -326,7 +501,7 @@ def export_review_csv(frame: pd.DataFrame, path: str | Path) -> None:
 
 def label_studio_tasks(
     texts: Sequence[str],
-    predictions: Mapping[str, Sequence[str | None]],
+    predictions: Mapping[str, Sequence[Answer | None]],
     scores: Mapping[str, Sequence[float]] | None = None,
     from_name: str = "label",
     to_name: str = "text",
@@ -340,9 +515,10 @@ def label_studio_tasks(
     for i, text in enumerate(texts):
         preds = []
         for model, labels in predictions.items():
-            if labels[i] is None:
+            answer = labels[i]
+            if answer is None:
                 continue
-            value = {"choices": [labels[i]]}
+            value = {"choices": list(answer) if isinstance(answer, tuple) else [answer]}
             result = [
                 {"from_name": from_name, "to_name": to_name, "type": "choices", "value": value}
             ]

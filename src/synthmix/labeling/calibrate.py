@@ -23,6 +23,10 @@ Two sources of labeled texts:
 
 Thresholds the user fixed (`fixed`: stage names) are kept; their precision is still
 estimated, and the report marks them uncalibrated.
+
+The walk through the stages, the folds and the out-of-fold scoring are shared with the
+multi-label cascade (`labeling.multilabel`), which chooses one threshold per label with
+`choose_threshold` (its `Rule`), where a single-label stage chooses one for its best class.
 """
 
 from __future__ import annotations
@@ -31,13 +35,13 @@ import copy
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from synthmix.data.labeled import LabeledData, split_train_test, stratified_fraction
-from synthmix.labeling.cascade import Cascade, CascadeResult
+from synthmix.labeling.cascade import Cascade
 from synthmix.labeling.stages import LabelingStage
 from synthmix.stats.intervals import Proportion, wilson
 
@@ -71,6 +75,24 @@ class StageCalibration:
             "coverage": self.coverage.to_dict(),
         }
 
+    def line(self) -> str:
+        threshold = f"{self.threshold:.3f}" if self.achieved else "never"
+        note = "" if self.calibrated else " (fixed by you, uncalibrated)"
+        return (
+            f"  {self.name:<12} threshold {threshold}{note}: precision "
+            f"{self.precision.format()}, coverage {self.coverage.format()}"
+        )
+
+
+class CheckedRun(Protocol):
+    """A cascade's run on held-out gold (single- or multi-label) as the report reads it."""
+
+    def accuracy(self, decided_only: bool = True) -> Proportion | None: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def format(self) -> str: ...
+
 
 @dataclass
 class CalibrationReport:
@@ -78,7 +100,7 @@ class CalibrationReport:
     criterion: Criterion
     stages: list[StageCalibration]
     cascade: Cascade  # a copy of the input cascade with the calibrated thresholds
-    holdout: CascadeResult | None  # the calibrated cascade run on the held-out gold
+    holdout: CheckedRun | None  # the calibrated cascade run on the held-out gold
     method: Method = "gold"
     examples: int = 0  # labeled texts the thresholds were chosen on
     # Over all stages, on the calibration texts: the decided labels and the fallback
@@ -140,13 +162,7 @@ class CalibrationReport:
             f"target precision {self.target_precision} ({self.criterion})"
         )
         lines = [f"calibration: {basis}"]
-        for s in self.stages:
-            threshold = f"{s.threshold:.3f}" if s.achieved else "never"
-            note = "" if s.calibrated else " (fixed by you, uncalibrated)"
-            lines.append(
-                f"  {s.name:<12} threshold {threshold}{note}: precision {s.precision.format()}, "
-                f"coverage {s.coverage.format()}"
-            )
+        lines += [s.line() for s in self.stages]
         if self.holdout is not None:
             lines.append("held-out check:")
             lines.append(self.holdout.format())
@@ -203,45 +219,36 @@ Scorer = Callable[[LabelingStage, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
-class _Walk:
-    thresholds: list[float]
-    stages: list[StageCalibration]
-    decided: Proportion
-    fallback: Proportion
+class StageChoice:
+    """What a rule made of one stage on the labeled texts reaching it."""
+
+    threshold: Any  # what the stage gets: a float, or (multi-label) one per label
+    calibration: StageCalibration
+    decided: np.ndarray  # per scored text: the stage decides it
+    hits: int  # correct labels among those the stage asserts, over the decided texts
+    asserted: int
+    guesses: np.ndarray  # per text it leaves with some evidence: is the best guess right
 
 
-def _walk(
-    stages: Sequence[LabelingStage],
+# (stage, its rows, the positions of those rows in the gold, threshold fixed by the user)
+Rule = Callable[[LabelingStage, np.ndarray, np.ndarray, bool], StageChoice]
+
+
+def single_label_rule(
     classes: Sequence[str],
     gold: np.ndarray,
-    scorer: Scorer,
     target: float,
     criterion: Criterion,
     min_decided: int,
-    fixed: Collection[str],
-) -> _Walk:
-    """The cascade on labeled texts, stage by stage: choose (or keep, if fixed) each
-    threshold on the texts reaching the stage; count what the decided labels and the
-    fallback guesses get right."""
-    pending = np.arange(len(gold))
-    thresholds, reports = [], []
-    hits = decided = 0
-    last_correct = np.zeros(0, dtype=bool)
-    for stage in stages:
-        if not len(pending):
-            # Nothing reaches the stage: no evidence to move its threshold either way.
-            kept = stage.threshold if stage.name in fixed else math.inf
-            thresholds.append(kept)
-            reports.append(
-                StageCalibration(stage.name, kept, 0, wilson(0, 0), stage.name not in fixed)
-            )
-            last_correct = np.zeros(0, dtype=bool)
-            continue
-        # Texts a stage did not score (a sample) count nowhere from here on.
-        pending, rows = scorer(stage, pending)
-        confidence = rows.max(axis=1)
-        correct = np.asarray(classes)[rows.argmax(axis=1)] == gold[pending]
-        if stage.name in fixed:
+) -> Rule:
+    """A stage decides a text when its best class's confidence reaches the threshold."""
+
+    def rule(
+        stage: LabelingStage, rows: np.ndarray, positions: np.ndarray, fixed: bool
+    ) -> StageChoice:
+        confidence = rows.max(axis=1) if rows.shape[1] else np.zeros(len(rows))
+        correct = np.asarray(classes)[rows.argmax(axis=1)] == gold[positions]
+        if fixed:
             threshold = stage.threshold
             mask = confidence >= threshold
             precision = wilson(int(correct[mask].sum()), int(mask.sum()))
@@ -249,16 +256,53 @@ def _walk(
             threshold, precision = choose_threshold(
                 confidence, correct, target, criterion, min_decided
             )
-        thresholds.append(threshold)
-        calibrated = stage.name not in fixed
-        reports.append(StageCalibration(stage.name, threshold, len(pending), precision, calibrated))
-        hits, decided = hits + precision.k, decided + precision.n
-        keep = ~(confidence >= threshold)
+        calibration = StageCalibration(stage.name, threshold, len(rows), precision, not fixed)
+        decided = confidence >= threshold
         # A fallback guess needs some evidence: an all-zero row gives no label.
-        last_correct = correct[keep & (confidence > 0)]
-        pending = pending[keep]
-    fallback = wilson(int(last_correct.sum()), len(last_correct))
-    return _Walk(thresholds, reports, wilson(hits, decided), fallback)
+        guesses = correct[~decided & (confidence > 0)]
+        return StageChoice(threshold, calibration, decided, precision.k, precision.n, guesses)
+
+    return rule
+
+
+@dataclass
+class _Walk:
+    thresholds: list[Any]
+    stages: list[StageCalibration]
+    decided: Proportion
+    fallback: Proportion
+
+
+def walk(
+    stages: Sequence[LabelingStage],
+    n_texts: int,
+    width: int,
+    scorer: Scorer,
+    rule: Rule,
+    fixed: Collection[str],
+) -> _Walk:
+    """The cascade on `n_texts` labeled texts, stage by stage: `rule` chooses (or keeps, if
+    fixed) each threshold on the texts reaching the stage; counts what the decided labels
+    and the fallback guesses get right. `width`: classes per row."""
+    pending = np.arange(n_texts)
+    thresholds, reports = [], []
+    hits = asserted = 0
+    guesses = np.zeros(0, dtype=bool)
+    for stage in stages:
+        if not len(pending):
+            # Nothing reaches the stage: no evidence to move its threshold either way.
+            choice = rule(stage, np.zeros((0, width)), pending, stage.name in fixed)
+        else:
+            # Texts a stage did not score (a sample) count nowhere from here on.
+            pending, rows = scorer(stage, pending)
+            choice = rule(stage, rows, pending, stage.name in fixed)
+        thresholds.append(choice.threshold)
+        reports.append(choice.calibration)
+        hits, asserted = hits + choice.hits, asserted + choice.asserted
+        guesses = choice.guesses
+        pending = pending[~choice.decided]
+    fallback = wilson(int(guesses.sum()), len(guesses))
+    return _Walk(thresholds, reports, wilson(hits, asserted), fallback)
 
 
 def _with_thresholds(cascade: Cascade, thresholds: Sequence[float]) -> Cascade:
@@ -278,8 +322,8 @@ def calibrate_on(
 ) -> tuple[Cascade, list[StageCalibration]]:
     """Calibrate every stage on all of `texts` (no held-out part); returns a new cascade
     (stage copies, so the input keeps its thresholds; loaded models are shared)."""
-    walk = _gold_walk(cascade, texts, gold, target_precision, criterion, min_decided)
-    return _with_thresholds(cascade, walk.thresholds), walk.stages
+    walked = _gold_walk(cascade, texts, gold, target_precision, criterion, min_decided)
+    return _with_thresholds(cascade, walked.thresholds), walked.stages
 
 
 def _gold_walk(
@@ -290,19 +334,18 @@ def _gold_walk(
     criterion: Criterion,
     min_decided: int,
 ) -> _Walk:
+    rule = single_label_rule(cascade.classes, np.asarray(gold), target, criterion, min_decided)
+    width = len(cascade.classes)
+    return walk(cascade.stages, len(texts), width, gold_scorer(texts), rule, cascade.fixed)
+
+
+def gold_scorer(texts: Sequence[str]) -> Scorer:
+    """Every stage scores every text reaching it (a gold set the stages never saw)."""
+
     def scorer(stage: LabelingStage, pending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return pending, stage.score([texts[int(i)] for i in pending])
 
-    return _walk(
-        cascade.stages,
-        cascade.classes,
-        np.asarray(gold),
-        scorer,
-        target,
-        criterion,
-        min_decided,
-        cascade.fixed,
-    )
+    return scorer
 
 
 def calibrate(
@@ -321,19 +364,19 @@ def calibrate(
         fit, check = split_train_test(gold, holdout, seed)
     else:
         fit, check = gold, None
-    walk = _gold_walk(cascade, fit.texts, fit.labels, target_precision, criterion, min_decided)
-    calibrated = _with_thresholds(cascade, walk.thresholds)
+    walked = _gold_walk(cascade, fit.texts, fit.labels, target_precision, criterion, min_decided)
+    calibrated = _with_thresholds(cascade, walked.thresholds)
     result = None if check is None else calibrated.run(check.texts, gold=check.labels)
     return CalibrationReport(
         target_precision,
         criterion,
-        walk.stages,
+        walked.stages,
         calibrated,
         result,
         method="gold",
         examples=len(fit),
-        decided=walk.decided,
-        fallback=walk.fallback,
+        decided=walked.decided,
+        fallback=walked.fallback,
         needed=examples_needed(target_precision, criterion, min_decided),
     )
 
@@ -388,41 +431,41 @@ def cross_validate(
         examples = stratified_fraction(examples, max_examples / len(examples), seed)
     texts, gold = examples.texts, np.asarray(examples.labels)
     fold = fold_ids(examples.labels, folds, seed)
+    width = len(cascade.classes)
+    scorer = out_of_fold_scorer(texts, fold, width, seed)
+    rule = single_label_rule(cascade.classes, gold, target_precision, criterion, min_decided)
+    walked = walk(cascade.stages, len(texts), width, scorer, rule, cascade.fixed)
+    return CalibrationReport(
+        target_precision,
+        criterion,
+        walked.stages,
+        _with_thresholds(cascade, walked.thresholds),
+        None,
+        method="cross-validation",
+        examples=len(examples),
+        decided=walked.decided,
+        fallback=walked.fallback,
+        needed=examples_needed(target_precision, criterion, min_decided),
+    )
+
+
+def out_of_fold_scorer(texts: Sequence[str], fold: np.ndarray, width: int, seed: int) -> Scorer:
+    """Each text scored by a copy of the stage that never saw the text's fold; a stage with
+    `max_calibration` scores a seeded sample of that many of the texts reaching it."""
     rng = np.random.default_rng(seed)
 
     def scorer(stage: LabelingStage, pending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         limit = getattr(stage, "max_calibration", None)
         if limit is not None and len(pending) > limit:
             pending = np.sort(rng.choice(pending, size=int(limit), replace=False))
-        rows = np.zeros((len(pending), len(cascade.classes)))
+        rows = np.zeros((len(pending), width))
         if len(texts) < 2:
             return pending, rows  # one text cannot be held out from itself: no evidence
         for f in np.unique(fold[pending]):
             held = fold == f
-            own = without(stage, [texts[i] for i in np.flatnonzero(held)])
+            own = without(stage, [texts[int(i)] for i in np.flatnonzero(held)])
             positions = np.flatnonzero(held[pending])
-            rows[positions] = own.score([texts[int(pending[p])] for p in positions])
+            rows[positions] = own.score([texts[int(pending[int(p)])] for p in positions])
         return pending, rows
 
-    walk = _walk(
-        cascade.stages,
-        cascade.classes,
-        gold,
-        scorer,
-        target_precision,
-        criterion,
-        min_decided,
-        cascade.fixed,
-    )
-    return CalibrationReport(
-        target_precision,
-        criterion,
-        walk.stages,
-        _with_thresholds(cascade, walk.thresholds),
-        None,
-        method="cross-validation",
-        examples=len(examples),
-        decided=walk.decided,
-        fallback=walk.fallback,
-        needed=examples_needed(target_precision, criterion, min_decided),
-    )
+    return scorer

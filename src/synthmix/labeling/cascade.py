@@ -68,6 +68,10 @@ class LabelDecision:
     decided: bool
     scores: dict[str, list[float]] = field(default_factory=dict)
 
+    @property
+    def labelled(self) -> bool:
+        return self.label is not None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,

@@ -31,6 +31,7 @@ from synthmix.core.config import build_dataclass, check_params, read_yaml
 from synthmix.core.errors import ConfigError
 from synthmix.core.plugins import Registry
 from synthmix.data.labeled import LabeledData
+from synthmix.data.multilabel import MultiLabelData
 from synthmix.labeling.cascade import Cascade
 from synthmix.labeling.llm_stage import LLMStage
 from synthmix.labeling.stages import EmbeddingStage, KeywordStage, LabelingStage, NLIStage
@@ -80,7 +81,10 @@ def parse_config(raw: Any, source: str) -> CascadeConfig:
             kind = STAGE_KINDS.get(stage.type)
         except ConfigError as exc:
             raise ConfigError(f"{source}: stage {index}: 'type': {exc}") from None
-        check_params(kind.stage, stage.params, where, _SET_BY_CASCADE, kind.own_params)
+        # A stage's own params (the llm's `backend`, the embedding's `encoder`) share names
+        # with constructor arguments the cascade fills from them: not reserved there.
+        reserved = {k: v for k, v in _SET_BY_CASCADE.items() if k not in kind.own_params}
+        check_params(kind.stage, stage.params, where, reserved, kind.own_params)
     return config
 
 
@@ -96,7 +100,7 @@ def load_config(path: str | Path) -> CascadeConfig:
 
 # ---------------------------------------------------------------------------- building
 
-Examples = LabeledData | Mapping[str, Sequence[str]] | None
+Examples = LabeledData | MultiLabelData | Mapping[str, Sequence[str]] | None
 
 
 def _keywords(
@@ -111,9 +115,23 @@ def _keywords(
     mine = params.pop("mine_from_examples", False)
     top_k = int(params.pop("top_k", 20))
     stage = KeywordStage(card, mined=mined, threshold=_threshold(cfg), name=name, **params)
-    if mine and isinstance(examples, LabeledData):
+    if mine and isinstance(examples, MultiLabelData):
+        # Mined per label: a text counts for each label it carries, as in the counts.
+        stage.mine_from(_one_row_per_label(examples), top_k)
+    elif mine and isinstance(examples, LabeledData):
         stage.mine_from(examples, top_k)
     return stage
+
+
+def _one_row_per_label(data: MultiLabelData) -> LabeledData:
+    import pandas as pd
+
+    rows = [
+        (t, label)
+        for t, labels in zip(data.texts, data.label_sets, strict=True)
+        for label in labels
+    ]
+    return LabeledData(pd.DataFrame(rows, columns=["text", "label"]), data.source)
 
 
 def _threshold(cfg: StageConfig) -> float:
@@ -203,22 +221,39 @@ _SET_BY_CASCADE = {
     "backend": "built from 'backend' (a backend spec)",
     "examples": "the command's --examples",
     "progress": "set by the command",
+    "multi_label": "set by the command (--multi-label)",
 }
 
 
 def build_cascade(
-    config: CascadeConfig, card: TaskCard, examples: Examples = None, progress: bool = False
+    config: CascadeConfig,
+    card: TaskCard,
+    examples: Examples = None,
+    progress: bool = False,
+    multi_label: bool = False,
 ) -> Cascade:
     """Stages from a config; `examples` (real labeled texts) feed the LLM's few-shot
     prompt and the embedding prototypes (card examples where absent). A misspelt
     parameter or a bad value is a ConfigError naming the stage. `progress`: bars while the
-    slow stages (embedding, LLM) work."""
+    slow stages (embedding, LLM) work. `multi_label`: every stage is built to score labels
+    independently (its `multi_label` parameter) and the cascade is a `MultiLabelCascade`."""
     stages = []
     for cfg in config.stages:
         name = cfg.name or cfg.type
+        if multi_label:
+            cfg = StageConfig(cfg.type, cfg.threshold, {**cfg.params, "multi_label": True}, name)
         try:
             stages.append(STAGE_KINDS.get(cfg.type).build(card, cfg, name, examples, progress))
         except (TypeError, ValueError) as exc:  # a misspelt parameter or a bad value
+            if multi_label and "multi_label" in str(exc):
+                raise ConfigError(
+                    f"cascade stage {name!r}: type {cfg.type!r} has no multi-label mode"
+                ) from None
             raise ConfigError(f"cascade stage {name!r}: {exc}") from None
     fixed = [s.name for s, c in zip(stages, config.stages, strict=True) if c.threshold is not None]
-    return Cascade(stages, fallback="none" if config.fallback == "none" else "last", fixed=fixed)
+    fallback: Literal["last", "none"] = "none" if config.fallback == "none" else "last"
+    if multi_label:
+        from synthmix.labeling.multilabel import MultiLabelCascade
+
+        return MultiLabelCascade(stages, fallback=fallback, fixed=fixed)
+    return Cascade(stages, fallback=fallback, fixed=fixed)

@@ -3,6 +3,11 @@
 A stage returns an (n_texts x n_classes) array of class confidences in the card's class
 order; the cascade lets a stage decide a text when the row's maximum reaches the stage's
 `threshold`, and passes the rest on. Stages are cheap to build: models load on first use.
+
+With `multi_label=True` each column is a confidence of its own (a text may carry several
+labels or none), not a share of one distribution: keywords score every label they match,
+embeddings each label's cosine to its prototype, NLI each label's entailment on its own;
+the multi-label cascade (`labeling.multilabel`) keeps every label above its threshold.
 """
 
 from __future__ import annotations
@@ -74,8 +79,10 @@ class KeywordStage:
         prior: float = 1.0,
         name: str = "keywords",
         lemmatizer: Callable[[str], str] | None = None,
+        multi_label: bool = False,
     ) -> None:
         self.name = name
+        self.multi_label = multi_label
         self.threshold = threshold
         self.prior = prior
         self.card = card
@@ -134,6 +141,10 @@ class KeywordStage:
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         evidence = np.array([self.evidence(t) for t in texts]).reshape(len(texts), -1)
+        if self.multi_label:
+            # Labels do not compete: each label's own evidence, shrunk by the same prior
+            # (one card keyword 0.5, two 0.67), so every matching label can pass.
+            return evidence / (evidence + self.prior)
         return margin_confidence(evidence, self.prior)
 
 
@@ -182,12 +193,14 @@ class EmbeddingStage:
         name: str = "embedding",
         max_examples: int = 200,
         seed: int = 0,
+        multi_label: bool = False,
     ) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if max_examples < 1:
             raise ValueError(f"max_examples must be >= 1, got {max_examples}")
         self.name = name
+        self.multi_label = multi_label
         self.threshold = threshold
         self.temperature = temperature
         self.card = card
@@ -232,8 +245,12 @@ class EmbeddingStage:
     def score(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(self.classes)))
-        cosine = self.encoder.encode(list(texts)) @ self.prototypes().T
-        return softmax(np.asarray(cosine, dtype=float) / self.temperature, axis=1)
+        cosine = np.asarray(self.encoder.encode(list(texts)) @ self.prototypes().T, dtype=float)
+        if self.multi_label:
+            # A softmax would make labels share one unit of mass; each label's cosine is
+            # its own evidence, and calibration finds each label's threshold on it.
+            return np.clip(cosine, 0.0, 1.0)
+        return softmax(cosine / self.temperature, axis=1)
 
 
 # ---------------------------------------------------------------------------- NLI
@@ -267,8 +284,10 @@ class NLIStage:
         batch_size: int = 8,
         device: str | int | None = None,
         name: str = "nli",
+        multi_label: bool = False,
     ) -> None:
         self.name = name
+        self.multi_label = multi_label
         self.threshold = threshold
         self.model = model
         self.classes = card.class_names
@@ -301,7 +320,8 @@ class NLIStage:
             list(texts),
             candidate_labels=self.verbalizations,
             hypothesis_template=self.hypothesis_template,
-            multi_label=False,
+            # multi_label: entailment against contradiction per label, not across labels.
+            multi_label=self.multi_label,
             batch_size=self.batch_size,
         )
         if isinstance(outputs, dict):
