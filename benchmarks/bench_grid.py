@@ -103,7 +103,9 @@ def stand_in_sources(pool: LabeledData, real: LabeledData, count: int, seed: int
     return pd.concat(parts, ignore_index=True)
 
 
-def grid_config(folder: Path, sources: int, seeds: int) -> ExperimentConfig:
+def grid_config(
+    folder: Path, sources: int, seeds: int, params: dict[str, Any] | None = None
+) -> ExperimentConfig:
     train = load_labeled(dataset("rusentiment") / "train.csv")
     real = stratified_fraction(train, 10_000 / len(train), seed=0)
     pool = LabeledData(
@@ -123,6 +125,7 @@ def grid_config(folder: Path, sources: int, seeds: int) -> ExperimentConfig:
         ],
         plans=PlanConfig(),
         seeds=list(range(seeds)),
+        classifier=ClassifierConfig(params=dict(params or {})),
         base_dir=folder,
     )
 
@@ -273,9 +276,9 @@ def time_old_path(
     return {"estimated_full_grid_s": round(estimate / jobs, 1), "sampled_fits": sampled}
 
 
-def parity(seeds: int) -> list[dict[str, Any]]:
-    """Mean F1-macro over seeds of the old and the new path at 10% and 100% real, on the
-    full test sets."""
+def parity(seeds: int, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Mean F1-macro over seeds of the old and the new path (`params` over the defaults) at
+    10% and 100% real, on the full test sets."""
     rows = []
     rusentiment = load_labeled(dataset("rusentiment") / "train.csv")
     # RuSentiment's 100% is the grid's real data, the 10k-text sample (the full 24k-text
@@ -290,8 +293,8 @@ def parity(seeds: int) -> list[dict[str, Any]]:
             scores: dict[str, list[float]] = {"old": [], "new": []}
             for seed in range(seeds):
                 mix = compose(Cell(REAL_ONLY, fraction), train, None, seed).data
-                for path, params in (("old", OLD), ("new", {})):
-                    model = TfidfLogReg(random_state=seed, **params).fit(mix.texts, mix.labels)
+                for path, chosen in (("old", OLD), ("new", params or {})):
+                    model = TfidfLogReg(random_state=seed, **chosen).fit(mix.texts, mix.labels)
                     predicted = model.predict(test.texts).tolist()
                     scores[path].append(evaluate(test.labels, predicted, train.classes)["f1_macro"])
             old, new = float(np.mean(scores["old"])), float(np.mean(scores["new"]))
@@ -318,13 +321,19 @@ def main() -> None:
     parser.add_argument("--parity-seeds", type=int, default=3)
     parser.add_argument("--no-parity", action="store_true")
     parser.add_argument("--parity-only", action="store_true")
+    parser.add_argument(
+        "--params",
+        type=json.loads,
+        default={},
+        help="tfidf_logreg params of the new path, as JSON (e.g. '{\"tol\": 0.05}')",
+    )
     args = parser.parse_args()
     if args.parity_only:
-        parity(args.parity_seeds)
+        parity(args.parity_seeds, args.params)
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config = grid_config(folder, args.sources, args.seeds)
+        config = grid_config(folder, args.sources, args.seeds, args.params)
         full = full_grid_fits(config, 36, 3)
         grid = time_grid(config, folder / "run", args.jobs, full)
         print(json.dumps({"grid": grid}), flush=True)
@@ -345,7 +354,7 @@ def main() -> None:
             f"{len(old['sampled_fits'])} sampled cells: ~{old_s:.0f} s; ratio {old_s / new_s:.1f}x"
         )
     if not args.no_parity:
-        parity(args.parity_seeds)
+        parity(args.parity_seeds, args.params)
 
 
 if __name__ == "__main__":

@@ -56,3 +56,20 @@ def test_mean_ci_single_value_and_no_spread() -> None:
     assert mean_ci([0.5, 0.5, 0.5]).half_width == 0.0
     with pytest.raises(ValueError):
         mean_ci([])
+
+
+def test_evaluate_equals_scikit_learn_on_the_strings_labels_outside_the_classes_included() -> None:
+    # evaluate codes labels as integers for speed; the figures must stay scikit-learn's own.
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    y_true = ["joy", "anger", "other", "joy", "sadness", "anger", "joy"]
+    y_pred = ["joy", "stray", "anger", "sadness", "sadness", "anger", "other"]
+    result = evaluate(y_true, y_pred, CLASSES)
+    assert result["accuracy"] == accuracy_score(y_true, y_pred)
+    for average in ("macro", "weighted"):
+        expected = f1_score(y_true, y_pred, labels=CLASSES, average=average, zero_division=0)
+        assert result[f"f1_{average}"] == expected
+    assert result["per_class"]["anger"]["support"] == 2
+    expected_matrix = confusion_matrix(y_true, y_pred, labels=CLASSES).tolist()
+    assert result["confusion_matrix"] == expected_matrix
+    assert sum(map(sum, expected_matrix)) == 4  # the pairs within CLASSES only

@@ -22,25 +22,39 @@ def evaluate(
     reader of a per-class table expects rather than a warning and NaN.
     """
     labels = list(classes)
+    # Integer codes give scikit-learn's metrics the same answers as the strings, without
+    # its checks sorting and comparing strings on every call (a tenth of a grid fit's CPU).
+    true, pred, codes = _codes(y_true, y_pred, labels)
     precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
+        true, pred, labels=codes, zero_division=0
     )
     macro = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average="macro", zero_division=0
+        true, pred, labels=codes, average="macro", zero_division=0
     )
     weighted = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average="weighted", zero_division=0
+        true, pred, labels=codes, average="weighted", zero_division=0
     )
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "accuracy": float(accuracy_score(true, pred)),
         "f1_macro": float(macro[2]),
         "f1_weighted": float(weighted[2]),
         "precision_macro": float(macro[0]),
         "recall_macro": float(macro[1]),
         "per_class": per_class(labels, precision, recall, f1, support),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": confusion_matrix(true, pred, labels=codes).tolist(),
         "classes": labels,
     }
+
+
+def _codes(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """`y_true`, `y_pred` and `labels` as integer codes: a label's index in `labels`, and
+    codes after those for values outside `labels` (counted by accuracy, not per class)."""
+    index = {label: i for i, label in enumerate(labels)}
+    true = np.fromiter((index.setdefault(y, len(index)) for y in y_true), np.int64, len(y_true))
+    pred = np.fromiter((index.setdefault(y, len(index)) for y in y_pred), np.int64, len(y_pred))
+    return true, pred, list(range(len(labels)))
 
 
 @dataclass(frozen=True)
