@@ -56,6 +56,20 @@ def tune_thresholds(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return thresholds
 
 
+def apply_thresholds(
+    proba: np.ndarray, thresholds: np.ndarray, at_least_one: bool = True
+) -> np.ndarray:
+    """The 0/1 label matrix of probabilities against per-label thresholds; with
+    `at_least_one`, a row passing no threshold gets the label closest to passing
+    (the largest probability / threshold)."""
+    predicted = (proba >= thresholds[None, :]).astype(np.int8)
+    if at_least_one and len(proba):
+        empty = predicted.sum(axis=1) == 0
+        closest = np.argmax(proba / thresholds[None, :], axis=1)
+        predicted[np.flatnonzero(empty), closest[empty]] = 1
+    return predicted
+
+
 class _OneVsRest(ClassifierMixin, BaseEstimator):
     """One-vs-rest logistic regression with per-label thresholds over features that a
     subclass makes (`_fit_features`, `_features`) and a model it configures (`_model`).
@@ -129,13 +143,7 @@ class _OneVsRest(ClassifierMixin, BaseEstimator):
         return np.asarray(self.model_.predict_proba(self._features(list(texts))))
 
     def predict_indicator(self, texts: Sequence[str]) -> np.ndarray:
-        proba = self.predict_proba(texts)
-        predicted = (proba >= self.thresholds_[None, :]).astype(np.int8)
-        if self.at_least_one and len(proba):
-            empty = predicted.sum(axis=1) == 0
-            closest = np.argmax(proba / self.thresholds_[None, :], axis=1)
-            predicted[np.flatnonzero(empty), closest[empty]] = 1
-        return predicted
+        return apply_thresholds(self.predict_proba(texts), self.thresholds_, self.at_least_one)
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, ...]]:
         indicator = self.predict_indicator(texts)
