@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthmix.classifiers.multilabel import tune_thresholds
+from synthmix.classifiers.multilabel import tune_relative_cut, tune_thresholds
 from synthmix.classifiers.registry import ClassifierConfig, build_classifier, runs_serially
 from synthmix.classifiers.tiny_bert import build_tiny_bert
 from synthmix.classifiers.transformer_multilabel import (
@@ -140,8 +140,10 @@ def test_thresholds_are_tuned_on_held_out_training_rows_only(toy_bert: Path) -> 
         {groups[i] for i in range(60) if i not in set(valid)}
     )
     gold = model.binarizer_.transform([sets[i] for i in valid])
-    expected = tune_thresholds(gold, model.predict_proba([texts[i] for i in valid]))
+    scores = model.predict_proba([texts[i] for i in valid])
+    expected = tune_thresholds(gold, scores)
     assert np.array_equal(model.thresholds_, expected)
+    assert model.relative_cut_ == tune_relative_cut(gold, scores, expected, True)
     # Predicting other texts does not move them.
     model.predict(toy_multilabel(10, seed=3)[0])
     assert np.array_equal(model.thresholds_, expected)

@@ -9,7 +9,9 @@ and no test row is seen. Cross-validated probabilities, as `tfidf_ovr` uses, wou
 fine-tuning per fold. The epoch kept is the one of lowest validation loss. The validation
 rows are drawn by iterative stratification (iterstrat) over groups (`fit(..., groups=...)`:
 an EDA variant stays on its real text's side), and a label left with no training row gets
-its validation rows back. `validation_fraction=0` keeps every threshold at 0.5.
+its validation rows back. `validation_fraction=0` keeps every threshold at 0.5. The
+per-text `relative_cut` of `classifiers.multilabel` is tuned on the same rows ("tune"; 0
+without validation rows).
 
 `imbalance="class_weight"` weights each label's positives and negatives as scikit-learn's
 "balanced" does for that label alone, n / (2 * n_side), as `tfidf_ovr`'s per-label logistic
@@ -25,7 +27,12 @@ import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from synthmix.classifiers.multilabel import apply_thresholds, tune_thresholds
+from synthmix.classifiers.multilabel import (
+    apply_thresholds,
+    check_relative_cut,
+    resolve_relative_cut,
+    tune_thresholds,
+)
 from synthmix.classifiers.transformer import DEFAULT_MODEL, TransformerClassifier, _Split
 from synthmix.core.errors import ConfigError
 
@@ -105,8 +112,8 @@ class MultiLabelTransformerClassifier(TransformerClassifier):
     `predict` returns one sorted tuple of labels per text, `predict_indicator` the 0/1 matrix
     in `classes_` order, `predict_proba` the per-label sigmoid probabilities. With
     `at_least_one`, a text passing no threshold gets the label closest to passing.
-    Learned, besides the transformer's: `thresholds_`, `validation_rows_` (the training rows
-    the thresholds were tuned on, never trained on)."""
+    Learned, besides the transformer's: `thresholds_`, `relative_cut_`, `validation_rows_`
+    (the training rows the thresholds were tuned on, never trained on)."""
 
     multi_label = True
     # Validation loss, not F1: with thresholds tuned per epoch, F1 reaches its best as soon
@@ -131,6 +138,7 @@ class MultiLabelTransformerClassifier(TransformerClassifier):
         output_dir: str | None = None,
         device: str | None = None,
         at_least_one: bool = True,
+        relative_cut: float | str = "tune",
         random_state: int = 0,
     ) -> None:
         super().__init__(
@@ -150,14 +158,16 @@ class MultiLabelTransformerClassifier(TransformerClassifier):
             random_state=random_state,
         )
         self.at_least_one = at_least_one
+        self.relative_cut = relative_cut
 
-    def fit(  # type: ignore[override]
+    def fit(
         self,
         texts: Sequence[str],
         label_sets: Sequence[Sequence[str]],
         groups: Sequence[str] | None = None,
     ) -> Self:
         self._check_params()
+        check_relative_cut(self.relative_cut)
         if self.imbalance == "oversample":
             raise ConfigError(
                 "imbalance 'oversample' is for single-label data; a multi-label head takes "
@@ -183,10 +193,15 @@ class MultiLabelTransformerClassifier(TransformerClassifier):
             )
         )
         if len(valid):
+            gold = targets[valid].astype(int)
             scores = self.predict_proba([texts_list[i] for i in valid])
-            self.thresholds_ = tune_thresholds(targets[valid].astype(int), scores)
+            self.thresholds_ = tune_thresholds(gold, scores)
+            self.relative_cut_ = resolve_relative_cut(
+                self.relative_cut, gold, scores, self.thresholds_, self.at_least_one
+            )
         else:
             self.thresholds_ = np.full(len(self.classes_), 0.5)
+            self.relative_cut_ = 0.0 if self.relative_cut == "tune" else float(self.relative_cut)
         return self
 
     def _head_options(self) -> dict[str, Any]:
@@ -209,7 +224,9 @@ class MultiLabelTransformerClassifier(TransformerClassifier):
         return torch.sigmoid(logits)
 
     def predict_indicator(self, texts: Sequence[str]) -> np.ndarray:
-        return apply_thresholds(self.predict_proba(texts), self.thresholds_, self.at_least_one)
+        return apply_thresholds(
+            self.predict_proba(texts), self.thresholds_, self.at_least_one, self.relative_cut_
+        )
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, ...]]:  # type: ignore[override]
         indicator = self.predict_indicator(texts)
