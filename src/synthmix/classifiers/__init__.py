@@ -20,12 +20,18 @@ from synthmix.classifiers.registry import (
 )
 from synthmix.classifiers.tfidf import TfidfLogReg
 from synthmix.classifiers.transformer import LoraClassifier, TransformerClassifier
+from synthmix.classifiers.transformer_multilabel import (
+    MultiLabelLoraClassifier,
+    MultiLabelTransformerClassifier,
+)
 
 __all__ = [
     "ClassifierConfig",
     "EmbeddingLogReg",
     "EmbeddingMLP",
     "LoraClassifier",
+    "MultiLabelLoraClassifier",
+    "MultiLabelTransformerClassifier",
     "TextClassifier",
     "TfidfLogReg",
     "TransformerClassifier",

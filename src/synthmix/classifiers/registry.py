@@ -66,11 +66,15 @@ CLASSIFIERS: Registry[ClassifierFactory] = Registry(
         "pair_tfidf_logreg": "synthmix.classifiers.pairs:PairTfidfLogReg",
         "tfidf_ovr": "synthmix.classifiers.multilabel:TfidfOneVsRest",
         "embedding_ovr": "synthmix.classifiers.multilabel:EmbeddingOneVsRest",
+        "transformer_multilabel": (
+            "synthmix.classifiers.transformer_multilabel:MultiLabelTransformerClassifier"
+        ),
+        "lora_multilabel": "synthmix.classifiers.transformer_multilabel:MultiLabelLoraClassifier",
     },
 )
 # Classifiers whose fits must not run in parallel worker processes: each torch fit already uses
 # every core (or the one GPU), so two at once thrash instead of finishing sooner.
-_SERIAL: set[str] = {"transformer", "lora"}
+_SERIAL: set[str] = {"transformer", "lora", "transformer_multilabel", "lora_multilabel"}
 # Set by the experiment for every fit, never by the user.
 _RESERVED = {"random_state": "set per seed by the experiment"}
 

@@ -5,6 +5,10 @@ Needs the optional packages torch, transformers (and peft for LoRA); they are im
 `fit`, so `import synthmix.classifiers` stays light and the sklearn classifiers work without
 them. A GPU is used when torch sees one; a BERT-base model on CPU is only practical for a few
 hundred texts.
+
+Text pairs (joined strings, `data.pairs`) are fed as the tokenizer's pair encoding,
+`[CLS] text [SEP] pair [SEP]` for BERT, with token type ids telling the two apart, truncated
+longest-first so a long review cannot push the aspect term out of `max_length`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from synthmix.classifiers.base import IMBALANCE_OPTIONS, oversample_indices
 from synthmix.core.errors import ConfigError
+from synthmix.data.pairs import has_pairs, split_pair
 
 log = logging.getLogger("synthmix")
 
@@ -127,6 +132,9 @@ def count_parameters(model: Any) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _Split:
+    """Training and validation rows: class ids (single-label) or a 0/1 float matrix of
+    labels (multi-label)."""
+
     train_texts: list[str]
     train_ids: np.ndarray
     valid_texts: list[str]
@@ -142,7 +150,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     epoch's weights restored at the end. `validation_fraction=0` trains all `epochs` and keeps
     the last. `imbalance`: "class_weight" (balanced cross-entropy weights), "oversample"
     (random oversampling of the training part only, so validation rows stay unique) or "none".
-    `lr`: default 1e-5, or 1e-4 with LoRA. `lora`: a dict with any of r, alpha, dropout,
+    `lr`: default 1e-5, or 1e-4 with LoRA. Joined text pairs (`data.pairs`) are encoded as
+    the tokenizer's sentence pairs. `lora`: a dict with any of r, alpha, dropout,
     target_modules trains LoRA adapters (peft)
     plus the classification head instead of all weights. `device`: None (GPU when present),
     "cpu" or "cuda". Checkpoints go to a temporary folder removed after `fit`, or to
@@ -150,7 +159,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
 
     Learned: `model_`, `tokenizer_`, `classes_`, `lora_` (the LoRA options used, or None),
     `lr_`, `history_` (one dict per epoch with per-class metrics), `best_epoch_`,
-    `n_trainable_params_`, `n_params_`.
+    `n_trainable_params_`, `n_params_`, `pairs_` (whether texts were fed as pairs).
     """
 
     def __init__(
@@ -204,17 +213,22 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Self:
         self._check_params()
-        self.lora_ = self._lora_options()
-        self.lr_ = self._learning_rate()
-        from transformers import set_seed
-
         texts_list = list(texts)
         self.classes_, label_ids = np.unique(
             np.asarray(list(labels), dtype=object), return_inverse=True
         )
         if len(self.classes_) < 2:
             raise ConfigError("a classifier needs at least two classes in the training data")
-        split = self._split(texts_list, label_ids)
+        self._train(self._split(texts_list, label_ids))
+        return self
+
+    def _train(self, split: _Split) -> None:
+        """Load, fine-tune and keep the best model on `split` (`classes_` already set)."""
+        from transformers import set_seed
+
+        self.lora_ = self._lora_options()
+        self.lr_ = self._learning_rate()
+        self.pairs_ = has_pairs(split.train_texts) or has_pairs(split.valid_texts)
         # The classification head is initialised when the model loads, before Trainer seeds.
         set_seed(self.random_state)
         self.tokenizer_, model = self._load()
@@ -228,7 +242,6 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             self.history_ = history_from_log(trainer.state.log_history, self.classes_)
         self.model_.eval()
         self.best_epoch_ = self._best_epoch()
-        return self
 
     def _check_params(self) -> None:
         if self.imbalance not in IMBALANCE_OPTIONS:
@@ -274,11 +287,50 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             label2id={name: i for i, name in enumerate(names)},
             # A checkpoint fine-tuned on other labels has a head of another size: replace it.
             ignore_mismatched_sizes=True,
+            **self._head_options(),
         )
         options = self._lora_options()
         if options is not None:
             model = _wrap_lora(model, options)
         return tokenizer, model
+
+    # ----- what a multi-label head changes (classifiers.transformer_multilabel) -----
+
+    multi_label: ClassVar[bool] = False
+    # The validation metric that picks the epoch kept, and whether higher is better.
+    selection: ClassVar[tuple[str, bool]] = ("f1_macro", True)
+
+    def _head_options(self) -> dict[str, Any]:
+        return {}
+
+    def _loss_weights(self, split: _Split) -> np.ndarray | None:
+        if self.imbalance != "class_weight":
+            return None
+        return balanced_class_weights(split.train_ids, len(self.classes_))
+
+    def _metrics(self, label_ids: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+        return class_metrics(label_ids, np.argmax(logits, axis=-1), len(self.classes_))
+
+    def _label_value(self, row: Any) -> Any:
+        return int(row)
+
+    def _probabilities(self, logits: Any) -> Any:
+        import torch
+
+        return torch.softmax(logits, dim=-1)
+
+    def _tokenize(self, texts: list[str], **options: Any) -> Any:
+        """The tokenizer's encoding of texts, or of (text, pair) when fitted on pairs."""
+        if not self.pairs_:
+            return self.tokenizer_(texts, truncation=True, max_length=self.max_length, **options)
+        split = [split_pair(t) for t in texts]
+        return self.tokenizer_(
+            [t for t, _ in split],
+            [p for _, p in split],
+            truncation="longest_first",
+            max_length=self.max_length,
+            **options,
+        )
 
     @contextmanager
     def _checkpoint_dir(self) -> Iterator[str]:
@@ -302,12 +354,6 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         callbacks: list[Any] = [epoch_logger(self.classes_)]
         if validate:
             callbacks.append(EarlyStoppingCallback(self.early_stopping_patience))
-        n_classes = len(self.classes_)
-        weights = (
-            balanced_class_weights(split.train_ids, n_classes)
-            if self.imbalance == "class_weight"
-            else None
-        )
         trainer = weighted_trainer(
             model=model,
             args=self._training_args(folder, validate),
@@ -315,11 +361,12 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             eval_dataset=self._encode(split.valid_texts, split.valid_ids) if validate else None,
             processing_class=self.tokenizer_,
             data_collator=DataCollatorWithPadding(self.tokenizer_),
-            compute_metrics=lambda pred: class_metrics(
-                np.asarray(pred.label_ids), np.argmax(pred.predictions, axis=-1), n_classes
+            compute_metrics=lambda pred: self._metrics(
+                np.asarray(pred.label_ids), np.asarray(pred.predictions)
             ),
             callbacks=callbacks,
-            class_weights=weights,
+            class_weights=self._loss_weights(split),
+            multi_label=self.multi_label,
         )
         # Trainer prints every log dict to stdout; a 600-cell grid needs the logger only.
         trainer.remove_callback(PrinterCallback)
@@ -349,8 +396,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             save_strategy=per_epoch,
             logging_strategy="epoch",
             load_best_model_at_end=validate,
-            metric_for_best_model="f1_macro" if validate else None,
-            greater_is_better=True,
+            metric_for_best_model=self.selection[0] if validate else None,
+            greater_is_better=self.selection[1],
             # Keeps the best and the latest checkpoint; weights only, no optimizer state.
             save_total_limit=1,
             save_only_model=True,
@@ -363,19 +410,22 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _encode(self, texts: list[str], label_ids: np.ndarray) -> list[dict[str, Any]]:
-        encoded = self.tokenizer_(texts, truncation=True, max_length=self.max_length)
+        encoded = self._tokenize(texts)
         columns = list(encoded.keys())
         return [
-            {**{c: encoded[c][i] for c in columns}, "labels": int(label_ids[i])}
+            {**{c: encoded[c][i] for c in columns}, "labels": self._label_value(label_ids[i])}
             for i in range(len(texts))
         ]
 
     def _best_epoch(self) -> int:
-        scored = [e for e in self.history_ if "f1_macro" in e]
+        metric, higher = self.selection
+        key = {"f1_macro": "f1_macro", "loss": "eval_loss"}[metric]
+        scored = [e for e in self.history_ if e.get(key) is not None]
         if not scored:
             return len(self.history_)
-        # Trainer keeps the first of equal scores, as max() does.
-        return int(max(scored, key=lambda e: e["f1_macro"])["epoch"])
+        # Trainer keeps the first of equal scores, as max() and min() do.
+        pick = max if higher else min
+        return int(pick(scored, key=lambda e: e[key])["epoch"])
 
     # ----- predict -----
 
@@ -388,15 +438,11 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         step = self.batch_size * 4
         with torch.no_grad():
             for start in range(0, len(texts_list), step):
-                batch = self.tokenizer_(
-                    texts_list[start : start + step],
-                    truncation=True,
-                    max_length=self.max_length,
-                    padding=True,
-                    return_tensors="pt",
+                batch = self._tokenize(
+                    texts_list[start : start + step], padding=True, return_tensors="pt"
                 ).to(device)
                 logits = self.model_(**batch).logits.float()
-                parts.append(torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float64))
+                parts.append(self._probabilities(logits).cpu().numpy().astype(np.float64))
         return np.vstack(parts)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
@@ -428,17 +474,25 @@ def _wrap_lora(model: Any, options: dict[str, Any]) -> Any:
 
 @functools.cache
 def _hf_classes() -> tuple[type, type]:
-    """(Trainer with class-weighted cross-entropy, per-epoch metrics logger), defined on first
-    use so that transformers is imported only when a transformer is trained."""
+    """(Trainer with class-weighted cross-entropy, or for a multi-label head binary cross-entropy
+    weighted per label and side; per-epoch metrics logger), defined on first use so that
+    transformers is imported only when a transformer is trained."""
     import torch
     from transformers import Trainer, TrainerCallback
 
     class WeightedTrainer(Trainer):
-        def __init__(self, *args: Any, class_weights: np.ndarray | None, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            *args: Any,
+            class_weights: np.ndarray | None,
+            multi_label: bool = False,
+            **kwargs: Any,
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.class_weights = (
                 None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
             )
+            self.multi_label = multi_label
 
         def compute_loss(
             self,
@@ -451,7 +505,17 @@ def _hf_classes() -> tuple[type, type]:
             outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
             logits = outputs.logits.float()
             weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-            loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
+            if self.multi_label:
+                # weight: (2, labels), the negative and positive side of each label.
+                targets = labels.float()
+                element = (
+                    None if weight is None else torch.where(targets > 0.5, weight[1], weight[0])
+                )
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, targets, weight=element
+                )
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
             return (loss, outputs) if return_outputs else loss
 
     class EpochLogger(TrainerCallback):

@@ -50,9 +50,9 @@ from synthmix.experiment.runner import (
     _claim_run_dir,
     _fingerprint_of,
     _with_method,
-    _worker_count,
     known_classifiers,
     record_timings,
+    schedule,
     source_plans,
 )
 from synthmix.experiment.shared_features import GridStats, result_key
@@ -155,7 +155,6 @@ def run_multilabel_experiment(
         for seed in config.seeds_for(cell)
     ]
     todo = [task for task in tasks if result_key(*task) not in done]
-    workers = _worker_count(jobs if jobs is not None else config.jobs, len(todo))
     bar = tqdm(
         total=len(tasks),
         initial=len(tasks) - len(todo),
@@ -166,13 +165,15 @@ def run_multilabel_experiment(
     versions = package_versions()
     started = time.perf_counter()
     with bar:
-        for record in fit_cells(run_multilabel_cell, todo, data, workers):
-            store.append({**record, "versions": versions})
-            bar.set_postfix_str(
-                f"{record['classifier']['label']} {record['cell']['title']} "
-                f"micro-F1={record['metrics']['f1_micro']:.3f}"
-            )
-            bar.update()
+        # Transformer heads run one fit at a time after the rest, as in the single-label grid.
+        for batch, workers in schedule(todo, jobs if jobs is not None else config.jobs):
+            for record in fit_cells(run_multilabel_cell, batch, data, workers):
+                store.append({**record, "versions": versions})
+                bar.set_postfix_str(
+                    f"{record['classifier']['label']} {record['cell']['title']} "
+                    f"micro-F1={record['metrics']['f1_micro']:.3f}"
+                )
+                bar.update()
     if todo:
         record_timings(run, len(todo), time.perf_counter() - started, GridStats())
     return RunOutcome(run.root, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
