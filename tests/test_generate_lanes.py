@@ -1,0 +1,143 @@
+"""A plan with generators on two real loopback servers runs them concurrently (the servers
+see their requests overlap in time), each within its own concurrency limit, and writes the
+rows and reports that running each generator alone gives."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+import synthmix
+from llm_server import ScriptedServer, cedr_answerer, serve
+from synthmix.cards.card import load_card
+from synthmix.data.labeled import LabeledData
+from synthmix.generation.plan import lane, load_plan, run_plan
+from synthmix.llm.spec import BackendSpec
+
+CARD = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
+NAMES = {c.shown_name: c.name for c in load_card(CARD).classes}
+
+
+def _timed(
+    answer: Callable[[dict[str, Any]], str], spans: list[tuple[float, float]], delay_s: float
+) -> Callable[[dict[str, Any]], str]:
+    """`answer`, recording when each request was being answered (server side)."""
+    lock = threading.Lock()
+
+    def timed(body: dict[str, Any]) -> str:
+        start = time.monotonic()
+        time.sleep(delay_s)
+        text = answer(body)
+        with lock:
+            spans.append((start, time.monotonic()))
+        return text
+
+    return timed
+
+
+def _generator(url: str, model: str) -> dict[str, Any]:
+    return {
+        "kind": "openai",
+        "model": model,
+        "base_url": url,
+        "options": {"backoff_base_s": 0.01, "max_concurrency": 2},
+    }
+
+
+def _plan(folder: Path, train: Path, generators: list[dict[str, Any]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    plan = {
+        "card": str(CARD),
+        "data": str(train),
+        "out": str(folder / "synthetic.jsonl"),
+        "cache": str(folder / "cache.sqlite"),
+        "generators": generators,
+        "strategies": ["few-shot", "zero-shot"],
+        "temperatures": [0.7],
+        "per_class": 4,
+        "k": 3,
+        "concurrency": 2,
+        "redaction": {"enabled": False},
+        "dedup": {"embedding": False},
+    }
+    path = folder / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def two_servers(
+    cedr_test: LabeledData,
+) -> Iterator[tuple[ScriptedServer, ScriptedServer, list[tuple[float, float]], list[Any]]]:
+    first_spans: list[tuple[float, float]] = []
+    second_spans: list[tuple[float, float]] = []
+    answer = cedr_answerer(cedr_test, names=NAMES, pool_size=20)
+    with (
+        serve(_timed(answer, first_spans, 0.03)) as first,
+        serve(_timed(answer, second_spans, 0.03)) as second,
+    ):
+        yield first, second, first_spans, second_spans
+
+
+def _runs(report: Path) -> list[dict[str, Any]]:
+    """Each run's report entry, less its timings."""
+    runs = json.loads(report.read_text(encoding="utf-8"))["runs"]
+    for run in runs:
+        for entry in run["classes"].values():
+            entry.pop("wall_s")
+    return [{k: run[k] for k in ("generator", "strategy", "totals", "classes")} for run in runs]
+
+
+def test_generators_on_two_servers_overlap_and_match_the_sequential_output(
+    two_servers: Any, cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    first, second, first_spans, second_spans = two_servers
+    train = Path(cedr_train.source)
+    generators = [_generator(first.url, "model-a"), _generator(second.url, "model-b")]
+    together = run_plan(load_plan(_plan(tmp_path / "both", train, generators)), progress=False)
+
+    # The two servers worked at the same time: some request of each was answered while the
+    # other server was answering one.
+    assert first_spans and second_spans
+    overlapping = sum(1 for a0, a1 in first_spans for b0, b1 in second_spans if a0 < b1 and b0 < a1)
+    assert overlapping > 0
+    assert min(b0 for b0, _ in second_spans) < max(a1 for _, a1 in first_spans)
+    # Each generator kept its own limit of 2 calls in flight.
+    assert first.max_in_flight <= 2 and second.max_in_flight <= 2
+    calls = first.count + second.count
+
+    # The same generators one at a time, each in a plan of its own.
+    alone = [
+        run_plan(load_plan(_plan(tmp_path / name, train, [spec])), progress=False)
+        for name, spec in (("a", generators[0]), ("b", generators[1]))
+    ]
+    expected = pd.concat([r.data.frame for r in alone], ignore_index=True)
+    pd.testing.assert_frame_equal(together.data.frame, expected)
+    assert set(together.data.frame["generator"]) == {"model-a", "model-b"}
+    assert _runs(together.report) == [run for r in alone for run in _runs(r.report)]
+
+    # Rerun of the concurrent plan: every answer from the cache, same rows, no request.
+    again = run_plan(load_plan(_plan(tmp_path / "both", train, generators)), progress=False)
+    pd.testing.assert_frame_equal(again.data.frame, together.data.frame)
+    assert first.count + second.count == 2 * calls
+    assert all(run.totals()["cached_calls"] == run.totals()["calls"] for run in again.runs)
+
+
+def test_in_process_generators_share_one_lane_and_endpoints_get_their_own() -> None:
+    local = BackendSpec(kind="llama-cpp")
+    other_local = BackendSpec(kind="transformers", model="tiny")
+    a = BackendSpec(kind="openai", model="m", base_url="http://127.0.0.1:1/v1")
+    b = BackendSpec(kind="openai", model="m2", base_url="http://127.0.0.1:2/v1")
+    replicas = BackendSpec(kind="openai", model="m", base_url=["http://b/v1", "http://a/v1"])
+    same = BackendSpec(kind="openai", model="m", base_url=["http://a/v1", "http://b/v1"])
+    assert lane(local) == lane(other_local)
+    assert len({lane(local), lane(a), lane(b), lane(replicas)}) == 4
+    assert lane(replicas) == lane(same)
