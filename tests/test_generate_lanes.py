@@ -1,9 +1,12 @@
-"""A plan with generators on two real loopback servers runs them concurrently (the servers
-see their requests overlap in time), each within its own concurrency limit, and writes the
-rows and reports that running each generator alone gives."""
+"""Live generation keeps its calls in flight: a plan's generators on two real loopback
+servers run concurrently (the servers see their requests overlap in time), each within its
+own concurrency limit, and a run's classes overlap; both give the rows (and reports) of
+running one thing at a time."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -16,10 +19,13 @@ import pytest
 import yaml
 
 import synthmix
-from llm_server import ScriptedServer, cedr_answerer, serve
+from llm_server import ScriptedServer, cedr_answerer, prompt_text, serve
 from synthmix.cards.card import load_card
 from synthmix.data.labeled import LabeledData
+from synthmix.dedup import DedupConfig
+from synthmix.generation.generate import GenerationConfig, generate_until_unique
 from synthmix.generation.plan import lane, load_plan, run_plan
+from synthmix.llm import AnswerCache, CachedBackend, OpenAICompatibleBackend
 from synthmix.llm.spec import BackendSpec
 
 CARD = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
@@ -141,3 +147,60 @@ def test_in_process_generators_share_one_lane_and_endpoints_get_their_own() -> N
     assert lane(local) == lane(other_local)
     assert len({lane(local), lane(a), lane(b), lane(replicas)}) == 4
     assert lane(replicas) == lane(same)
+
+
+def test_live_calls_keep_the_window_full_and_give_the_rows_of_one_call_at_a_time(
+    cedr_train: LabeledData, cedr_test: LabeledData, tmp_path: Path
+) -> None:
+    """Calls of varying duration: the run keeps 4 in flight (the next class's first calls
+    start while the class before waits for its last), and its rows are those of a run that
+    makes one call at a time."""
+    answer = cedr_answerer(cedr_test, names=NAMES, pool_size=20)
+    spans: list[tuple[float, float, str]] = []
+    lock = threading.Lock()
+
+    def slow(body: dict[str, Any]) -> str:
+        text = prompt_text(body)
+        start = time.monotonic()
+        time.sleep(0.01 + hash_fraction(text) * 0.05)
+        label = next(label for name, label in NAMES.items() if f"«{name}»" in text)
+        with lock:
+            spans.append((start, time.monotonic(), label))
+        return answer(body)
+
+    card = load_card(CARD)
+    classes = ["anger", "fear", "joy"]
+
+    def run(concurrency: int, folder: str) -> pd.DataFrame:
+        backend = CachedBackend(
+            OpenAICompatibleBackend(server.url, "m", api_key_env=None, max_concurrency=8),
+            AnswerCache(tmp_path / folder / "cache.sqlite"),
+        )
+        config = GenerationConfig(
+            strategy="few-shot", per_class=12, k=3, seed=1, concurrency=concurrency,
+            classes=classes, dedup=DedupConfig(embedding=False),
+        )  # fmt: skip
+        result = asyncio.run(
+            generate_until_unique(backend, "few-shot", card, cedr_train, config, progress=False)
+        )
+        assert result.data.class_counts() == dict.fromkeys(classes, 12)
+        return result.data.frame
+
+    with serve(slow) as server:
+        (tmp_path / "four").mkdir()
+        (tmp_path / "one").mkdir()
+        overlapped = run(4, "four")
+        assert server.max_in_flight == 4
+        ends = {label: max(end for _, end, c in spans if c == label) for label in classes}
+        starts = {label: min(start for start, _, c in spans if c == label) for label in classes}
+        assert starts["fear"] < ends["anger"] and starts["joy"] < ends["fear"]
+        spans.clear()
+        server.max_in_flight = 0
+        one_at_a_time = run(1, "one")
+        assert server.max_in_flight == 1
+    pd.testing.assert_frame_equal(overlapped, one_at_a_time)
+
+
+def hash_fraction(text: str) -> float:
+    """A number in [0, 1) fixed by `text` (a request's duration)."""
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) / 16**8
