@@ -162,7 +162,7 @@ def test_live_calls_keep_the_window_full_and_give_the_rows_of_one_call_at_a_time
     def slow(body: dict[str, Any]) -> str:
         text = prompt_text(body)
         start = time.monotonic()
-        time.sleep(0.01 + hash_fraction(text) * 0.05)
+        time.sleep(0.04 + hash_fraction(text) * 0.08)
         label = next(label for name, label in NAMES.items() if f"«{name}»" in text)
         with lock:
             spans.append((start, time.monotonic(), label))
