@@ -581,26 +581,30 @@ def test_a_strategy_needing_examples_without_any_is_a_one_line_error(
 
 # Digests of the requests (their cache keys), rows and totals of fixed runs, recorded with
 # the code before the generation engine was shared by generate and personas: a change
-# here means cached answers would no longer be found, or the outputs moved.
+# here means cached answers would no longer be found, or the outputs moved. Re-recorded when
+# live calls became a sliding window (classes overlapping): the rows and the set of requests
+# are those of before, except that few-shot (chat), paraphrase and key-points make one or two
+# calls more past their target (a call started before an answer with more texts than asked
+# for came back); every request of before is still made, so its cached answer is found.
 BUILTIN_STRATEGIES = ["zero-shot", "few-shot", "fskw", "paraphrase", "key-points"]
 BUILTIN_STRATEGIES += ["completion-few-shot", "persona"]
 REPLAY_DIGESTS = {
-    "zero-shot:True": "d9d86366fd8cd276",
-    "zero-shot:False": "df37f6be13d8dc1d",
-    "few-shot:True": "16ae6d017a36626f",
-    "few-shot:False": "f7bf2bc6eaaee450",
-    "fskw:True": "8c5ab2b654f2ab2e",
-    "fskw:False": "6258e6452b568621",
-    "paraphrase:True": "423bf19233c2a437",
-    "paraphrase:False": "8dda6b18c8e72261",
-    "key-points:True": "b628c4fb8512e54f",
-    "key-points:False": "def8657c23d9b36d",
-    "completion-few-shot:True": "c4a8efdb7c2fc7d3",
-    "completion-few-shot:False": "6dac156b5d49e1ca",
-    "persona:True": "c329536b7f4da14c",
-    "persona:False": "044fddfd99f30b8f",
-    "pool:short": "4e61e51513975825",
-    "pool:detailed": "fba904d17792f273",
+    "zero-shot:True": "1587cbc6b5126fc8",
+    "zero-shot:False": "9e9b09c99cfa445e",
+    "few-shot:True": "4292871218060400",
+    "few-shot:False": "8da9f67fb7b867ae",
+    "fskw:True": "812d599ab4ee0b01",
+    "fskw:False": "aef944076df63fa0",
+    "paraphrase:True": "a6e60445faa6e45e",
+    "paraphrase:False": "0cc36b92934d0a7c",
+    "key-points:True": "7fce337342cc4e81",
+    "key-points:False": "baa44e218fd664ce",
+    "completion-few-shot:True": "0699d8e442aa1589",
+    "completion-few-shot:False": "ba3d7d070ef15433",
+    "persona:True": "11844b813eda19ae",
+    "persona:False": "8c3621746473332e",
+    "pool:short": "918ae1fad3e64e5c",
+    "pool:detailed": "37fb3e6c8f6ed406",
 }
 _WORDS = [
     "солнце",
@@ -698,7 +702,8 @@ def test_requests_and_outputs_replay_those_of_earlier_versions(cedr_train: Label
 
 
 def _keys(backend: _KeyedBackend) -> str:
-    return hashlib.sha256("".join(backend.keys).encode()).hexdigest()
+    # The set of requests, not their order: a run's classes send calls side by side.
+    return hashlib.sha256("".join(sorted(backend.keys)).encode()).hexdigest()
 
 
 def test_long_real_examples_are_clipped_in_prompts(cedr_train: LabeledData) -> None:

@@ -8,8 +8,9 @@ cache before an error is raised), counts their usage, and hands the answers over
 batch size depends only on earlier answers, so a rerun behind a `CachedBackend` makes the
 same requests in the same order and gets them all from the cache.
 
-How a round's calls are answered is a `Runner`'s business: `LiveRunner` (the default) makes
-them as concurrent calls; `generation.batching.BatchRounds` sends the rounds of every class
+Live calls (the default) do not wait for a round's slowest call: they form a sliding window
+with the same guarantees (`_pipelined`). Otherwise how a round's calls are answered is a
+`Runner`'s business: `generation.batching.BatchRounds` sends the rounds of every class
 as one batch to a provider's Batch API. A runner may leave a call unanswered (a failed batch
 line): the loop asks it again in its next round, at most `ROUND_TRIES` times.
 
@@ -19,9 +20,13 @@ cache statistics of a report, and redacting the real texts a prompt carries.
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -141,6 +146,9 @@ async def run_batches(
     bar: tqdm[Any] | None = None,
     postfix: Callable[[], dict[str, Any]] | None = None,
     runner: Runner | None = None,
+    slots: Slots | None = None,
+    ready: Callable[[], Awaitable[None]] | None = None,
+    slot_key: int = 0,
 ) -> str:
     """Run batches until `kept()` reaches the target or a limit stops the loop; returns
     why it stopped (`TARGET`, `EXHAUSTED`, `blocked()`'s reason, `MAX_CALLS`, `MAX_COST`).
@@ -148,8 +156,17 @@ async def run_batches(
     `plan` gets the indices of a batch's calls (0, 1, ... within this loop) and builds
     them; `take` gets their answers in call order, after their usage is counted; `bar`
     moves by what `take` kept. `runner` answers the calls (default: live calls to
-    `backend`); calls it leaves unanswered go first into the next round."""
-    runner = runner if runner is not None else LiveRunner(backend)
+    `backend`); calls it leaves unanswered go first into the next round.
+
+    Live calls (no runner) are pipelined instead of run in rounds: see `_pipelined`, which
+    also explains `slots` and `ready`."""
+    if runner is None or type(runner) is LiveRunner:
+        return await _pipelined(
+            backend, budget, kept, plan, take, meter, report, blocked, bar, postfix,
+            slots, ready, slot_key,
+        )  # fmt: skip
+    if slots is not None or ready is not None:
+        raise ValueError("slots and ready are for live calls only")
     cap = runner.round_size or budget.concurrency
     made = 0
     start = kept()
@@ -199,6 +216,144 @@ async def run_batches(
             if postfix is not None:
                 bar.set_postfix(postfix(), refresh=False)
             bar.update(kept() - before)
+
+
+class Slots:
+    """At most `size` calls in flight for several loops together (the classes of one run).
+    A freed slot goes to the waiting call with the lowest priority key: the earliest class,
+    then its earliest call, whose answer is read first."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"slots need a size >= 1, got {size}")
+        self.free = size
+        self._waiting: list[tuple[tuple[int, int], int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, priority: tuple[int, int]) -> None:
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, future = heapq.heappop(self._waiting)
+            if not future.done():
+                future.set_result(None)  # the slot passes straight to the waiter
+                return
+        self.free += 1
+
+
+def _stop_reason(
+    budget: Budget,
+    kept: int,
+    made: int,
+    meter: Meter,
+    blocked: Callable[[], str | None] | None,
+) -> str | None:
+    if budget.target - kept <= 0:
+        return TARGET
+    if budget.available is not None and made >= budget.available:
+        return EXHAUSTED
+    reason = blocked() if blocked is not None else None
+    if reason is not None:
+        return reason
+    if made >= budget.max_calls:
+        return MAX_CALLS
+    if budget.max_cost is not None and meter.spent >= budget.max_cost:
+        return MAX_COST
+    return None
+
+
+async def _pipelined(
+    backend: Backend,
+    budget: Budget,
+    kept: Callable[[], int],
+    plan: Callable[[range], Sequence[Call[M]]],
+    take: Callable[[list[Answer[M]]], None],
+    meter: Meter,
+    report: Usage,
+    blocked: Callable[[], str | None] | None,
+    bar: tqdm[Any] | None,
+    postfix: Callable[[], dict[str, Any]] | None,
+    slots: Slots | None,
+    ready: Callable[[], Awaitable[None]] | None,
+    slot_key: int,
+) -> str:
+    """Live calls as a sliding window: up to `concurrency` calls in flight, a new one
+    started as soon as the oldest is read, instead of rounds that wait for their slowest
+    call (a server with parallel slots would sit half idle at each round's end).
+
+    Answers are read in call order, and whether call i is made depends only on the answers
+    read before it, so the calls made and the output are the same on every run (and, behind
+    a `CachedBackend`, a rerun asks for the same requests); past the target, every call in
+    flight is still read (counted, cached), as a round's calls were. `max_cost` is checked
+    before each call, so the calls in flight may overshoot it by at most their own cost.
+
+    `slots` caps the calls in flight of several loops together (each call waits for one,
+    keyed by `(slot_key, call index)`); `ready` is awaited before the first answer is read:
+    a loop may send its first calls while an earlier loop still reads its own."""
+    cap = budget.concurrency
+    made = 0
+    pending: deque[tuple[Call[M], asyncio.Task[CompletionResult]]] = deque()
+
+    async def ask(call: Call[M], index: int) -> CompletionResult:
+        if slots is None:
+            return await backend.complete(call.request)
+        await slots.acquire((slot_key, index))
+        try:
+            return await backend.complete(call.request)
+        finally:
+            slots.release()
+
+    waiting = ready
+    try:
+        while True:
+            reason = _stop_reason(budget, kept(), made, meter, blocked)
+            if reason is None:
+                remaining = budget.target - kept()
+                room = budget.max_calls - made
+                if budget.available is not None:
+                    room = min(room, budget.available - made)
+                # What the target still needs at full yield, less what is in flight.
+                wanted = math.ceil(remaining / budget.per_call) - len(pending)
+                size = max(0, min(wanted, cap - len(pending), room))
+                indices = range(made, made + size)
+                for index, call in zip(indices, plan(indices), strict=True):
+                    pending.append((call, asyncio.create_task(ask(call, index))))
+                made += size
+            if not pending:
+                assert reason is not None  # with room left, a call was just started
+                return reason
+            call, task = pending[0]
+            result = await task
+            pending.popleft()
+            if waiting is not None:
+                await waiting()
+                waiting = None
+            meter.count(report, result)
+            before = kept()
+            take([(call.meta, result)])
+            if bar is not None:
+                if postfix is not None:
+                    bar.set_postfix(postfix(), refresh=False)
+                bar.update(kept() - before)
+    except Exception:
+        # Every call in flight runs to its end (its answer reaches the cache) first.
+        await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
+        raise
+    except BaseException:
+        for _, t in pending:
+            t.cancel()
+        raise
 
 
 async def ask_once(

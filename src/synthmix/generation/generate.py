@@ -6,6 +6,10 @@ seeded from (seed, c, i) and asks the backend for sample index i. Behind a
 requests in the same order, gets every answer it already has from the cache, and only
 pays for the rest; the output rows are the same as those of an uninterrupted run.
 
+Live calls form a sliding window of `concurrency` calls (`engine.run_batches`), shared by the
+run's classes: a class starts its first calls while the one before it waits for its last,
+and reads answers only after that class is done, so the rows are those of one call at a time.
+
 With `rounds` (batch mode), classes run side by side and their rounds go out together as
 one batch per round (see `generation.batching`). Each class makes the calls it makes live
 (rounds may be larger: they are sized ahead); a text two classes both write is dropped from
@@ -19,7 +23,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,6 +47,7 @@ from synthmix.generation.engine import (
     Budget,
     Call,
     Meter,
+    Slots,
     ask_once,
     cache_summary,
     fault_delta,
@@ -62,7 +67,7 @@ from synthmix.generation.filters import (
     TruncatedFilter,
 )
 from synthmix.generation.strategies import Prompt, PromptStrategy, make_strategy
-from synthmix.llm.backend import Backend, CompletionResult
+from synthmix.llm.backend import Backend, CompletionResult, gather_settled
 from synthmix.llm.redaction import RedactionConfig
 
 log = logging.getLogger("synthmix")
@@ -358,7 +363,11 @@ async def generate_until_unique(
     )
     rows: list[dict[str, Any]] = []
     reports: dict[str, ClassReport] = {}
-    if rounds is None:
+    if rounds is None and config.max_cost is None:
+        done = await _overlapping(run, class_cards)
+    elif rounds is None:
+        # The run's spend is shared by its classes: each class's stop at max_cost must see
+        # only the classes before it, so they run one at a time.
         done = [await _generate_class(run, class_card) for class_card in class_cards]
     else:
         # Joined before the first await: every class of every run started together is a
@@ -387,6 +396,30 @@ async def generate_until_unique(
         structured=bool(getattr(strategy, "structured", False)),
         classifier_filter=_filter_summary(config, judged),
     )
+
+
+async def _overlapping(
+    run: _Run, class_cards: list[ClassCard]
+) -> list[tuple[ClassReport, list[dict[str, Any]]]]:
+    """The classes with `concurrency` calls in flight between them: a class sends its first
+    calls while the class before it still waits for its last ones (the server stays busy),
+    but reads its answers only once that class is done, so the filters (shared by the
+    classes: a text of two classes counts for the first) see the answers in the order of a
+    run of one class after the other, and the output is the same."""
+    slots = Slots(run.config.concurrency)
+    finished = [asyncio.Event() for _ in class_cards]
+
+    async def one(position: int, class_card: ClassCard) -> tuple[ClassReport, list[Any]]:
+        async def ready() -> None:
+            if position:
+                await finished[position - 1].wait()
+
+        try:
+            return await _generate_class(run, class_card, slots, ready, position)
+        finally:
+            finished[position].set()
+
+    return await gather_settled(one(i, c) for i, c in enumerate(class_cards))
 
 
 async def _in_rounds(
@@ -447,14 +480,20 @@ def _dedup_summary(config: DedupConfig, near: IncrementalDedup) -> dict[str, Any
 
 
 async def _generate_class(
-    run: _Run, class_card: ClassCard
+    run: _Run,
+    class_card: ClassCard,
+    slots: Slots | None = None,
+    ready: Callable[[], Awaitable[None]] | None = None,
+    position: int = 0,
 ) -> tuple[ClassReport, list[dict[str, Any]]]:
+    """One class's calls until its target. With `slots` (shared by the run's classes, see
+    `_overlapping`), its calls wait for a slot and it reads answers only after `ready`."""
     config = run.config
     label = class_card.name
     report = ClassReport(label=label, target=config.per_class)
     started = time.monotonic()
     if config.per_class > 0:
-        await _prepare(run, class_card, report)
+        await _prepare(run, class_card, report, slots, position)
     rows: list[dict[str, Any]] = []
     budget = Budget(
         target=config.per_class,
@@ -477,7 +516,9 @@ async def _generate_class(
     desc = f"{run.strategy.name} {label}"
     # Batch mode: classes run side by side, and the batch's own bar shows progress.
     shown = run.progress and run.rounds is None
-    with tqdm(total=config.per_class, desc=desc, disable=not shown) as bar:
+    # Overlapping classes: a bar per line, as their calls start together.
+    place = {"position": position} if slots is not None else {}
+    with tqdm(total=config.per_class, desc=desc, disable=not shown, **place) as bar:
         report.stopped_by = await run_batches(
             run.backend,
             budget,
@@ -489,6 +530,9 @@ async def _generate_class(
             bar=bar,
             postfix=postfix,
             runner=run.rounds,
+            slots=slots,
+            ready=ready,
+            slot_key=position,
         )
     report.wall_s = time.monotonic() - started
     return report, rows
@@ -554,8 +598,15 @@ def _row(run: _Run, label: str, text: str, call: str) -> dict[str, Any]:
     }
 
 
-async def _prepare(run: _Run, class_card: ClassCard, report: ClassReport) -> None:
-    """The strategy's once-per-class step (key points), when it has one."""
+async def _prepare(
+    run: _Run,
+    class_card: ClassCard,
+    report: ClassReport,
+    slots: Slots | None = None,
+    position: int = 0,
+) -> None:
+    """The strategy's once-per-class step (key points), when it has one; with `slots`, it
+    takes one like the class's calls (ahead of them)."""
     prompt = run.strategy.preparation_prompt(
         class_card, run.card, run.real_by_class[class_card.name]
     )
@@ -568,7 +619,13 @@ async def _prepare(run: _Run, class_card: ClassCard, report: ClassReport) -> Non
         max_tokens=run.config.max_tokens,
         sample_index=-1,
     )
-    result = await ask_once(run.backend, request, run.meter, report, run.rounds)
+    if slots is not None:
+        await slots.acquire((position, -1))
+    try:
+        result = await ask_once(run.backend, request, run.meter, report, run.rounds)
+    finally:
+        if slots is not None:
+            slots.release()
     parsed = run.strategy.accept_preparation(
         class_card.name, prompt.full_answer(result.texts[0], run.backend.chat)
     )

@@ -30,7 +30,7 @@ from synthmix.generation.generate import (
 )
 from synthmix.generation.personas import load_personas
 from synthmix.generation.strategies import declares, make_strategy, strategy_factory
-from synthmix.llm.backend import Backend
+from synthmix.llm.backend import Backend, gather_settled
 from synthmix.llm.cache import AnswerCache
 from synthmix.llm.redaction import RedactionConfig
 from synthmix.llm.spec import BackendSpec
@@ -184,8 +184,11 @@ def class_keywords(
 
 
 def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
-    """Every combination in turn; answers come from the cache where it has them, so a rerun
-    after a kill pays only for what was never answered."""
+    """Every combination; answers come from the cache where it has them, so a rerun after a
+    kill pays only for what was never answered. Generators on different endpoints run
+    concurrently, each with its own concurrency limit (see `lane`); the runs of one
+    generator run in turn. Each run has its own filters and meter, so its output and report
+    are those of the plan run one combination at a time."""
     card = load_card(plan.resolve(plan.card))
     check_examples(plan, card)
     real = None
@@ -196,6 +199,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
     personas = _persona_pool(plan)
     cache = AnswerCache(plan.resolve(plan.cache))
     jobs: list[Callable[[], Coroutine[Any, Any, GenerationResult]]] = []
+    lanes: list[str] = []
     shared: list[BatchRounds | None] = []
     for spec in plan.generators:
         backend = open_backend(spec, cache)
@@ -239,6 +243,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                         rounds=rounds,
                     )
                 )
+                lanes.append(lane(spec))
                 shared.append(rounds)
     if plan.batch:
         # All runs at once: their rounds share batches (one wait per round, not per run).
@@ -247,8 +252,37 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
             # The final figures of the batches this run shared with the plan's others.
             run.batch = rounds.summary() if rounds is not None else None
     else:
-        runs = [asyncio.run(job()) for job in jobs]
+        runs = asyncio.run(_in_lanes(jobs, lanes))
     return _write(plan, runs)
+
+
+def lane(spec: GeneratorSpec) -> str:
+    """Which runs may overlap: generators behind HTTP endpoints get a lane per endpoint set
+    (the servers do the work, each generator keeps its own concurrency limit); in-process
+    models (llama-cpp, transformers) share one lane, since they compete for this machine's
+    cores and running them side by side would only slow each down."""
+    if spec.kind.lower() in ("openai", "openai-http"):
+        return json.dumps(sorted(spec.base_urls()))
+    return "in-process"
+
+
+async def _in_lanes(
+    jobs: list[Callable[[], Coroutine[Any, Any, GenerationResult]]], lanes: list[str]
+) -> list[GenerationResult]:
+    """The jobs of each lane in turn, the lanes concurrently; results in job order. A lane
+    that fails lets the others finish (their answers are cached) before the error is
+    raised."""
+    order: dict[str, list[int]] = {}
+    for index, name in enumerate(lanes):
+        order.setdefault(name, []).append(index)
+    results: dict[int, GenerationResult] = {}
+
+    async def run_lane(indices: list[int]) -> None:
+        for index in indices:
+            results[index] = await jobs[index]()
+
+    await gather_settled(run_lane(indices) for indices in order.values())
+    return [results[index] for index in range(len(jobs))]
 
 
 async def _together(

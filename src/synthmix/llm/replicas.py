@@ -36,6 +36,7 @@ class Replica:
     in_flight: int = 0
     failures: int = 0  # in a row; 0 = in rotation
     down_until: float = 0.0
+    out_since: float = 0.0  # when it was last taken out
     taken_out: int = 0
     last_error: str = ""
 
@@ -146,6 +147,7 @@ class ReplicaBackend:
         for attempt in range(self.max_retries + 1):
             replica = await self._pick()
             gave_up_before = replica.backend.stats.failed_calls
+            sent = time.monotonic()
             replica.in_flight += 1
             try:
                 result = await replica.backend.complete(request)
@@ -159,9 +161,11 @@ class ReplicaBackend:
                 continue
             finally:
                 replica.in_flight -= 1
-            if replica.failures:
+            # Only a call sent after the replica was taken out (its probe) brings it back: a
+            # server being stopped may still finish the calls it had.
+            if replica.failures and sent >= replica.out_since:
                 log.info("%s: replica %s answers again", self.model, replica.url)
-            replica.failures = 0
+                replica.failures = 0
             return result
         self._set.failed_calls += 1
         raise BackendError(
@@ -174,6 +178,7 @@ class ReplicaBackend:
             return  # already out: a call sent before it was taken out failed too
         replica.failures += 1
         replica.taken_out += 1
+        replica.out_since = time.monotonic()
         replica.last_error = error
         cooldown = min(self.max_cooldown_s, self.cooldown_s * 2.0 ** (replica.failures - 1))
         replica.down_until = time.monotonic() + cooldown

@@ -1,0 +1,236 @@
+"""Tokens/s of `synthmix generate` against a real llama.cpp server with several parallel slots
+(continuous batching), side by side with a bare load generator that sends the same requests
+to the same server at the same concurrency (issue 15's target: synthmix at least 95% of it).
+
+The server is llama.cpp's own `llama-server` (not `python -m llama_cpp.server`, which answers
+one request at a time) with the bundled Gemma-3-270M, started with `--parallel K`. synthmix
+runs `completion-few-shot` on the shipped CEDR card with `concurrency=K` and a fresh answer
+cache each time; the load generator replays the request bodies synthmix sent (recorded in a
+warm-up run) with K workers that each send the next body as soon as their last one is
+answered. Completion tokens come from the server's usage fields in both. The two alternate
+(`--repeat` times each, the order switched every round) and the medians count, so a noisy
+machine loads both alike. Printed as JSON lines.
+
+Run: `python benchmarks/bench_throughput.py [--server PATH] [--parallel 4] [--per-class 8]`;
+the binary comes from `--server`, `$LLAMA_SERVER` or `llama-server` on PATH (built from
+llama.cpp: `cmake -B build && cmake --build build --target llama-server`). Without one the
+benchmark prints one line saying so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import synthmix
+from synthmix.cards.card import load_card
+from synthmix.data.labeled import load_labeled
+from synthmix.dedup import DedupConfig
+from synthmix.generation.generate import GenerationConfig, generate_until_unique
+from synthmix.llm import AnswerCache, CachedBackend, CompletionRequest, OpenAICompatibleBackend
+
+DEMO = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions"
+TIMEOUT_S = 900.0  # one request may wait long on two busy cores
+
+
+def server_binary(given: str | None) -> str | None:
+    for candidate in (given, os.environ.get("LLAMA_SERVER"), shutil.which("llama-server")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def llama_server(binary: str, model: str, parallel: int, threads: int) -> Iterator[str]:
+    port = free_port()
+    command = [
+        binary, "-m", model, "--host", "127.0.0.1", "--port", str(port),
+        "--parallel", str(parallel), "--ctx-size", str(2048 * parallel),
+        "--threads", str(threads), "--threads-http", str(parallel + 2),
+        "--no-repack",  # AMX/repacked weights crash on some Xeons (ggml-org/llama.cpp#20824)
+        "--no-webui",
+    ]  # fmt: skip
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                tail = log.read()[-2000:]
+                raise SystemExit(f"llama-server exited ({process.returncode}):\n{tail}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("llama-server did not become healthy in 300 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        os.unlink(log.name)
+
+
+class Recording(OpenAICompatibleBackend):
+    """Records each body it sends (the warm-up run only: measured runs use the plain class)."""
+
+    bodies: list[dict[str, Any]]
+
+    def payload(self, request: CompletionRequest) -> dict[str, Any]:
+        body = super().payload(request)
+        self.bodies.append(body)
+        return body
+
+
+async def synthmix_run(
+    url: str, args: argparse.Namespace, folder: Path, record: bool = False
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    kind = Recording if record else OpenAICompatibleBackend
+    http = kind(
+        url, "gemma", api_key_env=None, chat=False, max_concurrency=args.parallel,
+        timeout_s=TIMEOUT_S,
+    )  # fmt: skip
+    if isinstance(http, Recording):
+        http.bodies = []
+    folder.mkdir(parents=True)
+    backend = CachedBackend(http, AnswerCache(folder / "cache.sqlite"))  # fresh: every call paid
+    card = load_card(DEMO / "card.yaml")
+    config = GenerationConfig(
+        strategy="completion-few-shot", per_class=args.per_class, temperature=1.0, seed=0,
+        k=4, max_tokens=args.max_tokens, concurrency=args.parallel,
+        classes=card.class_names[: args.classes], dedup=DedupConfig(embedding=False),
+    )  # fmt: skip
+    real = load_labeled(DEMO / "train.csv")
+    started = time.perf_counter()
+    result = await generate_until_unique(
+        backend, config.strategy, card, real, config, progress=False
+    )
+    seconds = time.perf_counter() - started
+    await http.aclose()
+    totals = result.totals()
+    figures = {
+        "calls": totals["calls"],
+        "completion_tokens": totals["completion_tokens"],
+        "wall_s": seconds,
+        "tokens_per_s": totals["completion_tokens"] / seconds,
+    }
+    return figures, http.bodies if isinstance(http, Recording) else []
+
+
+async def bare_run(url: str, bodies: list[dict[str, Any]], parallel: int) -> dict[str, float]:
+    """K workers over one queue of bodies: the most a client at concurrency K can get."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    tokens = 0
+    limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
+    async with httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal tokens
+            while not queue.empty():
+                body = queue.get_nowait()
+                response = await client.post(f"{url}/v1/completions", json=body)
+                response.raise_for_status()
+                tokens += int(response.json()["usage"]["completion_tokens"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(parallel)))
+        seconds = time.perf_counter() - started
+    return {
+        "calls": len(bodies),
+        "completion_tokens": tokens,
+        "wall_s": seconds,
+        "tokens_per_s": tokens / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", help="llama-server binary (default: $LLAMA_SERVER, PATH)")
+    parser.add_argument("--parallel", type=int, default=4, help="server slots = concurrency")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--per-class", type=int, default=8)
+    parser.add_argument("--classes", type=int, default=3, help="the card's first N classes")
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; medians count")
+    args = parser.parse_args()
+    binary = server_binary(args.server)
+    if binary is None:
+        print("skip: no llama-server binary (pass --server, set $LLAMA_SERVER or put it on PATH)")
+        return
+    try:
+        from synthmix.llm.llamacpp import bundled_model_path
+
+        model = bundled_model_path()
+    except Exception as exc:  # no bundled model: nothing to serve
+        print(f"skip: the bundled Gemma GGUF is not available ({exc})")
+        return
+    figures: dict[str, list[dict[str, float]]] = {"synthmix": [], "bare": []}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        llama_server(binary, model, args.parallel, args.threads) as url,
+    ):
+        _, bodies = asyncio.run(synthmix_run(url, args, Path(tmp) / "warm-up", record=True))
+        print(json.dumps({"server": binary, "parallel": args.parallel, "requests": len(bodies)}))
+        for round_ in range(args.repeat):
+            order = ("bare", "synthmix") if round_ % 2 == 0 else ("synthmix", "bare")
+            for name in order:
+                if name == "bare":
+                    got = asyncio.run(bare_run(url, bodies, args.parallel))
+                else:
+                    folder = Path(tmp) / f"run-{round_}"
+                    got, _ = asyncio.run(synthmix_run(url, args, folder))
+                figures[name].append(got)
+                print(json.dumps({"client": name, **{k: round(v, 2) for k, v in got.items()}}))
+                sys.stdout.flush()
+    synthmix_tps = statistics.median(f["tokens_per_s"] for f in figures["synthmix"])
+    bare_tps = statistics.median(f["tokens_per_s"] for f in figures["bare"])
+    ratios = [
+        s["tokens_per_s"] / b["tokens_per_s"]
+        for s, b in zip(figures["synthmix"], figures["bare"], strict=True)
+    ]
+    print(
+        json.dumps(
+            {
+                "synthmix_tokens_per_s": round(synthmix_tps, 2),
+                "bare_tokens_per_s": round(bare_tps, 2),
+                "ratio": round(synthmix_tps / bare_tps, 3),
+                "ratio_per_round": [round(r, 3) for r in ratios],
+                "target": 0.95,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
