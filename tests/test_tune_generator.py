@@ -18,14 +18,6 @@ pytest.importorskip("torch", reason="torch is not installed (pip install torch)"
 pytest.importorskip("peft", reason="peft is not installed (pip install -e '.[train]')")
 
 import torch
-from tokenizers import ByteLevelBPETokenizer
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    GPT2Config,
-    GPT2LMHeadModel,
-    PreTrainedTokenizerFast,
-)
 
 import synthmix
 from synthmix.cards.card import load_card
@@ -34,8 +26,8 @@ from synthmix.data.labeled import LabeledData, sample_per_class
 from synthmix.generation.generate import GenerationConfig, generate_until_unique
 from synthmix.generation.tuning import INFO_FILE, TuneConfig, training_text, tune_generator
 from synthmix.llm.transformers_local import TransformersBackend
+from tiny_lm import build_tiny_lm, label_preference
 
-EOS = "<|endoftext|>"
 CLASSES = ("joy", "no_emotion")  # CEDR's tweets of joy vs. its mostly news-like neutral texts
 CARD_PATH = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
 
@@ -60,64 +52,16 @@ def tiny_base(
     cedr_train: LabeledData, train: LabeledData, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     folder = tmp_path_factory.mktemp("tiny-lm")
-    sentences = [training_text(label, text) for text, label in zip(*_pairs(train), strict=True)]
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        sentences, vocab_size=800, min_frequency=2,
-        special_tokens=[EOS],
-    )  # fmt: skip
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS)
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=128, n_layer=2, n_embd=32, n_head=2,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(config)
-    _pretrain(model, tokenizer, cedr_train.texts[:600])
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    sequences = [training_text(label, text) for text, label in zip(*_pairs(train), strict=True)]
+    return build_tiny_lm(folder, sequences, cedr_train.texts[:600])
 
 
 def _pairs(data: LabeledData) -> tuple[list[str], list[str]]:
     return data.texts, data.labels
 
 
-def _pretrain(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> None:
-    """A few epochs of plain language modelling on unlabeled texts: no label is ever seen."""
-    eos = tokenizer.eos_token_id
-    rows = [[*tokenizer(t, add_special_tokens=False)["input_ids"][:63], eos] for t in texts]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
-    for _ in range(4):
-        for start in range(0, len(rows), 16):
-            batch = rows[start : start + 16]
-            width = max(map(len, batch))
-            ids = torch.full((len(batch), width), eos)
-            labels = torch.full((len(batch), width), -100)
-            for i, row in enumerate(batch):
-                ids[i, : len(row)] = labels[i, : len(row)] = torch.tensor(row)
-            model(input_ids=ids, labels=labels).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-
-
 def _label_preference(folder: Path, data: LabeledData) -> float:
-    """Share of texts the model finds likelier after their own label than after the other."""
-    model = AutoModelForCausalLM.from_pretrained(folder).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    right = 0
-    for text, label in zip(data.texts, data.labels, strict=True):
-        losses = []
-        for candidate in (label, next(c for c in CLASSES if c != label)):
-            prefix = len(tokenizer(f"{candidate}:", add_special_tokens=False)["input_ids"])
-            ids = tokenizer(training_text(candidate, text), add_special_tokens=False)["input_ids"]
-            inputs = torch.tensor([[*ids, tokenizer.eos_token_id]])
-            labels = inputs.clone()
-            labels[0, :prefix] = -100  # the text's likelihood, not the label's
-            with torch.no_grad():
-                losses.append(float(model(input_ids=inputs, labels=labels).loss))
-        right += losses[0] < losses[1]
-    return right / len(data)
+    return label_preference(folder, data, CLASSES)
 
 
 @pytest.fixture(scope="module")

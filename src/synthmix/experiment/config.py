@@ -21,6 +21,7 @@ _LATER_SOURCE_KEYS: dict[str, object] = {
     "filter": None,
     "drop_label_issues": False,
     "text_pair_column": None,
+    "tune": None,
 }
 
 
@@ -195,6 +196,16 @@ def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
             f"{source}: 'small_real_seeds' must include every seed of 'seeds' "
             f"(missing {missing[0]})"
         )
+    for spec in config.sources:
+        if spec.tune is None:
+            continue
+        where = f"{source}: sources: {spec.name or 'tuned'}: tune"
+        if config.data.task != "single_label" or config.data.text_pair_column is not None:
+            raise ConfigError(f"{where}: a tuned generator source needs a single-label task")
+        try:
+            spec.tune.check()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     try:
         for classifier in config.compared_classifiers():
             check_classifier(classifier)

@@ -127,7 +127,9 @@ def _digest(data: LabeledData) -> str:
 
 
 def source_base_name(config: SourceConfig) -> str:
-    return config.name or (Path(config.path).stem if config.path else "eda")
+    if config.name or config.path:
+        return config.name or Path(str(config.path)).stem
+    return "tuned" if config.tune is not None else "eda"
 
 
 def judged_sources(
@@ -140,7 +142,7 @@ def judged_sources(
         if config.filter is None and not config.drop_label_issues:
             continue
         base = source_base_name(config)
-        if config.augment is not None:
+        if config.augment is not None or config.tune is not None:
             raise ConfigError(
                 f"source {base!r}: 'filter' and 'drop_label_issues' apply to file sources"
             )

@@ -58,6 +58,11 @@ class RunDir:
         return self.root / "features"
 
     @property
+    def tuned_dir(self) -> Path:
+        """Per tuned-generator source and real sample: its adapter, texts and made.json."""
+        return self.root / "tuned"
+
+    @property
     def embeddings_cache(self) -> Path:
         return self.root / "embeddings.sqlite"
 

@@ -34,7 +34,7 @@ from synthmix.data.labeled import LabeledData, check_test_labels, load_labeled, 
 from synthmix.embeddings.encoder import build_encoder
 from synthmix.experiment.config import ExperimentConfig
 from synthmix.experiment.executors import Executor, build_executor
-from synthmix.experiment.filtered import JudgedSource, judged_sources
+from synthmix.experiment.filtered import JudgedSource, judged_sources, source_base_name
 from synthmix.experiment.mixing import GROUP, SOURCE_PLANS, Cell, compose, plan_cells
 from synthmix.experiment.results import ResultsStore
 from synthmix.experiment.run_dir import RunDir
@@ -51,6 +51,7 @@ from synthmix.experiment.source_stats import (
     write_source_stats,
 )
 from synthmix.experiment.sources import DerivedSource, derived_sources, load_sources
+from synthmix.experiment.tuned_source import add_tuned_stats, attach_run_dir
 from synthmix.experiment.workers import fit_cells
 from synthmix.quality.config import QualityConfig
 from synthmix.quality.files import write_quality
@@ -128,6 +129,7 @@ def run_experiment(
     run = RunDir.of(run_dir)
     classifiers = known_classifiers(config)
     data = load_experiment_data(config)
+    attach_run_dir(data.sources, run)
     cells = plan_cells(config.plans, list(data.sources), source_plans(config, data))
     info = _run_info(config, data, cells)
     _claim_run_dir(run, info)
@@ -168,6 +170,7 @@ def run_experiment(
         record_timings(run, len(todo), time.perf_counter() - started, stats)
     if any(isinstance(source, JudgedSource) for source in data.sources.values()):
         add_judged_stats(run, store.records())
+    add_tuned_stats(run, data.sources)
     return RunOutcome(run.root, total=len(tasks), reused=len(tasks) - len(todo), ran=len(todo))
 
 
@@ -203,7 +206,7 @@ def source_plans(config: ExperimentConfig, data: ExperimentData) -> dict[str, li
                     f"source {spec.name or spec.path!r}: unknown plan {unknown[0]!r} "
                     f"(use {', '.join(SOURCE_PLANS)})"
                 )
-        base = spec.name or (Path(spec.path).stem if spec.path else "eda")
+        base = source_base_name(spec)
         for name in data.sources:
             if name == base or name.startswith(f"{base}:"):
                 restrictions[name] = spec.plans

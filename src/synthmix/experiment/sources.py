@@ -16,6 +16,7 @@ from synthmix.augment.eda import AugmentConfig, augment
 from synthmix.core.errors import ConfigError, DataError
 from synthmix.data.labeled import LABEL, TEXT, LabeledData, from_frame, read_frame
 from synthmix.generation.classifier_filter import ClassifierFilterConfig
+from synthmix.generation.tuning import TuneConfig
 
 log = logging.getLogger("synthmix")
 
@@ -26,10 +27,44 @@ DECIDED = "decided"
 
 
 @dataclass
+class TunedSourceConfig(TuneConfig):
+    """A source's `tune:` block: tune-generator's settings (model, epochs, lr, max_length,
+    batch_size, lora_*, target_modules, device, max_steps; the cell's seed is the seed)
+    and how the tuned model generates. `per_class` caps the texts made per class and cell
+    (default: as many as the cell asks for); `keep_model` keeps each cell's merged model
+    beside its adapter (a later, larger ask then generates without retraining)."""
+
+    model: str = ""
+    per_class: int | None = None
+    temperature: float = 1.0
+    top_p: float | None = None
+    max_tokens: int = 64
+    # The engine stops a class after this many calls per text asked for.
+    calls_per_text: int = 4
+    keep_model: bool = False
+
+    def check(self) -> None:
+        if not self.model:
+            raise ConfigError("model is required (a hub name, a folder or a .gguf file)")
+        if self.seed != 0:
+            raise ConfigError("seed: each cell tunes with its own seed; leave it out")
+        for name, count in (
+            ("max_tokens", self.max_tokens),
+            ("calls_per_text", self.calls_per_text),
+        ):
+            if count < 1:
+                raise ConfigError(f"{name} must be >= 1, got {count}")
+        if self.per_class is not None and self.per_class < 1:
+            raise ConfigError(f"per_class must be >= 1, got {self.per_class}")
+        super().check()
+
+
+@dataclass
 class SourceConfig:
-    """A synthetic source: a file (`path`), or rule-based augmentation (`augment`, with
-    AugmentConfig settings such as alpha and operations) derived in every cell from the real
-    texts that cell may see.
+    """A synthetic source: a file (`path`), rule-based augmentation (`augment`, with
+    AugmentConfig settings such as alpha and operations) or a generator LoRA-tuned on the
+    cell's real texts (`tune`, see experiment.tuned_source), the last two derived in every
+    cell from the real texts that cell may see.
 
     `split_by` names provenance columns of a file whose value combinations become separate
     sources (one file from `synthmix generate` can hold several).
@@ -38,6 +73,7 @@ class SourceConfig:
     path: str | None = None
     name: str | None = None
     augment: dict[str, Any] | None = None
+    tune: TunedSourceConfig | None = None
     split_by: list[str] = field(default_factory=list)
     # Limit this source to some plans, e.g. [small_real_plus_count] for a source of a few
     # dozen texts per class that could never fill "synthetic only".
@@ -129,16 +165,23 @@ def _digest(data: LabeledData) -> str:
 
 
 def derived_sources(configs: list[SourceConfig]) -> dict[str, DerivedSource]:
-    sources = {}
+    sources: dict[str, DerivedSource] = {}
     for config in configs:
-        if config.augment is None:
+        if config.augment is None and config.tune is None:
             continue
-        if config.path is not None:
-            raise ConfigError("a source has either 'path' or 'augment', not both")
-        name = config.name or "eda"
+        kinds = [key for key in ("path", "augment", "tune") if getattr(config, key) is not None]
+        if len(kinds) > 1:
+            raise ConfigError(f"a source has one of 'path', 'augment' or 'tune', not {kinds}")
+        name = config.name or ("eda" if config.augment is not None else "tuned")
         if name in sources:
             raise ConfigError(f"two synthetic sources are named {name!r}; set 'name'")
-        sources[name] = DerivedSource(name, config.augment)
+        if config.tune is not None:
+            from synthmix.experiment.tuned_source import TunedSource
+
+            sources[name] = TunedSource(name, config.tune)
+        else:
+            assert config.augment is not None
+            sources[name] = DerivedSource(name, config.augment)
     return sources
 
 
@@ -153,10 +196,13 @@ def load_sources(
     (`text_pair_column`), each source's texts are joined pairs (see data.pairs)."""
     sources: dict[str, LabeledData] = {}
     for config in configs:
-        if config.augment is not None:
+        if config.augment is not None or config.tune is not None:
             continue
         if config.path is None:
-            raise ConfigError("a source needs 'path' (a file) or 'augment' (rule-based)")
+            raise ConfigError(
+                "a source needs 'path' (a file), 'augment' (rule-based) "
+                "or 'tune' (a tuned generator)"
+            )
         path = Path(config.path)
         if not path.is_absolute():
             path = base_dir / path
