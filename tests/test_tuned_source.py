@@ -25,8 +25,9 @@ from synthmix.experiment.results import ResultsStore
 from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.source_stats import read_source_stats
 from synthmix.experiment.sources import TunedSourceConfig
-from synthmix.experiment.tuned_source import MODEL_DIR, TunedSource, read_made
+from synthmix.experiment.tuned_source import ANSWERS_FILE, MODEL_DIR, TunedSource, read_made
 from synthmix.generation.tuning import training_text
+from synthmix.llm.cache import AnswerCache
 from tiny_lm import build_tiny_lm, label_preference
 
 CLASSES = ("joy", "no_emotion")
@@ -105,6 +106,11 @@ def test_a_cells_generator_never_sees_real_texts_outside_the_cell(
     assert before["real_texts"] == 8 and int(str(before["steps"])) == 10
     assert mix.synthetic_counts == dict.fromkeys(CLASSES, 8)  # the source's per_class cap
     assert not any(MARKER in text for text in mix.data.texts)
+    # Every answer was persisted before use: one cached answer per call made.
+    (sample,) = [f for f in sorted((tmp_path / "plain").glob("*")) if read_made(f)]
+    cache = AnswerCache(sample / ANSWERS_FILE)
+    assert len(cache) == before["calls"] > 0
+    cache.close()
 
     # Control: a cell that may see all real texts trains on the marked ones.
     everything = Cell(SMALL_REAL_PLUS_SYNTHETIC, 1.0, 1.0, "tuned")

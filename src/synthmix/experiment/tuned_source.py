@@ -38,6 +38,7 @@ log = logging.getLogger("synthmix")
 MADE_FILE = "made.json"
 TEXTS_FILE = "texts.jsonl"
 MODEL_DIR = "model"
+ANSWERS_FILE = "answers.sqlite"
 # What the engine's filter chain dropped: repeats, near-repeats, copies (and near-copies) of
 # the cell's real texts, fragments and loops, texts cut by max_tokens; and unreadable answers.
 DROPS = ("duplicates", "near_duplicates", "leaks", "rejected", "truncated", "parse_failures")
@@ -143,15 +144,20 @@ class TunedSource(DerivedSource):
     async def _generate(
         self, model_dir: Path, real: LabeledData, count: int, seed: int, device: str
     ) -> Any:
+        from synthmix.llm.cache import AnswerCache, CachedBackend
         from synthmix.llm.transformers_local import TransformersBackend
 
-        backend = TransformersBackend(
+        local = TransformersBackend(
             str(model_dir),
             device=device,
             chat=False,
             max_new_tokens=self.tune.max_tokens,
             seed=seed,
         )
+        # Every answer persisted before use, as for any generator: a run killed while
+        # generating reads back what it had (the sample's folder keeps the cache).
+        cache = AnswerCache(model_dir.parent / ANSWERS_FILE)
+        backend = CachedBackend(local, cache)
         # The tuned strategy prompts with the label id alone; the card only names classes.
         card = TaskCard("", "", [ClassCard(name=label, description="") for label in real.classes])
         config = GenerationConfig(
@@ -166,7 +172,10 @@ class TunedSource(DerivedSource):
             max_calls_per_class=self.tune.calls_per_text * count,
         )
         # `real` = the cell's real texts: copies of them are leaks and are dropped.
-        return await generate_until_unique(backend, "tuned", card, real, config, progress=False)
+        try:
+            return await generate_until_unique(backend, "tuned", card, real, config, progress=False)
+        finally:
+            cache.close()
 
 
 def read_made(folder: Path) -> dict[str, Any] | None:
