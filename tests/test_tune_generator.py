@@ -17,47 +17,35 @@ import pytest
 pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
 pytest.importorskip("peft", reason="peft is not installed (pip install -e '.[train]')")
 
-import torch
 
 import synthmix
 from synthmix.cards.card import load_card
 from synthmix.core.errors import ConfigError
-from synthmix.data.labeled import LabeledData, sample_per_class
+from synthmix.data.labeled import LabeledData
 from synthmix.generation.generate import GenerationConfig, generate_until_unique
-from synthmix.generation.tuning import INFO_FILE, TuneConfig, training_text, tune_generator
+from synthmix.generation.tuning import INFO_FILE, TuneConfig, tune_generator
 from synthmix.llm.transformers_local import TransformersBackend
-from tiny_lm import build_tiny_lm, label_preference
+from tiny_lm import CLASSES, label_preference, one_torch_thread, short_texts, tiny_base_for
 
-CLASSES = ("joy", "no_emotion")  # CEDR's tweets of joy vs. its mostly news-like neutral texts
 CARD_PATH = Path(synthmix.__file__).parent / "demo_data" / "cedr_emotions" / "card.yaml"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
-    # Two threads on a busy 2-core machine made one tiny step 30 times slower (1.6 s).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
 def train(cedr_train: LabeledData) -> LabeledData:
-    short = cedr_train.frame[cedr_train.frame["text"].str.len() < 90].reset_index(drop=True)
-    return sample_per_class(LabeledData(short, "cedr"), dict.fromkeys(CLASSES, 40), seed=0)
+    return short_texts(cedr_train)
 
 
 @pytest.fixture(scope="module")
 def tiny_base(
     cedr_train: LabeledData, train: LabeledData, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-lm")
-    sequences = [training_text(label, text) for text, label in zip(*_pairs(train), strict=True)]
-    return build_tiny_lm(folder, sequences, cedr_train.texts[:600])
-
-
-def _pairs(data: LabeledData) -> tuple[list[str], list[str]]:
-    return data.texts, data.labels
+    return tiny_base_for(tmp_path_factory.mktemp("tiny-lm"), train, cedr_train)
 
 
 def _label_preference(folder: Path, data: LabeledData) -> float:

@@ -14,11 +14,10 @@ import pytest
 pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
 pytest.importorskip("peft", reason="peft is not installed (pip install -e '.[train]')")
 
-import torch
 import yaml
 
 from synthmix.core.errors import ConfigError
-from synthmix.data.labeled import LabeledData, sample_per_class
+from synthmix.data.labeled import LabeledData
 from synthmix.experiment import load_experiment, run_experiment
 from synthmix.experiment.mixing import SMALL_REAL_PLUS_SYNTHETIC, Cell, compose
 from synthmix.experiment.results import ResultsStore
@@ -26,34 +25,28 @@ from synthmix.experiment.run_dir import RunDir
 from synthmix.experiment.source_stats import read_source_stats
 from synthmix.experiment.sources import TunedSourceConfig
 from synthmix.experiment.tuned_source import ANSWERS_FILE, MODEL_DIR, TunedSource, read_made
-from synthmix.generation.tuning import training_text
 from synthmix.llm.cache import AnswerCache
-from tiny_lm import build_tiny_lm, label_preference
+from tiny_lm import CLASSES, label_preference, one_torch_thread, short_texts, tiny_base_for
 
-CLASSES = ("joy", "no_emotion")
 MARKER = "зюзябра"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads on 2 busy cores are far slower for a tiny model
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
 def real(cedr_train: LabeledData) -> LabeledData:
-    short = cedr_train.frame[cedr_train.frame["text"].str.len() < 90].reset_index(drop=True)
-    return sample_per_class(LabeledData(short, "cedr"), dict.fromkeys(CLASSES, 40), seed=0)
+    return short_texts(cedr_train)
 
 
 @pytest.fixture(scope="module")
 def tiny_base(
     cedr_train: LabeledData, real: LabeledData, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    sequences = [training_text(lab, t) for t, lab in zip(real.texts, real.labels, strict=True)]
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"), sequences, cedr_train.texts[:600])
+    return tiny_base_for(tmp_path_factory.mktemp("tiny-lm"), real, cedr_train)
 
 
 def _settings(model: Path, **overrides: object) -> TunedSourceConfig:
