@@ -161,7 +161,9 @@ def test_cedr_generation_reaches_exact_counts(
     assert not set(keys) & {normalize(t) for t in cedr_train.texts}
     for label in CLASSES:
         report = result.classes[label]
-        assert report.kept == 12 and report.texts_returned == 5 * report.calls
+        # Answers past the target (spare calls) are paid and cached but not read.
+        read = report.calls - report.unused_calls
+        assert report.kept == 12 and report.texts_returned == 5 * read
         dropped = report.duplicates + report.near_duplicates + report.leaks
         assert report.unique == report.texts_returned - dropped
         assert report.yield_ == pytest.approx(report.unique / report.texts_returned)
@@ -224,6 +226,7 @@ backend = CachedBackend(
 config = GenerationConfig(
     strategy="few-shot", per_class=15, k=3, seed=7, concurrency=2,
     classes=["anger", "fear", "joy"],
+    spare_calls=False,  # the test counts requests: spare calls depend on timing
 )
 result = asyncio.run(generate_until_unique(
     backend, "few-shot", load_card(card), load_labeled(train), config, progress=False
@@ -586,23 +589,26 @@ def test_a_strategy_needing_examples_without_any_is_a_one_line_error(
 # are those of before, except that few-shot (chat), paraphrase and key-points make one or two
 # calls more past their target (a call started before an answer with more texts than asked
 # for came back); every request of before is still made, so its cached answer is found.
+# Re-recorded when answers past the target stopped being read (spare calls): requests and
+# rows unchanged (checked strategy by strategy); the totals count fewer texts returned and
+# carry `unused_calls`.
 BUILTIN_STRATEGIES = ["zero-shot", "few-shot", "fskw", "paraphrase", "key-points"]
 BUILTIN_STRATEGIES += ["completion-few-shot", "persona"]
 REPLAY_DIGESTS = {
-    "zero-shot:True": "1587cbc6b5126fc8",
-    "zero-shot:False": "9e9b09c99cfa445e",
-    "few-shot:True": "4292871218060400",
-    "few-shot:False": "8da9f67fb7b867ae",
-    "fskw:True": "812d599ab4ee0b01",
-    "fskw:False": "aef944076df63fa0",
-    "paraphrase:True": "a6e60445faa6e45e",
-    "paraphrase:False": "0cc36b92934d0a7c",
-    "key-points:True": "7fce337342cc4e81",
-    "key-points:False": "baa44e218fd664ce",
-    "completion-few-shot:True": "0699d8e442aa1589",
-    "completion-few-shot:False": "ba3d7d070ef15433",
-    "persona:True": "11844b813eda19ae",
-    "persona:False": "8c3621746473332e",
+    "zero-shot:True": "b8465643716f75af",
+    "zero-shot:False": "250738ab75a1f1e2",
+    "few-shot:True": "b4af76d3a0fb35a2",
+    "few-shot:False": "97068afd3acaae97",
+    "fskw:True": "60e6850c0a75b408",
+    "fskw:False": "fb6b3303303c7315",
+    "paraphrase:True": "8129fb117f8b59a2",
+    "paraphrase:False": "cb43365028ea30e7",
+    "key-points:True": "c4653a9097b3d475",
+    "key-points:False": "69dac55b2b8b7ec8",
+    "completion-few-shot:True": "38c282e562d76121",
+    "completion-few-shot:False": "224440c48279b99c",
+    "persona:True": "ded2e8583059841d",
+    "persona:False": "ea8e4a2f53c205eb",
     "pool:short": "918ae1fad3e64e5c",
     "pool:detailed": "37fb3e6c8f6ed406",
 }

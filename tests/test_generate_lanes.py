@@ -71,6 +71,8 @@ def _plan(folder: Path, train: Path, generators: list[dict[str, Any]]) -> Path:
         "per_class": 4,
         "k": 3,
         "concurrency": 2,
+        # Reports are compared call for call below; spare calls depend on timing.
+        "spare_calls": False,
         "redaction": {"enabled": False},
         "dedup": {"embedding": False},
     }
@@ -199,6 +201,67 @@ def test_live_calls_keep_the_window_full_and_give_the_rows_of_one_call_at_a_time
         one_at_a_time = run(1, "one")
         assert server.max_in_flight == 1
     pd.testing.assert_frame_equal(overlapped, one_at_a_time)
+
+
+def test_spare_calls_fill_the_slots_a_slow_answer_leaves_idle_and_change_no_row(
+    cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    """One class needing 2 calls at full yield, the first request answered slowly: with
+    spare calls the other slots start the next calls meanwhile (paid, cached, unused); the
+    rows are those of one call at a time, and a rerun asks the server for nothing."""
+    lock = threading.Lock()
+    arrivals: list[float] = []
+
+    def answer(body: dict[str, Any]) -> str:
+        with lock:
+            arrivals.append(time.monotonic())
+            first = len(arrivals) == 1
+        if first:
+            time.sleep(1.5)
+        tag = hash_fraction(prompt_text(body))  # each call's prompt has its own examples
+        return "\n".join(f"{i + 1}. Текст {tag:.6f} номер {i}" for i in range(3))
+
+    card = load_card(CARD)
+
+    def run(folder: str, concurrency: int, spare: bool | None) -> Any:
+        backend = CachedBackend(
+            OpenAICompatibleBackend(server.url, "m", api_key_env=None, max_concurrency=8),
+            AnswerCache(tmp_path / folder / "cache.sqlite"),
+        )
+        config = GenerationConfig(
+            strategy="few-shot", per_class=6, texts_per_call=3, k=3, seed=1,
+            concurrency=concurrency, classes=["joy"], spare_calls=spare,
+            redaction={"enabled": False}, dedup=DedupConfig(minhash=False),
+        )  # fmt: skip
+        return asyncio.run(
+            generate_until_unique(backend, "few-shot", card, cedr_train, config, False)
+        )
+
+    for folder in ("spare", "bounded", "one"):
+        (tmp_path / folder).mkdir()
+    with serve(answer) as server:
+        spared = run("spare", 4, None)  # an HTTP backend: spare calls on by default
+        spare_requests = server.count
+        report = spared.classes["joy"]
+        assert report.calls == spare_requests > 2
+        assert report.unused_calls == spare_requests - 2
+        # The spare calls went out while the slow first answer was still being written.
+        assert sum(1 for t in arrivals[1:] if t < arrivals[0] + 1.0) >= 2
+
+        again = run("spare", 4, None)
+        assert server.count == spare_requests
+        pd.testing.assert_frame_equal(again.data.frame, spared.data.frame)
+
+        arrivals.clear()
+        bounded = run("bounded", 4, False)
+        assert server.count - spare_requests == 2
+        assert bounded.classes["joy"].unused_calls == 0
+
+        arrivals.clear()
+        one = run("one", 1, None)
+    pd.testing.assert_frame_equal(spared.data.frame, one.data.frame)
+    pd.testing.assert_frame_equal(bounded.data.frame, one.data.frame)
+    assert len(one.data.frame) == 6
 
 
 def hash_fraction(text: str) -> float:

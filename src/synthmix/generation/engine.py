@@ -149,6 +149,7 @@ async def run_batches(
     slots: Slots | None = None,
     ready: Callable[[], Awaitable[None]] | None = None,
     slot_key: int = 0,
+    spare: bool = False,
 ) -> str:
     """Run batches until `kept()` reaches the target or a limit stops the loop; returns
     why it stopped (`TARGET`, `EXHAUSTED`, `blocked()`'s reason, `MAX_CALLS`, `MAX_COST`).
@@ -159,14 +160,14 @@ async def run_batches(
     `backend`); calls it leaves unanswered go first into the next round.
 
     Live calls (no runner) are pipelined instead of run in rounds: see `_pipelined`, which
-    also explains `slots` and `ready`."""
+    also explains `slots`, `ready` and `spare`."""
     if runner is None or type(runner) is LiveRunner:
         return await _pipelined(
             backend, budget, kept, plan, take, meter, report, blocked, bar, postfix,
-            slots, ready, slot_key,
+            slots, ready, slot_key, spare,
         )  # fmt: skip
-    if slots is not None or ready is not None:
-        raise ValueError("slots and ready are for live calls only")
+    if slots is not None or ready is not None or spare:
+        raise ValueError("slots, ready and spare are for live calls only")
     cap = runner.round_size or budget.concurrency
     made = 0
     start = kept()
@@ -221,7 +222,9 @@ async def run_batches(
 class Slots:
     """At most `size` calls in flight for several loops together (the classes of one run).
     A freed slot goes to the waiting call with the lowest priority key: the earliest class,
-    then its earliest call, whose answer is read first."""
+    then its earliest call, whose answer is read first. A slot no call waits for is lent
+    to the loops that take spare calls (`lend`), the latest class first: a later class
+    needs its calls anyway, while the class being read may be near its target."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
@@ -229,10 +232,16 @@ class Slots:
         self.free = size
         self._waiting: list[tuple[tuple[int, int], int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+        self._takers: dict[int, Callable[[], bool]] = {}
 
-    async def acquire(self, priority: tuple[int, int]) -> None:
+    def try_acquire(self) -> bool:
         if self.free > 0 and not self._waiting:
             self.free -= 1
+            return True
+        return False
+
+    async def acquire(self, priority: tuple[int, int]) -> None:
+        if self.try_acquire():
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (priority, next(self._order), future))
@@ -250,6 +259,25 @@ class Slots:
                 future.set_result(None)  # the slot passes straight to the waiter
                 return
         self.free += 1
+        self.lend_free()
+
+    def lend(self, key: int, taker: Callable[[], bool] | None) -> None:
+        """`taker` (None: withdraw it) is offered slots no call waits for; it returns
+        whether it started a call holding the slot (that call releases it)."""
+        if taker is None:
+            self._takers.pop(key, None)
+        else:
+            self._takers[key] = taker
+
+    def lend_free(self) -> None:
+        while self.free > 0 and not self._waiting and self._takers:
+            for key in sorted(self._takers, reverse=True):
+                self.free -= 1
+                if self._takers[key]():
+                    break
+                self.free += 1
+            else:
+                return
 
 
 def _stop_reason(
@@ -287,6 +315,7 @@ async def _pipelined(
     slots: Slots | None,
     ready: Callable[[], Awaitable[None]] | None,
     slot_key: int,
+    spare: bool,
 ) -> str:
     """Live calls as a sliding window: up to `concurrency` calls in flight, a new one
     started as soon as the oldest is read, instead of rounds that wait for their slowest
@@ -298,22 +327,62 @@ async def _pipelined(
     flight is still read (counted, cached), as a round's calls were. `max_cost` is checked
     before each call, so the calls in flight may overshoot it by at most their own cost.
 
+    `spare`: a slot that would sit idle (the oldest answer is still out, or the target
+    needs no more calls at full yield) starts the next call anyway, up to `concurrency` in
+    flight for this loop. Which calls are made then depends on timing, so it is only for a
+    `plan` whose call i depends on i alone and a `take` that ignores answers past the
+    target (then the output is still the same on every run); never with `max_cost`, and
+    not while answers come from the cache (a rerun makes no call the first run did not).
+
     `slots` caps the calls in flight of several loops together (each call waits for one,
     keyed by `(slot_key, call index)`); `ready` is awaited before the first answer is read:
     a loop may send its first calls while an earlier loop still reads its own."""
     cap = budget.concurrency
     made = 0
     pending: deque[tuple[Call[M], asyncio.Task[CompletionResult]]] = deque()
+    spare = spare and budget.max_cost is None
+    if spare and slots is None:
+        slots = Slots(cap)
 
-    async def ask(call: Call[M], index: int) -> CompletionResult:
+    # Whether the last answer came from the cache; before the first, as if it had.
+    replaying = True
+
+    async def ask(call: Call[M], index: int, held: bool = False) -> CompletionResult:
+        nonlocal replaying
         if slots is None:
             return await backend.complete(call.request)
-        await slots.acquire((slot_key, index))
+        if not held:
+            await slots.acquire((slot_key, index))
         try:
-            return await backend.complete(call.request)
+            result = await backend.complete(call.request)
+            replaying = result.cached
+            return result
         finally:
             slots.release()
 
+    def start(size: int, held: bool = False) -> None:
+        nonlocal made
+        indices = range(made, made + size)
+        for index, call in zip(indices, plan(indices), strict=True):
+            # A free slot is taken now, not when the task first runs: a spare call offered
+            # it in between would push this needed call back into the queue.
+            holds = held or (slots is not None and slots.try_acquire())
+            pending.append((call, asyncio.create_task(ask(call, index, holds))))
+        made += size
+
+    def take_spare() -> bool:
+        # Not while answers come from the cache (nor before the first answer): a rerun
+        # would otherwise ask for calls past those the first run made, which depended on
+        # timing.
+        if replaying or len(pending) >= cap:
+            return False
+        if _stop_reason(budget, kept(), made, meter, blocked) is not None:
+            return False
+        start(1, held=True)
+        return True
+
+    if spare and slots is not None:
+        slots.lend(slot_key, take_spare)
     waiting = ready
     try:
         while True:
@@ -325,20 +394,18 @@ async def _pipelined(
                     room = min(room, budget.available - made)
                 # What the target still needs at full yield, less what is in flight.
                 wanted = math.ceil(remaining / budget.per_call) - len(pending)
-                size = max(0, min(wanted, cap - len(pending), room))
-                indices = range(made, made + size)
-                for index, call in zip(indices, plan(indices), strict=True):
-                    pending.append((call, asyncio.create_task(ask(call, index))))
-                made += size
+                start(max(0, min(wanted, cap - len(pending), room)))
+                if spare and slots is not None:
+                    slots.lend_free()
             if not pending:
                 assert reason is not None  # with room left, a call was just started
                 return reason
             call, task = pending[0]
             result = await task
-            pending.popleft()
             if waiting is not None:
                 await waiting()
                 waiting = None
+            pending.popleft()  # only now: while it waits, the answer still takes room
             meter.count(report, result)
             before = kept()
             take([(call.meta, result)])
@@ -347,6 +414,8 @@ async def _pipelined(
                     bar.set_postfix(postfix(), refresh=False)
                 bar.update(kept() - before)
     except Exception:
+        if slots is not None:
+            slots.lend(slot_key, None)
         # Every call in flight runs to its end (its answer reaches the cache) first.
         await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
         raise
@@ -354,6 +423,9 @@ async def _pipelined(
         for _, t in pending:
             t.cancel()
         raise
+    finally:
+        if slots is not None:
+            slots.lend(slot_key, None)
 
 
 async def ask_once(

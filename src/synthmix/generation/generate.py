@@ -116,6 +116,12 @@ class GenerationConfig:
     # Keep a text only when a classifier trained on the real data (`real` and the card's
     # examples) confirms its label; the last stage of the filter chain.
     classifier_filter: ClassifierFilterConfig | None = None
+    # Spare calls (see `engine._pipelined`): a server slot that would sit idle while an
+    # earlier answer is still out starts the class's next call anyway. Paid for what it
+    # saves in time: at most `concurrency` - 1 calls a class past its target, answered and
+    # cached but not used (`unused_calls`). None: on for server backends, off for
+    # in-process models (their calls queue for the same cores). Never with `max_cost`.
+    spare_calls: bool | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.dedup, dict):
@@ -137,7 +143,8 @@ class GenerationConfig:
 @dataclass
 class ClassReport:
     """What generating one class took and gave. `unique` counts new distinct texts among
-    all returned (also past the target); `kept` is what went into the output."""
+    all returned up to the call that reached the target (also past the target within it);
+    `kept` is what went into the output."""
 
     label: str
     target: int
@@ -157,6 +164,9 @@ class ClassReport:
     rejected: int = 0
     truncated: int = 0
     classifier_dropped: int = 0  # unique texts whose label the classifier filter did not confirm
+    # Answers read after the target was reached (spare calls, calls in flight then): paid
+    # and cached, their texts not used, so the output does not depend on how many there were.
+    unused_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -196,7 +206,8 @@ class GenerationResult:
 
     def totals(self) -> dict[str, Any]:
         reports = list(self.classes.values())
-        keys: tuple[str, ...] = ("calls", "cached_calls", "texts_returned", "unique", "kept")
+        keys: tuple[str, ...] = ("calls", "cached_calls", "unused_calls", "texts_returned")
+        keys += ("unique", "kept")
         keys += ("duplicates", "near_duplicates", "leaks", "rejected", "truncated")
         if self.config.classifier_filter is not None:
             # Only then: totals of runs without one read as they always did (replay digests).
@@ -508,6 +519,9 @@ async def _generate_class(
 
     def take(answers: list[Answer[tuple[int, Prompt]]]) -> None:
         for (index, prompt), result in answers:
+            if report.kept >= config.per_class:
+                report.unused_calls += 1
+                continue
             _collect(run, report, rows, class_card, index, prompt, result)
 
     def postfix() -> dict[str, Any]:
@@ -533,9 +547,16 @@ async def _generate_class(
             slots=slots,
             ready=ready,
             slot_key=position,
+            spare=run.rounds is None and _spare_calls(config, run.backend),
         )
     report.wall_s = time.monotonic() - started
     return report, rows
+
+
+def _spare_calls(config: GenerationConfig, backend: Backend) -> bool:
+    if config.spare_calls is not None:
+        return config.spare_calls
+    return bool(backend.is_remote)
 
 
 def _call(run: _Run, class_card: ClassCard, index: int) -> Call[tuple[int, Prompt]]:

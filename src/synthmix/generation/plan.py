@@ -63,6 +63,10 @@ class GenerationPlan:
     max_cost: float | None = None
     max_tokens: int | None = 512
     concurrency: int = 8
+    # A server slot left idle while an earlier answer is out starts the next call anyway:
+    # up to concurrency - 1 unused calls per class for a fuller server (see
+    # GenerationConfig). Unset: on for HTTP generators, off for in-process models.
+    spare_calls: bool | None = None
     keywords: str = "card"
     dedup: DedupConfig = field(default_factory=DedupConfig)
     # `enabled: true` redacts real texts even for a loopback URL (an SSH tunnel, a proxy);
@@ -217,6 +221,7 @@ def run_plan(plan: GenerationPlan, progress: bool = True) -> PlanResult:
                     k=plan.k,
                     max_tokens=plan.max_tokens,
                     concurrency=plan.concurrency,
+                    spare_calls=plan.spare_calls,
                     dedup=plan.dedup,
                     redaction=plan.redaction,
                     max_example_chars=plan.max_example_chars,
