@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,7 +73,7 @@ def llama_server(binary: str, model: str, parallel: int, threads: int) -> Iterat
         "--parallel", str(parallel), "--ctx-size", str(2048 * parallel),
         "--threads", str(threads), "--threads-http", str(parallel + 2),
         "--no-repack",  # AMX/repacked weights crash on some Xeons (ggml-org/llama.cpp#20824)
-        "--no-webui",
+        "--no-webui", "--metrics",
     ]  # fmt: skip
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -181,6 +182,56 @@ async def bare_run(url: str, bodies: list[dict[str, Any]], parallel: int) -> dic
     }
 
 
+def prompt_counters(url: str) -> dict[str, float]:
+    """Prompt tokens the server evaluated and those it reused from a slot's cache (the
+    order of requests decides how much of each prompt's prefix a slot already holds)."""
+    names = {
+        "llamacpp:prompt_tokens_total": "prompt_tokens_evaluated",
+        "llamacpp:prompt_tokens_cached_total": "prompt_tokens_cached",
+    }
+    found = dict.fromkeys(names.values(), 0.0)
+    for line in httpx.get(f"{url}/metrics", timeout=5.0).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            found[names[name]] = float(value)
+    return found
+
+
+@contextmanager
+def busy_slots(url: str, into: dict[str, float], every_s: float = 0.05) -> Iterator[None]:
+    """Samples the server's `/slots` while the block runs: the mean number of slots
+    processing a request, and the share of samples with every slot busy. That is what a
+    client decides (how full it keeps the server); tokens/s also carries the noise of
+    answers that differ from run to run."""
+    samples: list[int] = []
+    size: list[int] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(timeout=5.0) as client:
+            while not stop.is_set():
+                slots = client.get(f"{url}/slots").json()
+                size[:] = [len(slots)]
+                samples.append(sum(1 for slot in slots if slot.get("is_processing")))
+                stop.wait(every_s)
+
+    before = prompt_counters(url)
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        after = prompt_counters(url)
+        for key, value in after.items():
+            into[key] = value - before[key]
+        into["busy_slots"] = statistics.fmean(samples) if samples else 0.0
+        into["all_busy_share"] = (
+            sum(1 for n in samples if size and n == size[0]) / len(samples) if samples else 0.0
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", help="llama-server binary (default: $LLAMA_SERVER, PATH)")
@@ -216,11 +267,15 @@ def main() -> None:
         for round_ in range(args.repeat):
             order = clients if round_ % 2 == 0 else clients[::-1]
             for name in order:
-                if name == "bare":
-                    got = asyncio.run(bare_run(url, bodies, args.parallel))
-                else:
-                    folder = Path(tmp) / f"{name}-{round_}"
-                    got, _ = asyncio.run(synthmix_run(url, args, folder, spare=name == "synthmix"))
+                occupancy: dict[str, float] = {}
+                with busy_slots(url, occupancy):
+                    if name == "bare":
+                        got = asyncio.run(bare_run(url, bodies, args.parallel))
+                    else:
+                        folder = Path(tmp) / f"{name}-{round_}"
+                        spare = name == "synthmix"
+                        got, _ = asyncio.run(synthmix_run(url, args, folder, spare=spare))
+                got.update(occupancy)
                 figures[name].append(got)
                 print(json.dumps({"client": name, **{k: round(v, 2) for k, v in got.items()}}))
                 sys.stdout.flush()
@@ -252,6 +307,21 @@ def main() -> None:
                     median("bare", "wall_s") / median("synthmix", "wall_s"), 3
                 ),
                 "unused_calls_median": median("synthmix", "unused_calls"),
+                # How full each client kept the server (mean busy slots of `--parallel`).
+                "busy_slots": {name: round(median(name, "busy_slots"), 2) for name in clients},
+                "all_busy_share": {
+                    name: round(median(name, "all_busy_share"), 2) for name in clients
+                },
+                # Prompt tokens evaluated per call (the rest came from a slot's cache).
+                "prompt_tokens_evaluated_per_call": {
+                    name: round(
+                        statistics.median(
+                            f["prompt_tokens_evaluated"] / f["calls"] for f in figures[name]
+                        ),
+                        1,
+                    )
+                    for name in clients
+                },
                 "target": 0.95,
             }
         )

@@ -328,8 +328,9 @@ async def _pipelined(
     before each call, so the calls in flight may overshoot it by at most their own cost.
 
     `spare`: a slot that would sit idle (the oldest answer is still out, or the target
-    needs no more calls at full yield) starts the next call anyway, up to `concurrency` in
-    flight for this loop. Which calls are made then depends on timing, so it is only for a
+    needs no more calls at full yield) starts the next call anyway, up to `concurrency`
+    running for this loop and `concurrency` - 1 calls past what the target needs at full
+    yield. Which calls are made then depends on timing, so it is only for a
     `plan` whose call i depends on i alone and a `take` that ignores answers past the
     target (then the output is still the same on every run); never with `max_cost`, and
     not while answers come from the cache (a rerun makes no call the first run did not).
@@ -374,9 +375,14 @@ async def _pipelined(
         # Not while answers come from the cache (nor before the first answer): a rerun
         # would otherwise ask for calls past those the first run made, which depended on
         # timing.
-        if replaying or len(pending) >= cap:
+        if replaying or _stop_reason(budget, kept(), made, meter, blocked) is not None:
             return False
-        if _stop_reason(budget, kept(), made, meter, blocked) is not None:
+        # At most `concurrency` running, answered ones waiting to be read aside (a slow
+        # oldest answer would otherwise hold the window shut), and at most
+        # `concurrency` - 1 past what the target needs at full yield.
+        running = sum(1 for _, task in pending if not task.done())
+        needed = math.ceil((budget.target - kept()) / budget.per_call)
+        if running >= cap or len(pending) >= needed + cap - 1:
             return False
         start(1, held=True)
         return True
