@@ -118,9 +118,9 @@ class GenerationConfig:
     classifier_filter: ClassifierFilterConfig | None = None
     # Spare calls (see `engine._pipelined`): a server slot that would sit idle while an
     # earlier answer is still out starts the class's next call anyway. Paid for what it
-    # saves in time: at most `concurrency` - 1 calls a class past its target, answered and
-    # cached but not used (`unused_calls`). None: on for server backends, off for
-    # in-process models (their calls queue for the same cores). Never with `max_cost`.
+    # saves in time: about `concurrency` - 1 calls a class past its target at most,
+    # answered and cached but not used (`unused_calls`). None: on for server backends, off
+    # for in-process models (their calls queue for the same cores). Never with `max_cost`.
     spare_calls: bool | None = None
 
     def __post_init__(self) -> None:

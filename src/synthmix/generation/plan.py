@@ -64,7 +64,7 @@ class GenerationPlan:
     max_tokens: int | None = 512
     concurrency: int = 8
     # A server slot left idle while an earlier answer is out starts the next call anyway:
-    # up to concurrency - 1 unused calls per class for a fuller server (see
+    # about concurrency - 1 unused calls per class at most, for a fuller server (see
     # GenerationConfig). Unset: on for HTTP generators, off for in-process models.
     spare_calls: bool | None = None
     keywords: str = "card"
