@@ -76,6 +76,8 @@ def test_filter_stage_drops_planted_wrong_class_texts_and_keeps_right_ones(
         classes=["joy", "sadness"],
         max_calls_per_class=30,
         classifier_filter=ClassifierFilterConfig(min_probability=0.4),
+        # The server answers by arrival order: spare calls (timing) would change who gets what.
+        spare_calls=False,
     )
     with serve(answer) as server:
         backend = OpenAICompatibleBackend(server.url, "weak-model", api_key_env=None)

@@ -201,13 +201,15 @@ def test_the_executor_is_read_from_the_yaml_and_the_command_line() -> None:
 
 
 def _close(left: Any, right: Any) -> bool:
-    """Equal, floats to 1e-6: BLAS sums in a one-thread Ray worker may differ in the last bits."""
+    """Equal, floats to 1e-5 relative or 1e-6 absolute: BLAS sums in a one-thread Ray worker
+    differ in the last bits of the float32 embeddings (~1e-7), and a small statistic (a
+    bootstrap bound of a mean cosine near 0.01) carries that as ~2e-6 relative (seen)."""
     if isinstance(left, dict) and isinstance(right, dict):
         return left.keys() == right.keys() and all(_close(left[k], right[k]) for k in left)
     if isinstance(left, list) and isinstance(right, list):
         return len(left) == len(right) and all(map(_close, left, right))
     if isinstance(left, float) and isinstance(right, float):
-        return left == pytest.approx(right, rel=1e-6, abs=1e-9)
+        return left == pytest.approx(right, rel=1e-5, abs=1e-6)
     return bool(left == right)
 
 
