@@ -83,6 +83,7 @@ def test_report_shows_generation_and_dedup_counts_per_source(
         totals = run.totals()
         assert source["kept"] == totals["kept"] > 0
         assert source["calls"] == totals["calls"]
+        assert source["unused_calls"] == totals["unused_calls"]
         assert source["duplicates"] == totals["duplicates"] > 0
         # For the cost per F1 point in the report.
         assert source["prompt_tokens"] == totals["prompt_tokens"] > 0
@@ -97,6 +98,11 @@ def test_report_shows_generation_and_dedup_counts_per_source(
     checked = (("duplicates", "exact dup."), ("unique", "unique"), ("kept", "kept"))
     for key, title in (*checked, ("retries", "retries")):
         assert cells[columns.index(title)] == str(few_shot[key])
+    # Spare calls depend on timing; where any were made, the report shows them.
+    spared = any(s["unused_calls"] for s in stats.values())
+    assert ("unused" in columns) == spared
+    if spared:
+        assert cells[columns.index("unused")] == str(few_shot["unused_calls"])
     assert "sk-secret" not in markdown
     assert cells[columns.index("redacted")] == "no"
 

@@ -22,6 +22,7 @@ log = logging.getLogger("synthmix")
 COUNTS = (
     "calls",
     "cached_calls",
+    "unused_calls",
     "texts_returned",
     "unique",
     "kept",

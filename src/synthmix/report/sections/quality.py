@@ -52,6 +52,9 @@ def generation_sections(run: RunDir) -> list[Section]:
     if not stats:
         return sections
     columns: tuple[tuple[str, str], ...] = GENERATION_COLUMNS
+    if any(totals.get("unused_calls") for totals in stats.values()):
+        # Only runs that made spare calls have the column.
+        columns = (*columns[:2], ("unused_calls", "unused"), *columns[2:])
     if any(totals.get("classifier_dropped") for totals in stats.values()):
         # Only runs with a classifier filter have the column (in their generation report).
         columns = (*columns, ("classifier_dropped", "classifier drop"))
@@ -65,9 +68,11 @@ def generation_sections(run: RunDir) -> list[Section]:
     ]
     table = Table(headers, rows, frozenset(range(1, len(headers))))
     note = (
-        "What generating each source took: LLM calls (answered from the cache), texts the "
-        "model returned, distinct texts among them (unique; the last batch of a class can "
-        "overshoot its target, so unique can exceed kept), texts kept in the source, and "
+        "What generating each source took: LLM calls (answered from the cache; unused: "
+        "spare calls answered after their class reached its target, paid and cached but "
+        "not read), texts the model returned, distinct texts among them (unique; the last "
+        "batch of a class can overshoot its target, so unique can exceed kept), texts kept "
+        "in the source, and "
         "what was dropped: exact repeats, near-duplicates of kept texts (MinHash), "
         "near-copies of real texts (privacy leaks), degenerate outputs, and the last text of "
         "answers cut off at max_tokens; then the server's faults: requests retried and calls "
