@@ -218,20 +218,20 @@ def prompt_counters(url: str) -> dict[str, float]:
 
 
 @contextmanager
-def busy_slots(url: str, into: dict[str, float], every_s: float = 0.05) -> Iterator[None]:
+def busy_slots(
+    url: str, parallel: int, into: dict[str, float], every_s: float = 0.05
+) -> Iterator[None]:
     """Samples the server's `/slots` while the block runs: the mean number of slots
     processing a request, and the share of samples with every slot busy. That is what a
     client decides (how full it keeps the server); tokens/s also carries the noise of
     answers that differ from run to run."""
     samples: list[int] = []
-    size: list[int] = []
     stop = threading.Event()
 
     def poll() -> None:
         with httpx.Client(timeout=5.0) as client:
             while not stop.is_set():
                 slots = client.get(f"{url}/slots").json()
-                size[:] = [len(slots)]
                 samples.append(sum(1 for slot in slots if slot.get("is_processing")))
                 stop.wait(every_s)
 
@@ -248,7 +248,7 @@ def busy_slots(url: str, into: dict[str, float], every_s: float = 0.05) -> Itera
             into[key] = value - before[key]
         into["busy_slots"] = statistics.fmean(samples) if samples else 0.0
         into["all_busy_share"] = (
-            sum(1 for n in samples if size and n == size[0]) / len(samples) if samples else 0.0
+            sum(1 for n in samples if n == parallel) / len(samples) if samples else 0.0
         )
 
 
@@ -288,7 +288,7 @@ def main() -> None:
             order = clients if round_ % 2 == 0 else clients[::-1]
             for name in order:
                 occupancy: dict[str, float] = {}
-                with busy_slots(url, occupancy):
+                with busy_slots(url, args.parallel, occupancy):
                     if name == "bare":
                         got = asyncio.run(bare_run(url, bodies, args.parallel))
                     else:
