@@ -142,16 +142,24 @@ class ScriptedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            counted = False  # this request is in the server's in_flight count
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 reply = server._next(body, self.path, self.headers.get("Authorization", ""))
+                self.counted = True
                 try:
                     time.sleep(reply.delay_s)
                     self._send(reply, body)
                 except OSError:
                     pass  # the client gave up (timeout): nobody to answer
                 finally:
+                    self._done()
+
+            def _done(self) -> None:
+                if self.counted:
+                    self.counted = False
                     server._done()
 
             def _send(self, reply: Reply, body: dict[str, Any]) -> None:
@@ -172,6 +180,9 @@ class ScriptedServer:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
+                # Out of flight before the answer goes out: a client that reads it and sends
+                # its next request at once must not find this one still counted.
+                self._done()
                 self.wfile.write(raw)
 
             def log_message(self, format: str, *args: Any) -> None:
