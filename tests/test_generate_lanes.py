@@ -267,3 +267,57 @@ def test_spare_calls_fill_the_slots_a_slow_answer_leaves_idle_and_change_no_row(
 def hash_fraction(text: str) -> float:
     """A number in [0, 1) fixed by `text` (a request's duration)."""
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) / 16**8
+
+
+def test_a_class_not_yet_read_sizes_its_spare_calls_by_the_yield_seen_so_far(
+    cedr_train: LabeledData, tmp_path: Path
+) -> None:
+    """Every answer repeats its one text, so a call keeps half of what it asks for. While the
+    first class waits for a slow answer, the second (not read yet) prefetches what it needs
+    at the yield the run has seen (4 calls) plus `concurrency` - 1 spare, not what it would
+    need at full yield (2): the server's slots do not sit idle at a class's end."""
+    lock = threading.Lock()
+    requests: dict[str, list[float]] = {"joy": [], "sadness": []}
+    slow_done: list[float] = []
+
+    def answer(body: dict[str, Any]) -> str:
+        text = prompt_text(body)
+        label = next(label for name, label in NAMES.items() if f"«{name}»" in text)
+        with lock:
+            requests[label].append(time.monotonic())
+            slow = label == "joy" and len(requests["joy"]) == 3
+        if slow:
+            time.sleep(1.5)
+            slow_done.append(time.monotonic())
+        tag = hash_fraction(text)
+        return "\n".join(f"{i + 1}. Текст {label} {tag:.6f}" for i in range(2))
+
+    card = load_card(CARD)
+
+    def run(folder: str, spare: bool) -> Any:
+        (tmp_path / folder).mkdir()
+        backend = CachedBackend(
+            OpenAICompatibleBackend(server.url, "m", api_key_env=None, max_concurrency=8),
+            AnswerCache(tmp_path / folder / "cache.sqlite"),
+        )
+        config = GenerationConfig(
+            strategy="few-shot", per_class=4, texts_per_call=2, k=3, seed=1, concurrency=4,
+            classes=["joy", "sadness"], spare_calls=spare, redaction={"enabled": False},
+            dedup=DedupConfig(minhash=False),
+        )  # fmt: skip
+        return asyncio.run(
+            generate_until_unique(backend, "few-shot", card, cedr_train, config, False)
+        )
+
+    with serve(answer) as server:
+        spared = run("spare", True)
+        early = [t for t in requests["sadness"] if t < slow_done[0]]
+        assert len(early) >= 6  # at full yield the bound would stop at 2 + 3
+        # What it leaves unused stays within `concurrency` - 1 of its need.
+        assert spared.classes["sadness"].unused_calls <= 3
+        for calls in requests.values():
+            calls.clear()
+        slow_done.clear()
+        bounded = run("bounded", False)
+    pd.testing.assert_frame_equal(spared.data.frame, bounded.data.frame)
+    assert len(spared.data.frame) == 8
