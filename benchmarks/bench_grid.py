@@ -337,10 +337,17 @@ def main() -> None:
         full = full_grid_fits(config, 36, 3)
         grid = time_grid(config, folder / "run", args.jobs, full)
         print(json.dumps({"grid": grid}), flush=True)
-        old = time_old_path(config, folder / "run", args.old_fits, args.jobs, full)
-        for row in old["sampled_fits"]:
-            print(json.dumps({"old_path_sample": row}), flush=True)
-        new_s, old_s = grid["estimated_full_grid_s"], old["estimated_full_grid_s"]
+        new_s = grid["estimated_full_grid_s"]
+        versus = "--old-fits 0: today's per-cell path not sampled"
+        if args.old_fits > 0:
+            old = time_old_path(config, folder / "run", args.old_fits, args.jobs, full)
+            for row in old["sampled_fits"]:
+                print(json.dumps({"old_path_sample": row}), flush=True)
+            old_s = old["estimated_full_grid_s"]
+            versus = (
+                f"today's per-cell path, from {len(old['sampled_fits'])} sampled cells: "
+                f"~{old_s:.0f} s; ratio {old_s / new_s:.1f}x"
+            )
         print(
             f"ran {grid['fits']} fits ({grid['cells']} cells) in {grid['wall_s']:.0f} s wall "
             f"({grid['fits_per_s']} fits/s) with {args.jobs} workers, {grid['cpu_s']:.0f} CPU s "
@@ -350,8 +357,7 @@ def main() -> None:
         print(
             f"devlog grid ({grid['full_grid_fits']} fits: 36 sources, 3 seeds) on {args.jobs} "
             f"idle cores, from CPU time: ~{new_s:.0f} s ({grid['estimated_full_fits_per_s']} "
-            f"fits/s; target 300 s); today's per-cell path, from "
-            f"{len(old['sampled_fits'])} sampled cells: ~{old_s:.0f} s; ratio {old_s / new_s:.1f}x"
+            f"fits/s; target 300 s); {versus}"
         )
     if not args.no_parity:
         parity(args.parity_seeds, args.params)

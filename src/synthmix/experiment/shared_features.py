@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -97,6 +97,15 @@ class _Composed:
     seconds: float = field(default=0.0)
     groups: np.ndarray | None = None
 
+    def interned(self, seen: dict[str, str]) -> _Composed:
+        """Texts and labels as the one copy of each string that `seen` holds: every mix's
+        `tolist()` of pandas' string columns makes new string objects, and the devlog grid
+        held 771 mixes of up to 20k texts at once."""
+        self.texts = [seen.setdefault(text, text) for text in self.texts]
+        labels = [seen.setdefault(label, label) for label in self.labels]
+        self.labels = np.asarray(labels, dtype=object)
+        return self
+
 
 def shared_spec(classifier: ClassifierConfig) -> NgramSpec | None:
     """The n-gram counts this classifier can fit on, or None where it fits on texts."""
@@ -161,16 +170,19 @@ def _compose_all(
         else:
             here.append(task)
     groups = [(group, sources[key[0]]) for key, group in derived.items()]
+    results: Iterable[tuple[list[_Composed], int]]
     if workers > 1 and len(groups) > 1:
-        results = Parallel(n_jobs=workers)(
+        # As each group arrives, so that its texts are interned before the next one lands.
+        results = Parallel(n_jobs=workers, return_as="generator")(
             delayed(guarded)(os.getpid(), _compose_group, group, train, source)
             for group, source in groups
         )
     else:
-        results = [_compose_group(group, train, source) for group, source in groups]
-    composed = [_compose(task, train, sources) for task in here]
+        results = (_compose_group(group, train, source) for group, source in groups)
+    seen: dict[str, str] = {}
+    composed = [_compose(task, train, sources).interned(seen) for task in here]
     for items, augmented in results:
-        composed.extend(items)
+        composed.extend(item.interned(seen) for item in items)
         stats.augmented_texts += augmented
     stats.compose_s += sum(c.seconds for c in composed)
     return composed
